@@ -1,0 +1,201 @@
+"""The text engine interface, in plain types.
+
+Engines never see Flask or OpenAI types: the API and the UI turn their requests into a
+`GenerationRequest` once, and read back `Delta`s. Streaming is the primitive; a whole
+answer is the collected stream (`Generation.collect`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+FINISH_STOP = "stop"
+FINISH_LENGTH = "length"
+FINISH_CANCELLED = "cancelled"
+
+_ids = itertools.count(1)
+
+
+def new_request_id(prefix: str = "gen") -> str:
+    """A process-unique, unguessable-enough id for a generation."""
+    return f"{prefix}-{os.urandom(6).hex()}{next(_ids):x}"
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to pick tokens and when to stop. Defaults mean "no effect"."""
+
+    max_tokens: int | None = None  # None: until the context is full
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 disables
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    penalty_last_n: int = 64
+    seed: int | None = None  # None: a fresh random seed per request
+    stop: tuple[str, ...] = ()
+    logit_bias: Mapping[int, float] = field(default_factory=dict)
+    grammar: str | None = None  # GBNF text
+    json_schema: Mapping | None = None  # turned into a grammar by the engine
+    logprobs: int | None = None  # None: off; N >= 0: the chosen token plus N alternatives
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation: a prompt (text or token ids) and how to continue it."""
+
+    prompt: str | Sequence[int]
+    params: SamplingParams = field(default_factory=SamplingParams)
+    echo: bool = False  # first emit the prompt itself (with its logprobs, if asked)
+    request_id: str = field(default_factory=new_request_id)
+    timeout: float | None = None  # seconds from submission until the request is cancelled
+
+
+@dataclass(frozen=True)
+class TopLogprob:
+    token: str
+    bytes: bytes
+    logprob: float
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """The log-probability of one generated (or echoed) token and its best alternatives."""
+
+    token: str
+    bytes: bytes
+    logprob: float | None  # None for the first echoed prompt token
+    top: tuple[TopLogprob, ...] = ()
+    offset: int = 0  # character offset of this token in the generated text
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0  # prompt tokens whose evaluation was reused from the cache
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of a generation. The last one has `finish_reason` and `usage` set.
+
+    `text` is always whole characters and never holds any part of a stop string.
+    """
+
+    text: str = ""
+    logprobs: tuple[TokenLogprob, ...] = ()
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A whole generation: the collected deltas."""
+
+    text: str
+    finish_reason: str
+    usage: Usage
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: str
+    loader: str
+    n_ctx: int  # the context one request may use
+    n_ctx_train: int
+    n_vocab: int
+    chat_template: str | None
+    bos_token: str
+    eos_token: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    slots: int
+    busy_slots: int
+    queued: int
+
+
+class Generation(Iterator[Delta]):
+    """A running generation: iterate it for deltas, or `collect()` the whole answer.
+
+    Closing it (or leaving a `with` block) before the end cancels the work.
+    """
+
+    request_id: str
+
+    def __next__(self) -> Delta:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def cancel(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.cancel()
+
+    def __enter__(self) -> Generation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def collect(self) -> Completion:
+        text: list[str] = []
+        logprobs: list[TokenLogprob] = []
+        finish, usage = None, None
+        with self:
+            for delta in self:
+                text.append(delta.text)
+                logprobs.extend(delta.logprobs)
+                if delta.finish_reason:
+                    finish, usage = delta.finish_reason, delta.usage
+        assert finish is not None and usage is not None, "stream ended without a final delta"
+        return Completion("".join(text), finish, usage, tuple(logprobs))
+
+
+@runtime_checkable
+class TextEngine(Protocol):
+    """What every text backend offers. One instance serves one loaded model."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        """Queue a generation and return its stream at once (raises on invalid requests)."""
+
+    def tokenize(self, text: str, *, add_bos: bool = True, special: bool = True) -> list[int]: ...
+
+    def detokenize(self, tokens: Sequence[int]) -> str: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def token_logprobs(
+        self, prompt: str | Sequence[int], params: SamplingParams, top_n: int, use_samplers: bool
+    ) -> list[TopLogprob]:
+        """The most likely next tokens after `prompt`, before or after sampling filters."""
+
+    def cancel(self, request_id: str) -> bool:
+        """Stop one generation; False when no such generation is running."""
+
+    def cancel_all(self) -> int: ...
+
+    def stats(self) -> EngineStats: ...
+
+    def close(self) -> None:
+        """Cancel everything and free the model."""
