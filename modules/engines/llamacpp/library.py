@@ -1,0 +1,29 @@
+"""Importing llama-cpp-python lazily, with a clear error when it is missing."""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+
+from ...errors import NotInstalled
+
+
+@functools.cache
+def llama_library() -> ModuleType:
+    """The low-level `llama_cpp` bindings, with the backend initialised once per process."""
+    try:
+        import llama_cpp
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise NotInstalled(
+            "The llama.cpp engine needs llama-cpp-python: pip install -r requirements/base.txt"
+        ) from exc
+    llama_cpp.llama_backend_init()
+    return llama_cpp
+
+
+def set_library_logging(verbose: bool) -> None:
+    """llama.cpp prints every load detail to stderr unless told otherwise."""
+    llama_library()
+    from llama_cpp import _logger
+
+    _logger.set_verbose(verbose)

@@ -1,0 +1,118 @@
+"""A loaded GGUF file: its weights, vocabulary and metadata.
+
+Everything here only reads the model and its vocabulary, which llama.cpp never changes
+after loading, so these calls are safe from any thread. Anything that touches a context
+(evaluation, sampling, the KV cache) belongs to the scheduler's thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+from pathlib import Path
+
+from ...errors import EngineFailure, InvalidRequest
+from .library import llama_library
+
+
+class LlamaModel:
+    def __init__(self, path: Path, *, gpu_layers: int = 0) -> None:
+        lib = llama_library()
+        self._lib = lib
+        params = lib.llama_model_default_params()
+        params.n_gpu_layers = gpu_layers
+        self.path = path
+        self.ptr = lib.llama_model_load_from_file(str(path).encode(), params)
+        if not self.ptr:
+            raise EngineFailure(f"llama.cpp could not load the model file {path.name}")
+        self.vocab = lib.llama_model_get_vocab(self.ptr)
+        self.n_vocab = lib.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train = lib.llama_model_n_ctx_train(self.ptr)
+        self.bos = lib.llama_vocab_bos(self.vocab)
+        self.eos = lib.llama_vocab_eos(self.vocab)
+        self.add_bos = bool(lib.llama_vocab_get_add_bos(self.vocab))
+        self.metadata = self._read_metadata()
+        self._pieces: dict[int, bytes] = {}
+
+    def _read_metadata(self) -> dict[str, str]:
+        lib, out = self._lib, {}
+        buf = ctypes.create_string_buffer(1 << 20)  # chat templates can be long
+        for i in range(lib.llama_model_meta_count(self.ptr)):
+            n = lib.llama_model_meta_key_by_index(self.ptr, i, buf, len(buf))
+            if n < 0:
+                continue
+            key = buf.value.decode("utf-8", "replace")
+            n = lib.llama_model_meta_val_str_by_index(self.ptr, i, buf, len(buf))
+            if n < 0:
+                continue
+            out[key] = buf.raw[: min(n, len(buf) - 1)].decode("utf-8", "replace")
+        return out
+
+    @property
+    def chat_template(self) -> str | None:
+        return self.metadata.get("tokenizer.chat_template")
+
+    def tokenize(self, text: str, *, add_bos: bool = True, special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        tokens = (ctypes.c_int32 * capacity)()
+        n = self._lib.llama_tokenize(self.vocab, data, len(data), tokens, capacity,
+                                     add_bos and self.add_bos, special)
+        if n < 0:  # cannot happen with one slot per byte plus specials, but be exact
+            capacity = -n
+            tokens = (ctypes.c_int32 * capacity)()
+            n = self._lib.llama_tokenize(self.vocab, data, len(data), tokens, capacity,
+                                         add_bos and self.add_bos, special)
+        return list(tokens[:n])
+
+    def piece(self, token: int) -> bytes:
+        """The bytes one token contributes to generated text (special tokens render empty)."""
+        cached = self._pieces.get(token)
+        if cached is not None:
+            return cached
+        buf = ctypes.create_string_buffer(64)
+        n = self._lib.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+        piece = buf.raw[:n]
+        self._pieces[token] = piece
+        return piece
+
+    def token_text(self, token: int) -> bytes:
+        """The token as text, special tokens included (for logprob listings)."""
+        buf = ctypes.create_string_buffer(128)
+        n = self._lib.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
+        return buf.raw[:n]
+
+    def detokenize(self, tokens: Sequence[int], *, special: bool = False) -> str:
+        self.check_tokens(tokens)
+        if not tokens:
+            return ""
+        array = (ctypes.c_int32 * len(tokens))(*tokens)
+        capacity = 16 * len(tokens) + 16
+        buf = ctypes.create_string_buffer(capacity)
+        n = self._lib.llama_detokenize(self.vocab, array, len(tokens), buf, capacity, True, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_detokenize(self.vocab, array, len(tokens), buf, -n, True, special)
+        return buf.raw[:n].decode("utf-8", "replace")
+
+    def check_tokens(self, tokens: Sequence[int]) -> None:
+        for token in tokens:
+            if not isinstance(token, int) or isinstance(token, bool) or not 0 <= token < self.n_vocab:
+                raise InvalidRequest(
+                    f"Invalid token id {token!r}: this model's vocabulary has {self.n_vocab} tokens.",
+                    param="prompt",
+                )
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return bool(self._lib.llama_vocab_is_eog(self.vocab, token))
+
+    def close(self) -> None:
+        if self.ptr:
+            self._lib.llama_model_free(self.ptr)
+            self.ptr = None

@@ -1,0 +1,377 @@
+"""The per-model worker: one OS thread that owns the llama.cpp context.
+
+Request handlers never call into the context. They hand a `Job` to the scheduler and read
+deltas from its channel. The scheduler keeps `parallel` sequence slots in one context;
+each step it builds one batch holding the next token of every generating sequence plus a
+chunk of any prompt still being evaluated, runs one `llama_decode`, and samples each
+sequence with its own sampler chain. New jobs join between steps; a cancelled job leaves
+between steps, so its slot is free within one decode. Each slot remembers the tokens in
+its part of the cache, and a new job takes the free slot that shares the longest prefix
+with its prompt: the next turn of a conversation only evaluates what is new.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import EngineFailure, HearthError
+from ..base import (
+    FINISH_CANCELLED,
+    FINISH_LENGTH,
+    FINISH_STOP,
+    Delta,
+    EngineStats,
+    TokenLogprob,
+    Usage,
+)
+from ..crossthread import Empty, Inbox, Mailer, start_thread
+from ..text_assembler import TextAssembler
+from .batch import Batch
+from .jobs import Job, probe_entries
+from .library import llama_library
+from .model import LlamaModel
+from .sampler import SequenceSampler, filtered_logprobs, log_softmax, logits_at, top_logprobs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ContextOptions:
+    n_ctx: int  # per sequence
+    parallel: int
+    threads: int
+    threads_batch: int
+    batch_size: int
+
+
+@dataclass
+class Slot:
+    seq_id: int
+    cached: list[int]  # the tokens whose KV this sequence holds, positions 0..n-1
+    job: Job | None = None
+
+
+_WAKE = object()
+_STOP = object()
+
+
+class Scheduler:
+    def __init__(self, path: Path, options: ContextOptions, mailer: Mailer) -> None:
+        self._path = path
+        self._model: LlamaModel | None = None
+        self._mailer = mailer
+        self._options = options
+        self._inbox = Inbox()
+        self._waiting: deque[Job] = deque()
+        self._jobs: dict[str, Job] = {}  # every job not yet finished, by request id
+        self._slots = [Slot(i, []) for i in range(options.parallel)]
+        self._ctx = None
+        self._batch: Batch | None = None
+        self._lib = llama_library()
+        self.n_ctx = options.n_ctx
+        self._ready = mailer.channel()
+        start_thread(self._run, name=f"llama:{path.name}")
+        outcome = self._ready.get()  # waits without blocking gevent's loop
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+    @property
+    def model(self) -> LlamaModel:
+        assert self._model is not None
+        return self._model
+
+    # --- Any thread ----------------------------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        self._jobs[job.id] = job
+        self._inbox.put(job)
+
+    def cancel(self, request_id: str) -> bool:
+        job = self._jobs.get(request_id)
+        if job is None:
+            return False
+        job.cancelled = True
+        self._inbox.put(_WAKE)
+        return True
+
+    def cancel_all(self) -> int:
+        jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancelled = True
+        self._inbox.put(_WAKE)
+        return len(jobs)
+
+    def stats(self) -> EngineStats:
+        busy = sum(1 for slot in self._slots if slot.job is not None)
+        return EngineStats(slots=len(self._slots), busy_slots=busy,
+                           queued=max(0, len(self._jobs) - busy))
+
+    def stop(self) -> None:
+        """Cancel everything, free the context, and end the thread."""
+        done = self._mailer.channel()
+        self._inbox.put((_STOP, done))
+        done.get()
+
+    # --- The scheduler's thread ----------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._model = LlamaModel(self._path)  # loaded on this thread, like every other call
+            self.n_ctx = self._options.n_ctx or self._model.n_ctx_train
+            self._open_context()
+        except BaseException as exc:  # report load failures to the caller, do not die silently
+            if self._model is not None:
+                self._model.close()
+            self._ready.put(exc if isinstance(exc, HearthError) else
+                            EngineFailure(f"Could not load {self._path.name}: {exc}"))
+            return
+        self._ready.put(True)
+        stopped_by = None
+        while stopped_by is None:
+            try:
+                stopped_by = self._serve_once()
+            except Exception:  # a bug must not leave callers waiting forever
+                log.exception("scheduler step failed; failing the running requests")
+                self._fail_active(EngineFailure("The engine failed while generating."))
+        self._shutdown(stopped_by)
+
+    def _open_context(self) -> None:
+        lib, o = self._lib, self._options
+        params = lib.llama_context_default_params()
+        params.n_ctx = self.n_ctx * o.parallel
+        params.n_batch = params.n_ubatch = max(o.batch_size, o.parallel)
+        params.n_seq_max = o.parallel
+        params.n_threads = o.threads
+        params.n_threads_batch = o.threads_batch
+        params.kv_unified = False  # each sequence gets its own n_ctx cells
+        params.no_perf = True
+        self._ctx = lib.llama_init_from_model(self._model.ptr, params)
+        if not self._ctx:
+            raise EngineFailure("llama.cpp could not create a context (out of memory?)")
+        self._memory = lib.llama_get_memory(self._ctx)
+        self._batch = Batch(params.n_batch)
+
+    def _serve_once(self):
+        """Take commands, admit waiting jobs, run one step. Returns the stop reply, if any."""
+        idle = not self._waiting and all(slot.job is None for slot in self._slots)
+        command = self._inbox.get() if idle else _WAKE
+        while True:
+            if isinstance(command, Job):
+                self._waiting.append(command)
+            elif isinstance(command, tuple) and command[0] is _STOP:
+                return command[1]
+            try:
+                command = self._inbox.get_nowait()
+            except Empty:
+                break
+        self._drop_cancelled()
+        self._admit()
+        if any(slot.job is not None for slot in self._slots):
+            self._step()
+        return None
+
+    def _drop_cancelled(self) -> None:
+        now = time.monotonic()
+        for job in list(self._waiting):
+            if job.cancelled or (job.deadline and now > job.deadline):
+                self._waiting.remove(job)
+                self._finish(job, FINISH_CANCELLED)
+        for slot in self._slots:
+            job = slot.job
+            if job and (job.cancelled or (job.deadline and now > job.deadline)):
+                self._finish(job, FINISH_CANCELLED)
+
+    def _admit(self) -> None:
+        while self._waiting:
+            free = [slot for slot in self._slots if slot.job is None]
+            if not free:
+                return
+            job = self._waiting.popleft()
+            try:
+                job.sampler = SequenceSampler(self._model, job.params, job.prompt)
+            except HearthError as exc:
+                self._fail(job, exc)
+                continue
+            self._place(job, free)
+
+    def _place(self, job: Job, free: list[Slot]) -> None:
+        """Put the job in the free slot whose cache shares the longest prefix with it."""
+        def shared(slot: Slot) -> int:
+            return _common_prefix(slot.cached, job.prompt)
+
+        slot = max(free, key=shared)
+        reuse = 0 if job.wants_echo_logprobs else min(shared(slot), len(job.prompt) - 1)
+        if not self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, reuse, -1):
+            self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+            reuse = 0
+        del slot.cached[reuse:]
+        slot.job = job
+        job.seq_id = slot.seq_id
+        job.prefilled = job.reused = reuse
+        job.assembler = TextAssembler(job.params.stop)
+
+    def _step(self) -> None:
+        batch = self._batch
+        batch.clear()
+        to_sample: list[tuple[Job, int]] = []
+        prefill_chunks: list[tuple[Job, int, int]] = []  # job, batch index, length
+        for slot in self._slots:
+            job = slot.job
+            if job is not None and job.next_token is not None:
+                index = batch.add([job.next_token], len(slot.cached), slot.seq_id)
+                slot.cached.append(job.next_token)
+                job.next_token = None
+                to_sample.append((job, index))
+        budget = batch.room if not to_sample else min(batch.room, self._prefill_chunk())
+        for slot in self._slots:
+            job = slot.job
+            if job is None or not job.in_prefill or budget <= 0:
+                continue
+            chunk = job.prompt[job.prefilled: job.prefilled + budget]
+            last = job.prefilled + len(chunk) == len(job.prompt)
+            outputs = "all" if job.wants_echo_logprobs else ("last" if last else "none")
+            index = batch.add(chunk, len(slot.cached), slot.seq_id, outputs)
+            slot.cached.extend(chunk)
+            job.prefilled += len(chunk)
+            budget -= len(chunk)
+            prefill_chunks.append((job, index, len(chunk)))
+            if last:
+                to_sample.append((job, index + len(chunk) - 1))
+        if batch.size == 0:
+            return
+        code = self._lib.llama_decode(self._ctx, batch.as_struct())
+        if code != 0:
+            jobs = {job for job, _ in to_sample} | {job for job, _, _ in prefill_chunks}
+            for job in jobs:
+                self._forget_cache(job.seq_id)
+                self._fail(job, EngineFailure(f"llama_decode failed with code {code}."))
+            return
+        for job, index, length in prefill_chunks:
+            if job.wants_echo_logprobs:
+                self._collect_echo_logprobs(job, index, length)
+        for job, index in to_sample:
+            if self._slots[job.seq_id].job is job:
+                self._advance(job, index)
+
+    def _prefill_chunk(self) -> int:
+        """While others generate, evaluate prompts in small bites so their tokens keep flowing."""
+        return max(16, self._options.batch_size // 4)
+
+    def _advance(self, job: Job, index: int) -> None:
+        """Sample the next token of `job` from the logits at batch `index`, and emit it."""
+        model = self._model
+        if job.first_token_at is None:
+            job.first_token_at = time.monotonic()
+            if job.probe:
+                self._answer_probe(job, index)
+                return
+            if job.echo_text is not None:
+                job.channel.put(Delta(text=job.echo_text, logprobs=tuple(job.echo_logprobs)))
+        logprobs = None
+        if job.wants_logprobs:
+            logprobs = log_softmax(logits_at(self._ctx, index, model.n_vocab))
+        token = job.sampler.sample(self._ctx, index)
+        if model.is_end_of_generation(token) and not job.params.ignore_eos:
+            self._finish(job, FINISH_STOP)
+            return
+        job.generated += 1
+        entry = None
+        if logprobs is not None:
+            piece = model.token_text(token)
+            entry = TokenLogprob(piece.decode("utf-8", "replace"), piece, float(logprobs[token]),
+                                 top_logprobs(model, logprobs, job.params.logprobs))
+        text, ready = job.assembler.feed(model.piece(token), entry)
+        if text or ready:
+            job.channel.put(Delta(text=text, logprobs=tuple(ready)))
+        slot = self._slots[job.seq_id]
+        if job.assembler.stopped:
+            self._finish(job, FINISH_STOP)
+        elif job.generated >= job.limit or len(slot.cached) + 1 > self.n_ctx:
+            self._finish(job, FINISH_LENGTH)
+        else:
+            job.next_token = token
+
+    def _collect_echo_logprobs(self, job: Job, index: int, length: int) -> None:
+        """Prompt token p gets its logprob from the logits at position p - 1."""
+        model, n = self._model, job.params.logprobs or 0
+        first = job.prefilled - length
+        for i in range(length):
+            position = first + i
+            token = job.prompt[position]
+            piece = model.token_text(token)
+            if position == 0 or job.last_logprobs is None:
+                if not (position == 0 and token == model.bos and model.add_bos):
+                    job.echo_logprobs.append(TokenLogprob(piece.decode("utf-8", "replace"), piece, None))
+            else:
+                lp = job.last_logprobs
+                job.echo_logprobs.append(TokenLogprob(
+                    piece.decode("utf-8", "replace"), piece, float(lp[token]),
+                    top_logprobs(model, lp, n)))
+            job.last_logprobs = log_softmax(logits_at(self._ctx, index + i, model.n_vocab))
+
+    def _answer_probe(self, job: Job, index: int) -> None:
+        logits = logits_at(self._ctx, index, self._model.n_vocab)
+        logprobs = filtered_logprobs(logits, job.params) if job.probe.use_samplers else log_softmax(logits)
+        top = top_logprobs(self._model, logprobs, job.probe.top_n)
+        job.channel.put(Delta(logprobs=probe_entries(top)))
+        self._finish(job, FINISH_STOP)
+
+    def _finish(self, job: Job, reason: str) -> None:
+        text, ready = ("", [])
+        if job.assembler is not None and reason != FINISH_CANCELLED:
+            text, ready = job.assembler.finish()
+        usage = Usage(prompt_tokens=len(job.prompt), completion_tokens=job.generated,
+                      cached_tokens=job.reused)
+        job.channel.put(Delta(text=text, logprobs=tuple(ready), finish_reason=reason, usage=usage))
+        self._release(job)
+
+    def _fail(self, job: Job, error: HearthError) -> None:
+        job.channel.put(error)
+        self._release(job)
+
+    def _release(self, job: Job) -> None:
+        if job.sampler is not None:
+            job.sampler.free()
+            job.sampler = None
+        if 0 <= job.seq_id < len(self._slots) and self._slots[job.seq_id].job is job:
+            self._slots[job.seq_id].job = None
+        self._jobs.pop(job.id, None)
+
+    def _forget_cache(self, seq_id: int) -> None:
+        self._lib.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
+        self._slots[seq_id].cached.clear()
+
+    def _fail_active(self, error: HearthError) -> None:
+        for slot in self._slots:
+            if slot.job is not None:
+                self._forget_cache(slot.seq_id)
+                self._fail(slot.job, error)
+
+    def _shutdown(self, reply) -> None:
+        for job in list(self._waiting):
+            self._finish(job, FINISH_CANCELLED)
+        self._waiting.clear()
+        for slot in self._slots:
+            if slot.job is not None:
+                self._finish(slot.job, FINISH_CANCELLED)
+        if self._ctx:
+            self._lib.llama_free(self._ctx)
+            self._ctx = None
+        self._model.close()
+        reply.put(True)
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    left, right = np.asarray(a[:n]), np.asarray(b[:n])
+    diff = np.flatnonzero(left != right)
+    return int(diff[0]) if diff.size else n
+

@@ -1,0 +1,303 @@
+"""The one settings object, and the one function that builds it.
+
+Every setting is a field of `Settings`. Its flag (`--field-name`), its environment
+variable (if any) and its settings.yaml key (the field name) all derive from that one
+declaration, so `--help`, docs/configuration.md and the loader cannot disagree.
+
+Precedence, highest first: command-line flag > OPENEDAI_* environment variable >
+settings.yaml (or --settings FILE) > default. Each layer is validated on its own so that
+a bad value is reported with the layer and the key it came from, in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXTENSION_PARAM_KEY = re.compile(r"^(?P<ext>[A-Za-z0-9_]+)-(?P<param>[A-Za-z0-9_]+)$")
+
+
+class SettingsError(Exception):
+    """A bad setting: the message is one line naming the source and the key."""
+
+
+def _opt(default: Any, help: str, *, env: str | None = None, cli: bool = True,
+         in_yaml: bool = True, metavar: str | None = None) -> Any:
+    extra = {"env": env, "cli": cli, "yaml": in_yaml, "metavar": metavar}
+    return Field(default, description=help, json_schema_extra=extra)
+
+
+Port = int
+
+
+class Settings(BaseModel):
+    """Everything Hearth can be told at start-up. Frozen: built once, then only read."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # --- Model and engine -------------------------------------------------------------
+    model: str | None = _opt(
+        None,
+        "Model to load at start: a file name in --model-dir, a path to a .gguf file, or "
+        "nothing for the built-in SmolLM2-135M-Instruct.",
+        metavar="NAME",
+    )
+    model_dir: Path | None = _opt(
+        None, "Folder of .gguf models to list and load (default: USER_DATA_DIR/models).",
+        metavar="DIR")
+    loader: str = _opt("llama.cpp", "Text engine used to load models.", metavar="NAME")
+    ctx_size: int = _opt(
+        4096, "Context window per request, in tokens (0: the model's training context).",
+        metavar="N")
+    threads: int = _opt(0, "Threads for generation (0: automatic).", metavar="N")
+    threads_batch: int = _opt(0, "Threads for prompt processing (0: automatic).", metavar="N")
+    batch_size: int = _opt(512, "Largest number of prompt tokens evaluated in one step.",
+                           metavar="N")
+    parallel: int = _opt(1, "Sequences generated at once by one model (batched decoding).",
+                         metavar="N")
+
+    # --- Web UI -----------------------------------------------------------------------
+    listen: bool = _opt(False, "Listen on all network interfaces instead of loopback only.")
+    listen_host: str | None = _opt(None, "Address to listen on (implies --listen).",
+                                   metavar="HOST")
+    listen_port: Port = _opt(7860, "Port of the browser UI.", metavar="PORT")
+    nowebui: bool = _opt(False, "Serve the API only, without the browser UI.")
+    character: str = _opt("Assistant", "Character the UI starts with.", metavar="NAME")
+
+    # --- API --------------------------------------------------------------------------
+    api: bool = _opt(False, "Serve the OpenAI-compatible API (the 'openai' extension).")
+    api_port: Port = _opt(5000, "Port of the API.", env="OPENEDAI_PORT", metavar="PORT")
+    api_key: str = _opt("", "Require this key (Authorization: Bearer KEY) on every API call.",
+                        metavar="KEY")
+    admin_key: str = _opt(
+        "", "Key for model load/unload and other admin calls (default: the API key).",
+        metavar="KEY")
+    api_enable_ipv6: bool = _opt(False, "Also serve the API on IPv6 (::1, or :: with --listen).",
+                                 env="OPENEDAI_ENABLE_IPV6")
+    api_disable_ipv4: bool = _opt(False, "Do not serve the API on IPv4.",
+                                  env="OPENEDAI_DISABLE_IPV4")
+    api_debug: bool = _opt(False, "Log every API request.", env="OPENEDAI_DEBUG")
+    public_api: bool = _opt(False, "Publish the API through a Cloudflare quick tunnel.")
+    public_api_id: str | None = _opt(None, "Run this named Cloudflare tunnel instead.",
+                                     metavar="ID")
+    ssl_keyfile: Path | None = _opt(None, "TLS private key file: serve HTTPS.",
+                                    env="OPENEDAI_KEY_PATH", metavar="FILE")
+    ssl_certfile: Path | None = _opt(None, "TLS certificate file: serve HTTPS.",
+                                     env="OPENEDAI_CERT_PATH", metavar="FILE")
+    embedding_model: str = _opt("all-MiniLM-L6-v2",
+                                "Embedding model: a known name or a local folder.",
+                                env="OPENEDAI_EMBEDDING_MODEL", metavar="NAME")
+    embedding_device: str = _opt("cpu", "Device for embedding models.",
+                                 env="OPENEDAI_EMBEDDING_DEVICE", metavar="DEVICE")
+
+    # --- Extensions and files ---------------------------------------------------------
+    extensions: list[str] = _opt(
+        [], "Extensions to enable (settings.yaml: default_extensions).", metavar="NAME")
+    extension_params: dict[str, dict[str, Any]] = _opt(
+        {}, "Extension parameters, from settings.yaml keys of the form <extension>-<param>.",
+        cli=False, in_yaml=False)
+    settings: Path | None = _opt(
+        None, "Settings file to read (default: USER_DATA_DIR/settings.yaml if it exists).",
+        in_yaml=False, metavar="FILE")
+    user_data_dir: Path = _opt(PROJECT_ROOT / "user_data",
+                               "Folder for models, characters, presets, chat logs and cache.",
+                               in_yaml=False, metavar="DIR")
+    verbose: bool = _opt(False, "Log more detail, including the engine's own messages.")
+
+    # --- Derived values ---------------------------------------------------------------
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir or self.user_data_dir / "models"
+
+    @property
+    def effective_admin_key(self) -> str:
+        return self.admin_key or self.api_key
+
+    @property
+    def api_enabled(self) -> bool:
+        return self.api or "openai" in self.extensions
+
+    @property
+    def enabled_extensions(self) -> list[str]:
+        names = list(dict.fromkeys(self.extensions))
+        if self.api and "openai" not in names:
+            names.insert(0, "openai")
+        return names
+
+
+YAML_ALIASES = {"default_extensions": "extensions"}
+
+
+# --- Introspection: the table that --help, the loader and the docs share --------------------
+
+def field_meta(name: str) -> dict[str, Any]:
+    info = Settings.model_fields[name]
+    extra = dict(info.json_schema_extra or {})
+    return {
+        "name": name,
+        "help": info.description or "",
+        "default": info.default,
+        "annotation": info.annotation,
+        "env": extra.get("env"),
+        "cli": extra.get("cli", True),
+        "yaml": extra.get("yaml", True),
+        "metavar": extra.get("metavar"),
+        "flag": "--" + name.replace("_", "-") if extra.get("cli", True) else None,
+    }
+
+
+def all_fields() -> list[dict[str, Any]]:
+    return [field_meta(name) for name in Settings.model_fields]
+
+
+def env_names() -> dict[str, str]:
+    """Environment variable -> field name."""
+    return {m["env"]: m["name"] for m in all_fields() if m["env"]}
+
+
+def _is_bool(annotation: Any) -> bool:
+    return annotation is bool
+
+
+def _is_list(annotation: Any) -> bool:
+    return get_origin(annotation) is list
+
+
+# --- Parsing each layer ------------------------------------------------------------------------
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line, not usage plus an error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SettingsError(f"command line: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="server.py",
+        description="Hearth: a local, private home for language models. Serves a browser "
+        "chat UI and, with --api, an OpenAI-compatible API.",
+        epilog="Every flag can also be set in settings.yaml under the same name with "
+        "underscores (e.g. ctx_size: 8192); see docs/configuration.md.",
+        argument_default=argparse.SUPPRESS,
+    )
+    for meta in all_fields():
+        if not meta["cli"]:
+            continue
+        help_text = meta["help"]
+        if meta["env"]:
+            help_text += f" [env: {meta['env']}]"
+        annotation = meta["annotation"]
+        if _is_bool(annotation):
+            parser.add_argument(meta["flag"], dest=meta["name"], help=help_text,
+                                action=argparse.BooleanOptionalAction)
+        elif _is_list(annotation):
+            parser.add_argument(meta["flag"], dest=meta["name"], help=help_text, nargs="*",
+                                metavar=meta["metavar"])
+        else:
+            default = meta["default"]
+            if default not in (None, "", [], {}) and not isinstance(default, Path):
+                help_text += f" (default: {default})"
+            parser.add_argument(meta["flag"], dest=meta["name"], help=help_text,
+                                metavar=meta["metavar"])
+    return parser
+
+
+def _check(name: str, value: Any, source: str) -> Any:
+    """Validate one value for one field; the error names the source and the key."""
+    annotation = Settings.model_fields[name].annotation
+    if _is_list(annotation) and isinstance(value, str):
+        value = [part for part in re.split(r"[,\s]+", value) if part]
+    try:
+        checked = TypeAdapter(annotation).validate_python(value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        raise SettingsError(f"{source}: invalid value {value!r} for {name}: {reason}") from None
+    _check_range(name, checked, source)
+    return checked
+
+
+_NON_NEGATIVE = {"ctx_size", "threads", "threads_batch"}
+_POSITIVE = {"batch_size", "parallel"}
+_PORTS = {"listen_port", "api_port"}
+
+
+def _check_range(name: str, value: Any, source: str) -> None:
+    if name in _PORTS and not 1 <= value <= 65535:
+        raise SettingsError(f"{source}: invalid value {value!r} for {name}: not a port (1-65535)")
+    if name in _NON_NEGATIVE and value < 0:
+        raise SettingsError(f"{source}: invalid value {value!r} for {name}: must be >= 0")
+    if name in _POSITIVE and value < 1:
+        raise SettingsError(f"{source}: invalid value {value!r} for {name}: must be >= 1")
+
+
+def _cli_layer(argv: Sequence[str]) -> dict[str, Any]:
+    parsed = vars(build_parser().parse_args(list(argv)))
+    flags = {m["name"]: m["flag"] for m in all_fields()}
+    return {name: _check(name, value, f"command line {flags[name]}") for name, value in parsed.items()}
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer = {}
+    for env, name in env_names().items():
+        raw = environ.get(env)
+        if raw is None or raw == "":
+            continue
+        layer[name] = _check(name, raw, f"environment {env}")
+    return layer
+
+
+def _yaml_layer(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"{source}: cannot read settings file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise SettingsError(f"{source}: malformed YAML{where}: {problem}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
+    yaml_fields = {m["name"] for m in all_fields() if m["yaml"]}
+    layer: dict[str, Any] = {}
+    extension_params: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        key = str(key)
+        name = YAML_ALIASES.get(key, key)
+        if name in yaml_fields:
+            layer[name] = _check(name, value, f"{source}: key '{key}'")
+        elif match := EXTENSION_PARAM_KEY.match(key):
+            extension_params.setdefault(match["ext"], {})[match["param"]] = value
+        else:
+            raise SettingsError(f"{source}: unknown key '{key}'")
+    return layer, extension_params
+
+
+def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings: flag > OPENEDAI_* environment > settings.yaml > default."""
+    environ = os.environ if environ is None else environ
+    cli = _cli_layer(argv)
+    env = _env_layer(environ)
+    user_data_dir = Path(cli.get("user_data_dir", field_meta("user_data_dir")["default"]))
+    settings_file = cli.get("settings")
+    if settings_file is None and (user_data_dir / "settings.yaml").is_file():
+        settings_file = user_data_dir / "settings.yaml"
+    file_layer, extension_params = _yaml_layer(Path(settings_file)) if settings_file else ({}, {})
+    merged = {**file_layer, **env, **cli, "extension_params": extension_params}
+    if merged.get("listen_host"):
+        merged["listen"] = True
+    return Settings(**merged)
