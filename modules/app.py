@@ -1,0 +1,101 @@
+"""create_app(settings): build the services and the Flask app that serves them.
+
+All runtime state lives on the app (`app.extensions["hearth"]`, a `Services`), never in
+module globals, so every test can build a fresh app.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app, jsonify
+
+from .engines.crossthread import Mailer, make_mailer
+from .engines.manager import ModelManager
+from .engines.registry import LoadOptions, default_loaders
+from .extensions import Extension, extension_dirs, load_extensions
+from .settings import PROJECT_ROOT, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    models: ModelManager
+    mailer: Mailer
+    extensions: list[Extension] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.models.close()
+        self.mailer.close()
+
+
+def services() -> Services:
+    """The services of the app handling the current request."""
+    return current_app.extensions["hearth"]
+
+
+def load_options(settings: Settings) -> LoadOptions:
+    cpus = os.cpu_count() or 1
+    return LoadOptions(
+        ctx_size=settings.ctx_size,
+        threads=settings.threads or max(1, cpus // 2),
+        threads_batch=settings.threads_batch or cpus,
+        batch_size=settings.batch_size,
+        parallel=settings.parallel,
+    )
+
+
+def build_services(settings: Settings) -> Services:
+    from .engines.llamacpp.library import set_library_logging
+
+    mailer = make_mailer()
+    set_library_logging(settings.verbose)
+    models = ModelManager(
+        model_dir=settings.models_path,
+        preferred=settings.model,
+        loaders=default_loaders(),
+        default_loader=settings.loader,
+        options=load_options(settings),
+        mailer=mailer,
+    )
+    return Services(settings=settings, models=models, mailer=mailer)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The WSGI app. Without settings (e.g. under gunicorn) they come from env and settings.yaml."""
+    settings = settings or load_settings([])
+    app = Flask("hearth", root_path=str(PROJECT_ROOT))
+    app.json.sort_keys = False
+    hearth = build_services(settings)
+    app.extensions["hearth"] = hearth
+    app.register_blueprint(_core_blueprint())
+    dirs = extension_dirs(PROJECT_ROOT, settings.user_data_dir)
+    hearth.extensions = load_extensions(settings.enabled_extensions, dirs, settings.extension_params)
+    for extension in hearth.extensions:
+        make_blueprint = extension.hook("blueprint")
+        if make_blueprint is not None:
+            app.register_blueprint(make_blueprint())
+    return app
+
+
+def _core_blueprint():
+    from flask import Blueprint
+
+    core = Blueprint("core", __name__)
+
+    @core.get("/health")
+    def health():
+        models = services().models
+        if models.loading:
+            return jsonify(status="loading"), 503
+        return jsonify(status="ok", models=models.loaded_ids())
+
+    return core
+
+
+def close_app(app: Flask) -> None:
+    app.extensions["hearth"].close()

@@ -1,0 +1,44 @@
+"""Text loaders by name: how a model file becomes a `TextEngine`.
+
+Adding a backend means adding an entry here; nothing else compares loader names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import TextEngine
+from .crossthread import Mailer
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    ctx_size: int
+    threads: int
+    threads_batch: int
+    batch_size: int
+    parallel: int
+
+
+@dataclass(frozen=True)
+class Loader:
+    name: str
+    suffixes: tuple[str, ...]  # model files this loader can open
+    load: Callable[[str, Path, LoadOptions, Mailer], TextEngine]
+
+
+def _load_llamacpp(name: str, path: Path, options: LoadOptions, mailer: Mailer) -> TextEngine:
+    from .llamacpp.engine import LlamaCppEngine
+    from .llamacpp.scheduler import ContextOptions
+
+    context = ContextOptions(n_ctx=options.ctx_size, parallel=options.parallel,
+                             threads=options.threads, threads_batch=options.threads_batch,
+                             batch_size=options.batch_size)
+    return LlamaCppEngine(name, path, context, mailer)
+
+
+def default_loaders() -> dict[str, Loader]:
+    loaders = [Loader("llama.cpp", (".gguf",), _load_llamacpp)]
+    return {loader.name: loader for loader in loaders}
