@@ -133,7 +133,12 @@ class Settings(BaseModel):
         return names
 
 
-YAML_ALIASES = {"default_extensions": "extensions"}
+YAML_ALIASES = {  # keys text-generation-webui users already have in their settings.yaml
+    "default_extensions": "extensions",
+    "openai-embedding_model": "embedding_model",
+    "openai-embedding_device": "embedding_device",
+    "openai-debug": "api_debug",
+}
 
 
 # --- Introspection: the table that --help, the loader and the docs share --------------------

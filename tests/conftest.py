@@ -1,0 +1,88 @@
+"""Fixtures: settings -> app -> client, tiny models, and real server processes."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from servers import ServerProcess, start_server
+from tiny_model import write_tiny_model
+
+from modules.app import close_app, create_app
+from modules.settings import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, tiny_model_path) -> Path:
+    """A model folder with the tiny model, a second one whose name has spaces, and junk."""
+    folder = tmp_path_factory.mktemp("models")
+    shutil.copy(tiny_model_path, folder / "tiny.gguf")
+    write_tiny_model(folder / "Tiny Two Instruct.gguf", seed=1, name="Tiny Two")
+    (folder / "notes.txt").write_text("not a model")
+    return folder
+
+
+@pytest.fixture
+def user_data(tmp_path) -> Path:
+    folder = tmp_path / "user_data"
+    for sub in ("models", "characters", "presets", "logs", "cache", "extensions"):
+        (folder / sub).mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
+def make_settings(user_data, model_dir) -> Callable[..., Settings]:
+    """Settings for a test: the tiny model from `model_dir`, a temporary user_data."""
+
+    def build(*argv: str, env: dict | None = None) -> Settings:
+        base = ["--user-data-dir", str(user_data), "--model-dir", str(model_dir),
+                "--model", "tiny", "--ctx-size", "512", "--threads", "1", "--threads-batch", "1"]
+        return load_settings([*base, *argv], env or {})
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings) -> Settings:
+    return make_settings("--api")
+
+
+@pytest.fixture
+def app(settings) -> Iterator:
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    yield application
+    close_app(application)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def server(tmp_path, user_data, model_dir) -> Iterator[Callable[..., ServerProcess]]:
+    """Start real `server.py` processes on free ports; all are stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, env: dict | None = None, model: str = "tiny", **kwargs) -> ServerProcess:
+        base = ["--user-data-dir", str(user_data), "--model-dir", str(model_dir),
+                "--ctx-size", "512", "--threads", "1", "--threads-batch", "1"]
+        if model:
+            base += ["--model", model]
+        proc = start_server([*base, *args], log_path=tmp_path / f"server{len(started)}.log",
+                            env=env, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
