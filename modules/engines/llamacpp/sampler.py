@@ -9,13 +9,13 @@ asked for: no `logits_all` buffer of n_ctx x n_vocab floats (../shared/FACTS.md)
 from __future__ import annotations
 
 import ctypes
-import json
 from collections.abc import Sequence
 
 import numpy as np
 
 from ...errors import InvalidRequest
 from ..base import SamplingParams, TopLogprob
+from .json_grammar import json_schema_grammar
 from .library import llama_library
 from .model import LlamaModel
 
@@ -29,15 +29,6 @@ def grammar_for(params: SamplingParams) -> str | None:
     if params.json_schema is not None:
         return json_schema_grammar(params.json_schema)
     return None
-
-
-def json_schema_grammar(schema: object) -> str:
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    try:
-        return json_schema_to_gbnf(json.dumps(schema))
-    except Exception as exc:  # the converter raises plain exceptions on bad schemas
-        raise InvalidRequest(f"Unsupported JSON schema: {exc}", param="response_format") from None
 
 
 class SequenceSampler:
@@ -149,4 +140,4 @@ def top_logprobs(model: LlamaModel, logprobs: np.ndarray, n: int) -> tuple[TopLo
 
 def entry(model: LlamaModel, token: int, logprob: float) -> TopLogprob:
     raw = model.token_text(token)
-    return TopLogprob(raw.decode("utf-8", "replace"), raw, logprob)
+    return TopLogprob(raw.decode("utf-8", "replace"), raw, logprob, token)
