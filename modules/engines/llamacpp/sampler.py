@@ -37,6 +37,12 @@ class SequenceSampler:
     def __init__(self, model: LlamaModel, params: SamplingParams, prompt: Sequence[int]) -> None:
         lib = llama_library()
         self._lib = lib
+        self._n_vocab = model.n_vocab
+        # Plain greedy needs no chain: the argmax of the logits is the same token, without
+        # building a candidate array of the whole vocabulary every step.
+        self._argmax_only = (params.temperature <= 0 and not params.logit_bias
+                             and grammar_for(params) is None and params.repetition_penalty == 1.0
+                             and not params.presence_penalty and not params.frequency_penalty)
         self.chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         try:
             self._build(model, params, prompt)
@@ -89,6 +95,8 @@ class SequenceSampler:
 
     def sample(self, ctx: int, index: int) -> int:
         """Pick the next token from the logits at batch `index` (and record it)."""
+        if self._argmax_only:
+            return int(np.argmax(logits_at(ctx, index, self._n_vocab)))
         return self._lib.llama_sampler_sample(self.chain, ctx, index)
 
     def free(self) -> None:
