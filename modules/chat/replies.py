@@ -95,7 +95,9 @@ class ReplyParser:
         self._buf = ""
         self._pending_space = ""  # whitespace held until something follows it
         self._started = False  # some non-whitespace content was emitted
-        self._after_reasoning = False  # a reasoning block ended (its trailing "\n\n" goes)
+        self._after_reasoning = (
+            False  # a reasoning block ended (its trailing "\n\n" goes)
+        )
         self._finished = False
         self.tool_calls: list[dict] = []  # the calls found so far, OpenAI shape
         markers = [THINK_OPEN]
