@@ -47,15 +47,13 @@ class PromptBuilder:
     # --- the whole prompt -----------------------------------------------------------------
 
     def build(self, history: Sequence[ChatMessage]) -> str:
+        """The prompt text. It starts with the BOS token's text when the template writes
+        `bos_token`: the engine must then not add another BOS when tokenizing."""
         if self.mode == "instruct":
-            prompt = self._instruct(history)
-        elif self.mode == "chat":
-            prompt = self._chat_body(history) + self._chat_prefix(history)
-        else:
-            prompt = self._chat_instruct(history)
-        bos = self.model.bos_token
-        # The engine adds BOS itself; a template that writes it would double it.
-        return prompt[len(bos) :] if bos and prompt.startswith(bos) else prompt
+            return self._instruct(history)
+        if self.mode == "chat":
+            return self._chat_body(history) + self._chat_prefix(history)
+        return self._chat_instruct(history)
 
     def stops(self) -> tuple[str, ...]:
         """Stop strings: where the model would start the other side's turn."""
@@ -158,11 +156,13 @@ class PromptBuilder:
         if not between:
             return []
         stops = [between]
-        for special in (self.model.eos_token, self.model.bos_token):
-            if special and special in between:
-                rest = between.split(special)[-1].strip()
-                if rest and rest != between:
-                    stops.append(rest)
+        eos = self.model.eos_token
+        if eos and eos in between:
+            # The model may end its turn with the EOS token (which stops it anyway) and yet
+            # write the next turn's header as text: stop on that too, if it is markup.
+            rest = between.split(eos)[-1].strip()
+            if rest and not rest.replace(" ", "").isalnum():
+                stops.append(rest)
         return stops
 
     # --- chat --------------------------------------------------------------------------
