@@ -52,7 +52,11 @@ def test_v2_card_imports(characters, user_data):
 def test_v1_card_in_an_itxt_chunk_imports(characters):
     v1 = {"name": "Old One", "description": "d", "first_mes": "hi", "mes_example": ""}
     character = characters.import_card(card_png(v1, chunk="iTXt"))
-    assert (character.key, character.context, character.greeting) == ("Old One", "d", "hi")
+    assert (character.key, character.context, character.greeting) == (
+        "Old One",
+        "d",
+        "hi",
+    )
 
 
 def test_card_round_trips(characters):
@@ -64,7 +68,9 @@ def test_card_round_trips(characters):
     for field in ("key", "name", "context", "greeting", "example_dialogue"):
         assert getattr(second, field) == getattr(first, field)
     # The picture survives too (pixels untouched, only the text chunk replaced).
-    pixels = [c for c in png.read_chunks(second.picture.read_bytes()) if c[0] == b"IDAT"]
+    pixels = [
+        c for c in png.read_chunks(second.picture.read_bytes()) if c[0] == b"IDAT"
+    ]
     assert zlib.decompress(pixels[0][1])[1:4] == bytes((200, 10, 10))
 
 
@@ -95,7 +101,11 @@ def test_unsafe_card_names_become_safe_keys(characters):
         png.plain_png(),  # no card
         png.with_text(png.plain_png(), "chara", "!!!notbase64json"),
         png.with_text(png.plain_png(), "chara", base64.b64encode(b"[1, 2]").decode()),
-        png.with_text(png.plain_png(), "chara", base64.b64encode(b'{"description": "no name"}').decode()),
+        png.with_text(
+            png.plain_png(),
+            "chara",
+            base64.b64encode(b'{"description": "no name"}').decode(),
+        ),
     ],
 )
 def test_bad_cards_are_refused_clearly(characters, data):

@@ -9,8 +9,10 @@ from modules.chat.messages import ChatMessage, ChatOptions
 from modules.chat.service import ChatService
 from tests.chat.conftest import words
 
-U, A, S = (lambda t: ChatMessage("user", t)), (lambda t: ChatMessage("assistant", t)), (
-    lambda t: ChatMessage("system", t)
+U, A, S = (
+    (lambda t: ChatMessage("user", t)),
+    (lambda t: ChatMessage("assistant", t)),
+    (lambda t: ChatMessage("system", t)),
 )
 
 
@@ -41,16 +43,26 @@ CHAT_BODY = (
 
 
 def test_chat_prompt(service, model, nova):
-    prepared = prepare(service, [U("Where are we?")], model, mode="chat", character="Nova")
+    prepared = prepare(
+        service, [U("Where are we?")], model, mode="chat", character="Nova"
+    )
     assert prepared.prompt == CHAT_BODY + "Nova:"
     assert prepared.stop == ("\nCaptain:", "\nNova:")
-    assert (prepared.user_name, prepared.bot_name, prepared.template_name) == ("Captain", "Nova", "")
+    assert (prepared.user_name, prepared.bot_name, prepared.template_name) == (
+        "Captain",
+        "Nova",
+        "",
+    )
     assert not prepared.truncated
 
 
 def test_chat_instruct_prompt_wraps_the_chat_prompt(service, model, nova):
     prepared = prepare(
-        service, [U("Where are we?")], model, mode="chat-instruct", character="Nova",
+        service,
+        [U("Where are we?")],
+        model,
+        mode="chat-instruct",
+        character="Nova",
         instruction_template="ChatML",
     )
     command = (
@@ -67,16 +79,27 @@ def test_chat_instruct_prompt_wraps_the_chat_prompt(service, model, nova):
 
 def test_custom_chat_instruct_command_and_names(service, model, nova):
     prepared = prepare(
-        service, [U("Hi")], model, mode="chat-instruct", character="Nova",
-        instruction_template="Alpaca", chat_instruct_command="Play <|character|> for {{user}}:\n<|prompt|>",
-        user_name="Ann", bot_name="Vega",
+        service,
+        [U("Hi")],
+        model,
+        mode="chat-instruct",
+        character="Nova",
+        instruction_template="Alpaca",
+        chat_instruct_command="Play <|character|> for {{user}}:\n<|prompt|>",
+        user_name="Ann",
+        bot_name="Vega",
     )
-    assert "### Instruction:\nPlay Vega for Ann:\nNova is a starship AI who serves Ann. Vega is dry" in prepared.prompt
+    assert (
+        "### Instruction:\nPlay Vega for Ann:\nNova is a starship AI who serves Ann. Vega is dry"
+        in prepared.prompt
+    )
     assert prepared.prompt.endswith("Ann: Hi\n\n### Response:\nVega:")
 
 
 def test_placeholders_are_filled_everywhere(service, model, nova):
-    prompt = prepare(service, [U("Hi")], model, mode="chat", character="Nova", user_name="Ann").prompt
+    prompt = prepare(
+        service, [U("Hi")], model, mode="chat", character="Nova", user_name="Ann"
+    ).prompt
     for placeholder in ("{{user}}", "{{char}}", "<USER>", "<BOT>", "<START>"):
         assert placeholder not in prompt
     assert "Ann: Fuel?\nNova: 80%." in prompt and "Systems online, Ann." in prompt
@@ -84,8 +107,14 @@ def test_placeholders_are_filled_everywhere(service, model, nova):
 
 def test_overrides_of_context_greeting_and_bio(service, model, nova):
     prompt = prepare(
-        service, [U("Hi")], model, mode="chat", character="Nova",
-        context="Custom {{char}}.", greeting="Yo.", user_bio="Ann is a pilot.",
+        service,
+        [U("Hi")],
+        model,
+        mode="chat",
+        character="Nova",
+        context="Custom {{char}}.",
+        greeting="Yo.",
+        user_bio="Ann is a pilot.",
     ).prompt
     assert prompt.startswith("Custom Nova.\n\nAnn is a pilot.\n\nCaptain: Status?")
     assert "Nova: Yo.\nCaptain: Hi\nNova:" in prompt
@@ -93,7 +122,11 @@ def test_overrides_of_context_greeting_and_bio(service, model, nova):
 
 def test_leading_system_messages_become_the_context(service, model, nova):
     prompt = prepare(
-        service, [S("Be a pirate."), S("Speak in rhymes."), U("Hi")], model, mode="chat", character="Nova"
+        service,
+        [S("Be a pirate."), S("Speak in rhymes."), U("Hi")],
+        model,
+        mode="chat",
+        character="Nova",
     ).prompt
     assert prompt.startswith("Be a pirate.\n\nSpeak in rhymes.\n\nCaptain: Status?")
     assert "starship" not in prompt
@@ -101,16 +134,24 @@ def test_leading_system_messages_become_the_context(service, model, nova):
 
 def test_greeting_is_not_repeated_when_the_history_has_it(service, model, nova):
     prompt = prepare(
-        service, [A("Systems online, Captain."), U("Hi")], model, mode="chat", character="Nova"
+        service,
+        [A("Systems online, Captain."), U("Hi")],
+        model,
+        mode="chat",
+        character="Nova",
     ).prompt
     assert prompt.count("Systems online") == 1
 
 
 def test_continue_and_impersonate(service, model, nova):
     history = [U("Report."), A("All systems")]
-    cont = prepare(service, history, model, mode="chat", character="Nova", continue_=True)
+    cont = prepare(
+        service, history, model, mode="chat", character="Nova", continue_=True
+    )
     assert cont.prompt.endswith("Captain: Report.\nNova: All systems")
-    imp = prepare(service, history, model, mode="chat", character="Nova", impersonate=True)
+    imp = prepare(
+        service, history, model, mode="chat", character="Nova", impersonate=True
+    )
     assert imp.prompt.endswith("Captain: Report.\nNova: All systems\nCaptain:")
     assert imp.stop[0] == "\nNova:"
 
@@ -118,7 +159,9 @@ def test_continue_and_impersonate(service, model, nova):
 def test_default_character_is_the_plain_assistant(service, model):
     prepared = prepare(service, [U("Hi")], model, mode="chat")
     assert prepared.bot_name == "Assistant" and prepared.user_name == "You"
-    assert prepared.prompt.startswith("The following is a conversation with an AI assistant.")
+    assert prepared.prompt.startswith(
+        "The following is a conversation with an AI assistant."
+    )
     assert "You's questions" in prepared.prompt  # {{user}} filled
 
 
@@ -143,7 +186,9 @@ def test_hooks_are_called(characters, templates, history, model, nova):
         def output_modifier(self, text, state):
             return text.replace("a", "4")
 
-    service = ChatService(characters=characters, templates=templates, history=history, hooks=Loud())
+    service = ChatService(
+        characters=characters, templates=templates, history=history, hooks=Loud()
+    )
     options = ChatOptions(mode="chat", character="Nova")
     prepared = service.prepare(
         [U("drop me"), U("hello")], options, model, count_tokens=words, max_tokens=8
@@ -159,8 +204,12 @@ def test_custom_prompt_hook_replaces_the_prompt(characters, templates, history, 
         def custom_generate_chat_prompt(self, messages, state):
             return f"CUSTOM {state['mode']} {len(messages)}"
 
-    service = ChatService(characters=characters, templates=templates, history=history, hooks=Custom())
-    prepared = service.prepare([U("x")], ChatOptions(mode="chat"), model, count_tokens=words, max_tokens=8)
+    service = ChatService(
+        characters=characters, templates=templates, history=history, hooks=Custom()
+    )
+    prepared = service.prepare(
+        [U("x")], ChatOptions(mode="chat"), model, count_tokens=words, max_tokens=8
+    )
     assert prepared.prompt == "CUSTOM chat 2"  # greeting + message
 
 

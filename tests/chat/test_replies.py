@@ -7,7 +7,13 @@ import itertools
 import pytest
 
 from modules.chat.messages import ChatMessage, ChatOptions
-from modules.chat.replies import ContentDelta, ReasoningDelta, ReplyParser, ToolCallDelta, collect
+from modules.chat.replies import (
+    ContentDelta,
+    ReasoningDelta,
+    ReplyParser,
+    ToolCallDelta,
+    collect,
+)
 from tests.chat.conftest import words
 
 TOOLS = {"parse_tools": True, "tool_names": ["add", "get_weather"]}
@@ -31,7 +37,11 @@ def stream(text: str, step: int, **kw):
 CASES = [
     ("Hello world", {}, ("Hello world", "", 0)),
     ("<think>Let me see.</think>\n\nIt is 4.", {}, ("It is 4.", "Let me see.", 0)),
-    ("Working...</think>Done.", {"starts_in_reasoning": True}, ("Done.", "Working...", 0)),
+    (
+        "Working...</think>Done.",
+        {"starts_in_reasoning": True},
+        ("Done.", "Working...", 0),
+    ),
     ("<think>cut off", {}, ("", "cut off", 0)),
     (HERMES, TOOLS, ("", "", 1)),
     ("Let me add. " + HERMES + "\n" + HERMES, TOOLS, ("Let me add.", "", 2)),
@@ -40,8 +50,11 @@ CASES = [
     ('[add(a=1), get_weather(city="x")]', TOOLS, ("", "", 2)),
     ('[TOOL_CALLS] [{"name": "add", "arguments": {"a": 1}}]', TOOLS, ("", "", 1)),
     ('Sure [TOOL_CALLS]add[ARGS]{"a": 1}', TOOLS, ("Sure", "", 1)),
-    ('<tool_call>{"name": "add", "arguments": {oops}}</tool_call> ok', TOOLS,
-     ('<tool_call>{"name": "add", "arguments": {oops}}</tool_call> ok', "", 0)),
+    (
+        '<tool_call>{"name": "add", "arguments": {oops}}</tool_call> ok',
+        TOOLS,
+        ('<tool_call>{"name": "add", "arguments": {oops}}</tool_call> ok', "", 0),
+    ),
     ('<tool_call>{"name": "add"', TOOLS, ('<tool_call>{"name": "add"', "", 0)),
     ('{"name": "someone", "age": 3}', TOOLS, ('{"name": "someone", "age": 3}', "", 0)),
     ("[1, 2, 3] are numbers", TOOLS, ("[1, 2, 3] are numbers", "", 0)),
@@ -65,14 +78,20 @@ def test_tool_call_deltas_have_id_and_name_first_then_arguments():
         ToolCallDelta(0, None, None, '{"a": 1}'),
     ]
     assert reply.tool_calls == (
-        {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}},
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "add", "arguments": '{"a": 1}'},
+        },
     )
 
 
 def test_only_possible_markers_are_held_back():
     p = parser(**TOOLS)
     assert p.feed("Hello") == [ContentDelta("Hello")]
-    assert p.feed(" there <too") == [ContentDelta(" there")]  # " <too" may start <tool_call>
+    assert p.feed(" there <too") == [
+        ContentDelta(" there")
+    ]  # " <too" may start <tool_call>
     assert p.feed("ls are great") == [ContentDelta(" <tools are great")]
     assert p.feed(" <thi") == []
     assert p.feed("nk>hm") == [ReasoningDelta("hm")]
@@ -113,17 +132,27 @@ def test_service_parser_follows_the_mode(service, model):
     msgs = [ChatMessage("user", "Hi")]
     chat = ChatOptions(mode="chat")
     prepared = service.prepare(msgs, chat, model, count_tokens=words, max_tokens=8)
-    assert service.reply_parser(chat, prepared).whole(" Hi {{user}}! ").content == "Hi You!"
+    assert (
+        service.reply_parser(chat, prepared).whole(" Hi {{user}}! ").content
+        == "Hi You!"
+    )
     instruct = ChatOptions(mode="instruct")
     prepared = service.prepare(msgs, instruct, model, count_tokens=words, max_tokens=8)
     # instruct replies are code-safe: placeholders stay as written
-    assert service.reply_parser(instruct, prepared).whole("Use {{user}} here").content == "Use {{user}} here"
+    assert (
+        service.reply_parser(instruct, prepared).whole("Use {{user}} here").content
+        == "Use {{user}} here"
+    )
 
 
-def test_service_parser_starts_in_reasoning_when_the_template_opened_it(service, make_model):
+def test_service_parser_starts_in_reasoning_when_the_template_opened_it(
+    service, make_model
+):
     model = make_model(chat_template="{{ messages[0]['content'] }}<think>\n")
     options = ChatOptions()
-    prepared = service.prepare([ChatMessage("user", "Q")], options, model, count_tokens=words, max_tokens=8)
+    prepared = service.prepare(
+        [ChatMessage("user", "Q")], options, model, count_tokens=words, max_tokens=8
+    )
     assert prepared.starts_in_reasoning
     reply = service.reply_parser(options, prepared).whole("hmm</think>A")
     assert (reply.reasoning, reply.content) == ("hmm", "A")
@@ -134,6 +163,8 @@ def test_service_parser_parses_tools_only_when_enabled(service, model):
     msgs = [ChatMessage("user", "Hi")]
     for choice, expected in (("auto", 1), ("none", 0)):
         options = ChatOptions(tools=(tool,), tool_choice=choice)
-        prepared = service.prepare(msgs, options, model, count_tokens=words, max_tokens=8)
+        prepared = service.prepare(
+            msgs, options, model, count_tokens=words, max_tokens=8
+        )
         reply = service.reply_parser(options, prepared).whole(HERMES)
         assert len(reply.tool_calls) == expected

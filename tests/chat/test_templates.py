@@ -22,52 +22,75 @@ CONVERSATION = [
 # (template, bos, eos, the exact prompt for CONVERSATION with the generation prompt)
 EXPECTED = {
     "ChatML": (
-        "<|im_start|>", "<|im_end|>",
-        "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-        "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n"
-        "<|im_start|>assistant\n",
+        "<|im_start|>",
+        "<|im_end|>",
+        (
+            "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+            "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n"
+            "<|im_start|>assistant\n"
+        ),
     ),
     "Alpaca": (
-        "<s>", "</s>",
-        "You are terse.\n\n### Instruction:\nHi\n\n### Response:\nHello.\n\n"
-        "### Instruction:\n2+2?\n\n### Response:\n",
+        "<s>",
+        "</s>",
+        (
+            "You are terse.\n\n### Instruction:\nHi\n\n### Response:\nHello.\n\n"
+            "### Instruction:\n2+2?\n\n### Response:\n"
+        ),
     ),
     "Llama-2": (
-        "<s>", "</s>",
-        "<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi [/INST] Hello. </s>"
-        "<s>[INST] 2+2? [/INST]",
+        "<s>",
+        "</s>",
+        (
+            "<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi [/INST] Hello. </s>"
+            "<s>[INST] 2+2? [/INST]"
+        ),
     ),
     "Llama-3": (
-        "<|begin_of_text|>", "<|eot_id|>",
-        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>"
-        "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
-        "<|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>"
-        "<|start_header_id|>user<|end_header_id|>\n\n2+2?<|eot_id|>"
-        "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        "<|begin_of_text|>",
+        "<|eot_id|>",
+        (
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\n2+2?<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n"
+        ),
     ),
     "Mistral": (
-        "<s>", "</s>",
+        "<s>",
+        "</s>",
         "<s>[INST] You are terse.\n\nHi [/INST] Hello.</s>[INST] 2+2? [/INST]",
     ),
     "Gemma": (
-        "<bos>", "<eos>",
-        "<bos><start_of_turn>user\nYou are terse.\n\nHi<end_of_turn>\n"
-        "<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\n2+2?<end_of_turn>\n"
-        "<start_of_turn>model\n",
+        "<bos>",
+        "<eos>",
+        (
+            "<bos><start_of_turn>user\nYou are terse.\n\nHi<end_of_turn>\n"
+            "<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\n2+2?<end_of_turn>\n"
+            "<start_of_turn>model\n"
+        ),
     ),
     "Phi-3": (
-        "<s>", "<|endoftext|>",
-        "<|system|>\nYou are terse.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello.<|end|>\n"
-        "<|user|>\n2+2?<|end|>\n<|assistant|>\n",
+        "<s>",
+        "<|endoftext|>",
+        (
+            "<|system|>\nYou are terse.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello.<|end|>\n"
+            "<|user|>\n2+2?<|end|>\n<|assistant|>\n"
+        ),
     ),
     "Vicuna": (
-        "<s>", "</s>",
+        "<s>",
+        "</s>",
         "You are terse. USER: Hi ASSISTANT: Hello.</s>USER: 2+2? ASSISTANT:",
     ),
     "Zephyr": (
-        "<s>", "</s>",
-        "<|system|>\nYou are terse.</s>\n<|user|>\nHi</s>\n<|assistant|>\nHello.</s>\n"
-        "<|user|>\n2+2?</s>\n<|assistant|>\n",
+        "<s>",
+        "</s>",
+        (
+            "<|system|>\nYou are terse.</s>\n<|user|>\nHi</s>\n<|assistant|>\nHello.</s>\n"
+            "<|user|>\n2+2?</s>\n<|assistant|>\n"
+        ),
     ),
 }
 
@@ -77,7 +100,10 @@ def test_shipped_template_renders_the_exact_prompt(templates, make_model, name):
     bos, eos, expected = EXPECTED[name]
     template = templates.get(name)
     prompt = templates.render(
-        template, CONVERSATION, add_generation_prompt=True, model=make_model(bos_token=bos, eos_token=eos)
+        template,
+        CONVERSATION,
+        add_generation_prompt=True,
+        model=make_model(bos_token=bos, eos_token=eos),
     )
     assert prompt == expected
 
@@ -109,18 +135,31 @@ def test_request_template_text_wins_over_everything(templates, make_model):
 
 def test_request_template_name_beats_the_model_template(templates, make_model):
     model = make_model(name="llama-3-8b", chat_template=GGUF_TEMPLATE)
-    assert templates.choose(ChatOptions(instruction_template="Vicuna"), model).name == "Vicuna"
+    assert (
+        templates.choose(ChatOptions(instruction_template="Vicuna"), model).name
+        == "Vicuna"
+    )
 
 
 def test_model_template_beats_the_name_table(templates, make_model):
     model = make_model(name="llama-3-8b", chat_template=GGUF_TEMPLATE)
     chosen = templates.choose(ChatOptions(), model)
-    assert (chosen.name, chosen.source, chosen.trusted) == ("model", GGUF_TEMPLATE, False)
+    assert (chosen.name, chosen.source, chosen.trusted) == (
+        "model",
+        GGUF_TEMPLATE,
+        False,
+    )
 
 
 def test_name_table_is_used_without_a_model_template(templates, make_model):
-    assert templates.choose(ChatOptions(), make_model(name="Meta-Llama-3.1-8B")).name == "Llama-3"
-    assert templates.choose(ChatOptions(), make_model(name="dolphin-mistral")).name == "ChatML"
+    assert (
+        templates.choose(ChatOptions(), make_model(name="Meta-Llama-3.1-8B")).name
+        == "Llama-3"
+    )
+    assert (
+        templates.choose(ChatOptions(), make_model(name="dolphin-mistral")).name
+        == "ChatML"
+    )
     by_file = make_model(name="x", path="/m/zephyr-7b-beta.Q4.gguf")
     assert templates.choose(ChatOptions(), by_file).name == "Zephyr"
 
@@ -132,7 +171,9 @@ def test_alpaca_with_a_warning_when_nothing_matches(templates, model, caplog):
 
 
 def test_user_table_and_templates_win(user_data, templates, make_model):
-    (user_data / "models.yaml").write_text("llama-?3: Mine\nbroken(: ChatML\n", encoding="utf-8")
+    (user_data / "models.yaml").write_text(
+        "llama-?3: Mine\nbroken(: ChatML\n", encoding="utf-8"
+    )
     (user_data / "instruction-templates").mkdir()
     (user_data / "instruction-templates" / "Mine.yaml").write_text(
         "instruction_template: |-\n  MINE{{ messages | length }}\n", encoding="utf-8"
@@ -140,7 +181,9 @@ def test_user_table_and_templates_win(user_data, templates, make_model):
     (user_data / "instruction-templates" / "ChatML.yaml").write_text(
         "instruction_template: |-\n  OVERRIDDEN\n", encoding="utf-8"
     )
-    table = load_model_table(templates.dirs[0] / "models.yaml", user_data / "models.yaml")
+    table = load_model_table(
+        templates.dirs[0] / "models.yaml", user_data / "models.yaml"
+    )
     store = TemplateStore(dirs=templates.dirs, model_table=table)
     chosen = store.choose(ChatOptions(), make_model(name="llama-3"))
     assert chosen.name == "Mine"
@@ -151,7 +194,9 @@ def test_user_table_and_templates_win(user_data, templates, make_model):
 def test_text_generation_webui_table_form_is_read(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(".*alpaca:\n  instruction_template: 'Alpaca'\n", encoding="utf-8")
-    assert [(r.pattern, r.template) for r in load_model_table(path)] == [(".*alpaca", "Alpaca")]
+    assert [(r.pattern, r.template) for r in load_model_table(path)] == [
+        (".*alpaca", "Alpaca")
+    ]
 
 
 def test_old_turn_template_files_are_refused_clearly(user_data, templates):
@@ -191,7 +236,9 @@ def test_bad_templates_become_invalid_request(source):
 
 
 def test_a_loop_without_output_hits_the_deadline():
-    source = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+    source = (
+        "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+    )
     with pytest.raises(InvalidRequest, match="too long"):
         _render(source, max_seconds=0.2)
 

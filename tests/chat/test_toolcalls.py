@@ -16,30 +16,49 @@ def calls(*pairs) -> list[ParsedCall]:
 
 
 def test_hermes_body():
-    assert parse_tagged('\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n') == calls(("add", {"a": 1, "b": 2}))
+    assert parse_tagged('\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n') == calls(
+        ("add", {"a": 1, "b": 2})
+    )
     # "parameters", string arguments and the OpenAI wrapper are read too
-    assert parse_tagged('{"name": "add", "parameters": {"a": 1}}') == calls(("add", {"a": 1}))
-    assert parse_tagged('{"name": "add", "arguments": "{\\"a\\": 1}"}') == calls(("add", {"a": 1}))
-    assert parse_tagged('{"type": "function", "function": {"name": "add", "arguments": {}}}') == calls(("add", {}))
+    assert parse_tagged('{"name": "add", "parameters": {"a": 1}}') == calls(
+        ("add", {"a": 1})
+    )
+    assert parse_tagged('{"name": "add", "arguments": "{\\"a\\": 1}"}') == calls(
+        ("add", {"a": 1})
+    )
+    assert parse_tagged(
+        '{"type": "function", "function": {"name": "add", "arguments": {}}}'
+    ) == calls(("add", {}))
 
 
 @pytest.mark.parametrize(
     "body",
-    ['{"name": "add", "arguments": {"a": 1}', '{"name": "add", "arguments": [1]}', '{"arguments": {}}',
-     "not json", "", '{"name": 5, "arguments": {}}', '{"name": "add", "arguments": "{broken"}'],
+    [
+        '{"name": "add", "arguments": {"a": 1}',
+        '{"name": "add", "arguments": [1]}',
+        '{"arguments": {}}',
+        "not json",
+        "",
+        '{"name": 5, "arguments": {}}',
+        '{"name": "add", "arguments": "{broken"}',
+    ],
 )
 def test_hermes_broken(body):
     assert parse_tagged(body) is None
 
 
 def test_llama3_json():
-    assert parse_whole('{"name": "get_weather", "parameters": {"city": "Oslo"}}', NAMES) == calls(
-        ("get_weather", {"city": "Oslo"})
-    )
-    assert parse_whole('<|python_tag|>{"name": "add", "parameters": {"a": 1}}', NAMES) == calls(("add", {"a": 1}))
+    assert parse_whole(
+        '{"name": "get_weather", "parameters": {"city": "Oslo"}}', NAMES
+    ) == calls(("get_weather", {"city": "Oslo"}))
+    assert parse_whole(
+        '<|python_tag|>{"name": "add", "parameters": {"a": 1}}', NAMES
+    ) == calls(("add", {"a": 1}))
     two = '{"name": "add", "parameters": {"a": 1}}; {"name": "add", "parameters": {"a": 2}}'
     assert parse_whole(two, NAMES) == calls(("add", {"a": 1}), ("add", {"a": 2}))
-    assert parse_whole('[{"name": "add", "arguments": {}}]', NAMES) == calls(("add", {}))
+    assert parse_whole('[{"name": "add", "arguments": {}}]', NAMES) == calls(
+        ("add", {})
+    )
 
 
 def test_untagged_json_must_name_a_known_tool():
@@ -49,10 +68,18 @@ def test_untagged_json_must_name_a_known_tool():
 
 
 def test_mistral():
-    assert parse_whole('[TOOL_CALLS] [{"name": "add", "arguments": {"a": 1}}]', NAMES) == calls(("add", {"a": 1}))
-    assert parse_whole('[TOOL_CALLS]add[ARGS]{"a": 1}', NAMES) == calls(("add", {"a": 1}))
-    assert parse_whole('[TOOL_CALLS]add[ARGS]{"a": 1}get_weather[ARGS]{}', NAMES) == calls(("add", {"a": 1}), ("get_weather", {}))
-    assert parse_whole('[TOOL_CALLS] [{"name": "add", "arguments": {"a": ', NAMES) is None
+    assert parse_whole(
+        '[TOOL_CALLS] [{"name": "add", "arguments": {"a": 1}}]', NAMES
+    ) == calls(("add", {"a": 1}))
+    assert parse_whole('[TOOL_CALLS]add[ARGS]{"a": 1}', NAMES) == calls(
+        ("add", {"a": 1})
+    )
+    assert parse_whole(
+        '[TOOL_CALLS]add[ARGS]{"a": 1}get_weather[ARGS]{}', NAMES
+    ) == calls(("add", {"a": 1}), ("get_weather", {}))
+    assert (
+        parse_whole('[TOOL_CALLS] [{"name": "add", "arguments": {"a": ', NAMES) is None
+    )
     assert parse_whole("[TOOL_CALLS]add[ARGS]{oops}", NAMES) is None
 
 
@@ -61,13 +88,25 @@ def test_pythonic():
         ("get_weather", {"city": "Paris"}), ("add", {"a": 1, "b": 2.5})
     )
     assert parse_whole("[add()]", NAMES) == calls(("add", {}))
-    assert parse_whole("[add(a=[1, {'x': None}])]", NAMES) == calls(("add", {"a": [1, {"x": None}]}))
+    assert parse_whole("[add(a=[1, {'x': None}])]", NAMES) == calls(
+        ("add", {"a": [1, {"x": None}]})
+    )
 
 
 @pytest.mark.parametrize(
     "text",
-    ["[add(1)]", "[add(a=b)]", "[add(a=1)", "[unknown(a=1)]", "[1, 2]", "[]", "[add(**k)]",
-     "[add(a={1, 2})]", "[__import__('os').system('x')]", "[add(a=1)] trailing"],
+    [
+        "[add(1)]",
+        "[add(a=b)]",
+        "[add(a=1)",
+        "[unknown(a=1)]",
+        "[1, 2]",
+        "[]",
+        "[add(**k)]",
+        "[add(a={1, 2})]",
+        "[__import__('os').system('x')]",
+        "[add(a=1)] trailing",
+    ],
 )
 def test_pythonic_refusals(text):
     assert parse_whole(text, NAMES) is None

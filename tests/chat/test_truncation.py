@@ -12,12 +12,21 @@ from tests.chat.conftest import words
 def turns(n: int) -> list[ChatMessage]:
     out = []
     for i in range(n):
-        out += [ChatMessage("user", f"question {i} " + "w " * 20), ChatMessage("assistant", f"answer {i} " + "w " * 20)]
+        out += [
+            ChatMessage("user", f"question {i} " + "w " * 20),
+            ChatMessage("assistant", f"answer {i} " + "w " * 20),
+        ]
     return out + [ChatMessage("user", "final question")]
 
 
 def prepare(service, messages, model, max_tokens, **options):
-    return service.prepare(messages, ChatOptions(**options), model, count_tokens=words, max_tokens=max_tokens)
+    return service.prepare(
+        messages,
+        ChatOptions(**options),
+        model,
+        count_tokens=words,
+        max_tokens=max_tokens,
+    )
 
 
 @pytest.mark.parametrize("mode", ["instruct", "chat", "chat-instruct"])
@@ -33,8 +42,10 @@ def test_old_turns_are_dropped_to_fit(service, make_model, mode):
     assert "question 0 " not in prepared.prompt
     # As many turns as fit: one more turn (a user message and its answer) would not have.
     kept = 41 - prepared.dropped_messages
-    history = turns(20)[-(kept + 2):]
-    bigger = prepare(service, [system, *history], make_model(n_ctx=10_000), 100, **options)
+    history = turns(20)[-(kept + 2) :]
+    bigger = prepare(
+        service, [system, *history], make_model(n_ctx=10_000), 100, **options
+    )
     assert words(bigger.prompt) > 200
 
 
@@ -44,7 +55,11 @@ def test_no_truncation_when_it_fits(service, model):
 
 
 def test_cut_only_before_a_user_message(service, make_model):
-    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "f", "arguments": "{}"},
+    }
     history = [
         ChatMessage("user", "a " * 50),
         ChatMessage("assistant", "", tool_calls=(call,)),
@@ -52,7 +67,9 @@ def test_cut_only_before_a_user_message(service, make_model):
         ChatMessage("assistant", "done"),
         ChatMessage("user", "next"),
     ]
-    prepared = prepare(service, history, make_model(n_ctx=120), 60, instruction_template="ChatML")
+    prepared = prepare(
+        service, history, make_model(n_ctx=120), 60, instruction_template="ChatML"
+    )
     assert prepared.dropped_messages == 4
     assert "<tool_response>" not in prepared.prompt
 
