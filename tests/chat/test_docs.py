@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from modules.chat.hooks import ChatHooks
-from tests.chat.conftest import REPO
+
+REPO = Path(__file__).resolve().parents[2]
 
 DOC = (REPO / "docs" / "chat.md").read_text(encoding="utf-8")
 

@@ -7,7 +7,11 @@ import pytest
 from modules.chat.hooks import ChatHooks
 from modules.chat.messages import ChatMessage, ChatOptions
 from modules.chat.service import ChatService
-from tests.chat.conftest import words
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
 
 U, A, S = (
     (lambda t: ChatMessage("user", t)),
@@ -219,3 +223,17 @@ def test_invalid_mode(service, model):
     with pytest.raises(InvalidRequest) as info:
         prepare(service, [U("x")], model, mode="story")
     assert info.value.param == "mode"
+
+
+def test_tools_in_chat_mode_go_into_the_context(service, model, nova):
+    tool = {"type": "function", "function": {"name": "scan", "parameters": {}}}
+    options = ChatOptions(mode="chat", character="Nova", tools=(tool,))
+    prepared = service.prepare(
+        [U("Scan!")], options, model, count_tokens=words, max_tokens=8
+    )
+    context = prepared.prompt.split("\n\nCaptain: Status?")[0]
+    assert context.startswith("Nova is a starship AI") and '"name": "scan"' in context
+    reply = service.reply_parser(options, prepared).whole(
+        ' <tool_call>{"name": "scan", "arguments": {}}</tool_call>'
+    )
+    assert reply.tool_calls and reply.content == ""

@@ -7,7 +7,11 @@ import json
 import pytest
 
 from modules.chat.messages import ChatMessage, ChatOptions
-from tests.chat.conftest import words
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
 
 WEATHER = {
     "type": "function",

@@ -14,7 +14,11 @@ from modules.chat.replies import (
     ToolCallDelta,
     collect,
 )
-from tests.chat.conftest import words
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
 
 TOOLS = {"parse_tools": True, "tool_names": ["add", "get_weather"]}
 HERMES = '<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n</tool_call>'

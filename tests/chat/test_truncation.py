@@ -6,7 +6,10 @@ import pytest
 
 from modules.chat.messages import ChatMessage, ChatOptions
 from modules.errors import ContextOverflow
-from tests.chat.conftest import words
+
+
+def words(text: str) -> int:
+    return len(text.split())
 
 
 def turns(n: int) -> list[ChatMessage]:
