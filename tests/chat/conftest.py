@@ -1,5 +1,5 @@
-"""Fixtures for the chat engine: stores on temporary folders, a fake model description, and
-a word-counting tokenizer (no model is needed)."""
+"""Fixtures for the chat engine: stores on temporary folders and a fake model description
+(no model is needed; tests count tokens as words)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,6 @@ from modules.engines.base import ModelInfo
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_TEMPLATES = REPO / "instruction-templates"
 SHIPPED_CHARACTERS = REPO / "characters"
-
-
-def words(text: str) -> int:
-    return len(text.split())
 
 
 @pytest.fixture
