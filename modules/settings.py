@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any, Literal, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -71,6 +71,22 @@ class Settings(BaseModel):
     listen_port: Port = _opt(7860, "Port of the browser UI.", metavar="PORT")
     nowebui: bool = _opt(False, "Serve the API only, without the browser UI.")
     character: str = _opt("Assistant", "Character the UI starts with.", metavar="NAME")
+    mode: Literal["chat", "chat-instruct", "instruct"] = _opt(
+        "chat", "Mode the UI starts in: chat, chat-instruct or instruct.", metavar="MODE")
+    preset: str = _opt("Default", "Sampling preset the UI starts with (USER_DATA_DIR/presets).",
+                       metavar="NAME")
+    instruction_template: str = _opt(
+        "", "Instruction template the UI uses (empty: the model's own, else the model table's).",
+        metavar="NAME")
+    user_name: str = _opt("", "Your name in the UI's chats (empty: the character's, else 'You').",
+                          metavar="NAME")
+    user_bio: str = _opt("", "A few words about you, added to the character's context in chats.",
+                         metavar="TEXT")
+    theme: Literal["auto", "light", "dark"] = _opt(
+        "auto", "Colour theme of the UI: auto (follow the system), light or dark.", metavar="THEME")
+    ui_auth: str = _opt(
+        "", "Require a login for the UI: USER:PASSWORD (several separated by commas), or a file "
+        "with one USER:PASSWORD per line.", metavar="CREDENTIALS")
 
     # --- API --------------------------------------------------------------------------
     api: bool = _opt(False, "Serve the OpenAI-compatible API (the 'openai' extension).")
@@ -120,6 +136,11 @@ class Settings(BaseModel):
     @property
     def effective_admin_key(self) -> str:
         return self.admin_key or self.api_key
+
+    @property
+    def ui_credentials(self) -> dict[str, str]:
+        """User name -> password from ui_auth (read from the file each time it is asked)."""
+        return parse_ui_auth(self.ui_auth)
 
     @property
     def api_enabled(self) -> bool:
@@ -235,7 +256,43 @@ _POSITIVE = {"batch_size", "parallel"}
 _PORTS = {"listen_port", "api_port"}
 
 
+def parse_ui_auth(value: str) -> dict[str, str]:
+    """`user:pass[,user2:pass2]`, or a file of `user:pass` lines (# comments allowed).
+
+    Raises ValueError with a one-line reason when nothing usable is found.
+    """
+    if not value:
+        return {}
+    path = Path(value).expanduser()
+    if ":" not in value or path.is_file():
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not USER:PASSWORD and not a readable file ({exc})") from None
+        where = f"the file {path}"
+    else:
+        lines = value.split(",")
+        where = "the value"
+    credentials: dict[str, str] = {}
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip() or not password:
+            raise ValueError(f"{where} has an entry that is not USER:PASSWORD")
+        credentials[user.strip()] = password
+    if not credentials:
+        raise ValueError(f"{where} has no USER:PASSWORD entry")
+    return credentials
+
+
 def _check_range(name: str, value: Any, source: str) -> None:
+    if name == "ui_auth":
+        try:
+            parse_ui_auth(value)
+        except ValueError as exc:
+            raise SettingsError(f"{source}: invalid value for ui_auth: {exc}") from None
     if name in _PORTS and not 1 <= value <= 65535:
         raise SettingsError(f"{source}: invalid value {value!r} for {name}: not a port (1-65535)")
     if name in _NON_NEGATIVE and value < 0:
