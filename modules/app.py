@@ -93,6 +93,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     hearth = build_services(settings)
     app.extensions["hearth"] = hearth
     app.register_blueprint(_core_blueprint())
+    if not settings.nowebui:
+        from .web import init_web
+
+        init_web(app, hearth)
     dirs = extension_dirs(PROJECT_ROOT, settings.user_data_dir)
     hearth.extensions = load_extensions(settings.enabled_extensions, dirs, settings.extension_params)
     for extension in hearth.extensions:

@@ -87,6 +87,7 @@ class ModelManager:
         self._loading: dict[str, threading.Event] = {}
         self._errors: dict[str, HearthError] = {}
         self._progress: dict[str, float] = {}  # model id -> fraction loaded, while loading
+        self._preferred: ModelSpec | None = None  # catalog() reads it while the flag resolves
         self._preferred = self._spec_for_flag(preferred) if preferred else None
 
     # --- The catalog --------------------------------------------------------------------------

@@ -1,0 +1,98 @@
+"""The UI's pages: chat, characters, model, settings, and the login page.
+
+Pages are Jinja templates (autoescaped) that hand their start-up data to the page's script
+as a JSON data block (`<script type="application/json">`, never executed). Everything else
+the scripts fetch from /ui/api/ or stream over /ui/ws.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+
+from modules.app import services
+
+from .api import character_json, status_json
+from .security import safe_next, same_origin
+from .state import web_state
+
+log = logging.getLogger(__name__)
+
+LOGIN_FAILURE_DELAY = 1.0  # seconds; slows down password guessing
+
+
+def page(name: str, title: str, **extra):
+    hearth, web = services(), web_state()
+    boot = {
+        "page": name,
+        "choices": web.choices.model_dump(),
+        "status": status_json(hearth),
+        "auth": web.guard.login_required,
+        **extra,
+    }
+    return render_template(f"{name}.html", page=name, title=title, boot=boot,
+                           auth=web.guard.login_required, user=session.get("user"),
+                           theme=web.choices.theme)
+
+
+def register_pages(bp: Blueprint) -> None:
+    @bp.get("/")
+    def chat_page():
+        hearth, web = services(), web_state()
+        return page(
+            "chat", "Chat",
+            characters=[character_json(c) for c in hearth.chat.characters.list()],
+            presets=[p.to_json() for p in web.presets.list()],
+            templates=hearth.chat.templates.names(),
+        )
+
+    @bp.get("/characters")
+    def characters_page():
+        return page("characters", "Characters")
+
+    @bp.get("/models")
+    def models_page():
+        return page("models", "Model")
+
+    @bp.get("/settings")
+    def settings_page():
+        hearth, web = services(), web_state()
+        return page(
+            "settings", "Settings",
+            characters=[{"key": c.key, "name": c.name} for c in hearth.chat.characters.list()],
+            presets=[p.name for p in web.presets.list()],
+            templates=hearth.chat.templates.names(),
+            listen=hearth.settings.listen,
+        )
+
+    @bp.get("/login")
+    def login():
+        web = web_state()
+        if not web.guard.login_required or web.guard.logged_in_user():
+            return redirect(safe_next(request.args.get("next")))
+        return render_template("login.html", page="login", title="Log in", error=None,
+                               next=safe_next(request.args.get("next")), theme=web.choices.theme)
+
+    @bp.post("/login")
+    def login_submit():
+        web = web_state()
+        target = safe_next(request.form.get("next"))
+        if not web.guard.login_required:
+            return redirect(target)
+        user = request.form.get("username", "")[:200]
+        password = request.form.get("password", "")[:1000]
+        if same_origin() and web.guard.check_password(user, password):
+            web.guard.log_in(user)
+            return redirect(target)
+        log.warning("UI login failed for user %r from %s", user, request.remote_addr)
+        time.sleep(LOGIN_FAILURE_DELAY)
+        return render_template("login.html", page="login", title="Log in", next=target,
+                               error="That user name and password do not match.",
+                               theme=web.choices.theme), 401
+
+    @bp.post("/logout")
+    def logout():
+        session.clear()
+        return redirect(url_for("web.login"))

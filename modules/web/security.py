@@ -1,0 +1,167 @@
+"""What stands in front of the UI: the login, cross-site request checks and safe headers.
+
+- `--ui-auth user:pass` (or a file of such lines) puts a login page in front of every page,
+  JSON endpoint and the websocket. The session is Flask's signed cookie; its secret key is
+  made once and kept in `USER_DATA_DIR/cache/` (mode 0600), so logins survive restarts.
+  A session also carries a fingerprint of the user's password, so changing it logs out
+  every old session.
+- Requests that change something (and the websocket handshake) must come from the UI's own
+  origin: a page elsewhere cannot drive the UI through the user's browser (CSRF).
+- Without `--listen` the UI only answers requests addressed to a loopback name, so a web
+  page cannot reach it through DNS rebinding.
+- Every UI response carries a strict Content-Security-Policy: scripts only from our own
+  static files, no inline script, no plugins, no framing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Response, redirect, request, session, url_for
+
+from modules.errors import HearthError, Unauthorized
+from modules.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SECRET_FILE = "ui-secret.key"
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+OPEN_ENDPOINTS = {"web.login", "web.static", "web.login_submit"}
+
+
+class Forbidden(HearthError):
+    status = 403
+    type = "invalid_request_error"
+
+
+@dataclass(frozen=True)
+class Guard:
+    credentials: dict[str, str]  # user -> password; empty: no login
+    loopback_only: bool
+    secret: bytes
+
+    @property
+    def login_required(self) -> bool:
+        return bool(self.credentials)
+
+    def fingerprint(self, user: str) -> str:
+        """Ties a session to the password it was opened with."""
+        password = self.credentials.get(user, "")
+        message = f"{user}\0{password}".encode()
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()[:32]
+
+    def check_password(self, user: str, password: str) -> bool:
+        """Constant-time in the password, and the same work whether or not the user exists."""
+        expected = self.credentials.get(user)
+        wanted = hashlib.sha256((expected or "\0 no such user").encode()).digest()
+        given = hashlib.sha256(password.encode()).digest()
+        return hmac.compare_digest(wanted, given) and expected is not None
+
+    def logged_in_user(self) -> str | None:
+        user = session.get("user")
+        if isinstance(user, str) and user in self.credentials:
+            if hmac.compare_digest(str(session.get("key", "")), self.fingerprint(user)):
+                return user
+        return None
+
+    def log_in(self, user: str) -> None:
+        session.clear()
+        session["user"] = user
+        session["key"] = self.fingerprint(user)
+        session.permanent = True
+
+
+def make_guard(settings: Settings) -> Guard:
+    credentials = settings.ui_credentials
+    secret = load_secret(settings.user_data_dir / "cache") if credentials else b""
+    return Guard(credentials=credentials, loopback_only=not settings.listen, secret=secret)
+
+
+def load_secret(folder: Path) -> bytes:
+    """The session key: made once, kept readable by this user only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) >= 32:
+            return key.encode()
+        log.warning("the UI's session key in %s was too short; making a new one", path)
+        path.unlink()
+        return load_secret(folder)
+    key = secrets.token_hex(32)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key + "\n")
+    return key.encode()
+
+
+# --- Checks run before every UI request -------------------------------------------------------
+
+def host_is_loopback(host: str) -> bool:
+    name = urlsplit(f"//{host}").hostname or ""
+    return name.lower() in LOOPBACK_NAMES or name.startswith("127.")
+
+
+def same_origin() -> bool:
+    """Whether the request comes from a page of this UI (or from no page at all)."""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        return origin != "null" and urlsplit(origin).netloc.lower() == request.host.lower()
+    site = request.headers.get("Sec-Fetch-Site")
+    return site in (None, "same-origin", "none")
+
+
+def is_websocket() -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+def check_request(guard: Guard) -> Response | None:
+    """Runs before every request to the UI; returns a response to refuse it."""
+    if guard.loopback_only and not host_is_loopback(request.host):
+        raise Forbidden(
+            f"This UI only answers on 127.0.0.1 or localhost (the request was for "
+            f"{request.host!r}). Start the server with --listen to reach it from elsewhere."
+        )
+    unsafe = request.method not in ("GET", "HEAD", "OPTIONS") or is_websocket()
+    if unsafe and not same_origin():
+        raise Forbidden("Cross-site request refused: this request did not come from the UI's own page.")
+    if not guard.login_required or request.endpoint in OPEN_ENDPOINTS:
+        return None
+    if guard.logged_in_user() is not None:
+        return None
+    if request.path.startswith("/ui/api/") or is_websocket() or request.method != "GET":
+        raise Unauthorized("Please log in again.")
+    return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after logging in: only a path on this site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("web.chat_page")
+
+
+def add_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.path.startswith("/ui/api/") and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,72 @@
+// The settings page: save the UI's choices as defaults, list extensions and access settings.
+
+import { $, api, applyTheme, boot, el, store, toast } from "./common.js";
+
+const form = $("settings-form");
+
+function fill() {
+  const saved = store.load("hearth.ui");
+  const theme = localStorage.getItem("hearth.theme");
+  const current = {
+    ...boot.choices,
+    mode: saved.mode ?? boot.choices.mode,
+    character: saved.character ?? boot.choices.character,
+    preset: saved.preset ?? boot.choices.preset,
+    instruction_template: saved.template ?? boot.choices.instruction_template,
+    user_name: saved.userName ?? boot.choices.user_name,
+    user_bio: saved.userBio ?? boot.choices.user_bio,
+    theme: theme || boot.choices.theme,
+  };
+  $("set-character").replaceChildren(...boot.characters.map((c) => el("option", { value: c.key, text: c.name })));
+  $("set-preset").replaceChildren(...boot.presets.map((name) => el("option", { value: name, text: name })));
+  $("set-template").replaceChildren(el("option", { value: "", text: "Automatic" }),
+    ...boot.templates.map((name) => el("option", { value: name, text: name })));
+  for (const [key, value] of Object.entries(current)) {
+    if (form.elements[key]) form.elements[key].value = value ?? "";
+  }
+}
+
+async function save(event) {
+  event.preventDefault();
+  const choices = Object.fromEntries(new FormData(form).entries());
+  try {
+    const data = await api("/ui/api/settings", { method: "PUT", json: choices });
+    applyTheme(data.choices.theme);
+    toast(`Saved to ${data.file}.`, "success");
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+async function loadExtensions() {
+  try {
+    const data = await api("/ui/api/settings");
+    $("settings-file").textContent = `Saved to ${data.file}`;
+    const rows = data.extensions.map((ext) => el("tr", {},
+      el("td", {}, el("strong", { text: ext.name })),
+      el("td", {}, el("span", {
+        class: `badge${ext.state === "loaded" ? " ok" : ext.state === "failed" ? " warn" : ""}`,
+        text: { loaded: "Enabled", failed: "Failed to load", available: "Available" }[ext.state],
+      })),
+      el("td", {}, Object.keys(ext.params).length
+        ? el("code", { text: Object.entries(ext.params).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ") })
+        : el("span", { class: "muted", text: "—" }))));
+    $("extensions-table").tBodies[0].replaceChildren(...(rows.length ? rows
+      : [el("tr", {}, el("td", { colspan: "3", class: "muted", text: "No extensions found." }))]));
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+function renderAccess() {
+  const items = [
+    boot.listen ? "The UI listens on the network (--listen)." : "The UI only answers on this computer (127.0.0.1).",
+    boot.auth ? "A login is required (--ui-auth)." : "No login is required. Use --ui-auth USER:PASSWORD before --listen.",
+  ];
+  $("access").replaceChildren(...items.map((text) => el("li", { text })));
+}
+
+form.addEventListener("submit", save);
+fill();
+renderAccess();
+loadExtensions();
