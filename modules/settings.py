@@ -267,8 +267,8 @@ def parse_ui_auth(value: str) -> dict[str, str]:
     if ":" not in value or path.is_file():
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"not USER:PASSWORD and not a readable file ({exc})") from None
+        except (OSError, UnicodeDecodeError):  # the value may be a password: never echo it
+            raise ValueError("neither USER:PASSWORD nor a readable file of such lines") from None
         where = f"the file {path}"
     else:
         lines = value.split(",")

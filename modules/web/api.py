@@ -51,6 +51,12 @@ def create_api_blueprint() -> Blueprint:
     _chat_routes(api)
     _preset_routes(api)
     _settings_routes(api)
+
+    @api.route("/<path:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def no_such_endpoint(_rest: str):
+        """Unknown paths (and known ones with another method) answer in JSON like the rest."""
+        raise NotFound(f"There is no {request.method} {request.path} in the UI's API.")
+
     return api
 
 

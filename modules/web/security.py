@@ -7,8 +7,8 @@
   every old session.
 - Requests that change something (and the websocket handshake) must come from the UI's own
   origin: a page elsewhere cannot drive the UI through the user's browser (CSRF).
-- Without `--listen` the UI only answers requests addressed to a loopback name, so a web
-  page cannot reach it through DNS rebinding.
+- (Requests addressed to other host names, DNS rebinding, are refused app-wide by the
+  serving layer's Host guard, before they reach the UI.)
 - Every UI response carries a strict Content-Security-Policy: scripts only from our own
   static files, no inline script, no plugins, no framing.
 """
@@ -32,7 +32,6 @@ from modules.settings import Settings
 log = logging.getLogger(__name__)
 
 SECRET_FILE = "ui-secret.key"
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -49,7 +48,6 @@ class Forbidden(HearthError):
 @dataclass(frozen=True)
 class Guard:
     credentials: dict[str, str]  # user -> password; empty: no login
-    loopback_only: bool
     secret: bytes
 
     @property
@@ -86,7 +84,7 @@ class Guard:
 def make_guard(settings: Settings) -> Guard:
     credentials = settings.ui_credentials
     secret = load_secret(settings.user_data_dir / "cache") if credentials else b""
-    return Guard(credentials=credentials, loopback_only=not settings.listen, secret=secret)
+    return Guard(credentials=credentials, secret=secret)
 
 
 def load_secret(folder: Path) -> bytes:
@@ -112,11 +110,6 @@ def load_secret(folder: Path) -> bytes:
 
 # --- Checks run before every UI request -------------------------------------------------------
 
-def host_is_loopback(host: str) -> bool:
-    name = urlsplit(f"//{host}").hostname or ""
-    return name.lower() in LOOPBACK_NAMES or name.startswith("127.")
-
-
 def same_origin() -> bool:
     """Whether the request comes from a page of this UI (or from no page at all)."""
     origin = request.headers.get("Origin")
@@ -132,11 +125,6 @@ def is_websocket() -> bool:
 
 def check_request(guard: Guard) -> Response | None:
     """Runs before every request to the UI; returns a response to refuse it."""
-    if guard.loopback_only and not host_is_loopback(request.host):
-        raise Forbidden(
-            f"This UI only answers on 127.0.0.1 or localhost (the request was for "
-            f"{request.host!r}). Start the server with --listen to reach it from elsewhere."
-        )
     unsafe = request.method not in ("GET", "HEAD", "OPTIONS") or is_websocket()
     if unsafe and not same_origin():
         raise Forbidden("Cross-site request refused: this request did not come from the UI's own page.")

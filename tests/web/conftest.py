@@ -1,0 +1,100 @@
+"""Fixtures for the browser UI: an in-process app and client, a real server process, and
+headless Chromium driven by Playwright (Debian's, never a downloaded one)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from modules.app import close_app, create_app
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+ORIGIN = "http://localhost"
+
+
+@pytest.fixture
+def web_app(make_settings):
+    application = create_app(make_settings())
+    application.config["TESTING"] = True
+    yield application
+    close_app(application)
+
+
+@pytest.fixture
+def ui(web_app):
+    """A test client whose unsafe requests come from the UI's own origin, as a browser's do."""
+    client = web_app.test_client()
+    client.environ_base["HTTP_ORIGIN"] = ORIGIN
+    return client
+
+
+def traceback_free(log: str) -> None:
+    assert "Traceback" not in log, log[-4000:]
+
+
+@pytest.fixture
+def ui_server(server) -> Callable:
+    """A real `server.py` serving the UI (no API), waited for on the UI port."""
+    started = []
+
+    def start(*args: str, **kwargs):
+        proc = server("--ctx-size", "2048", *args, wait_for="ui", **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+        traceback_free(proc.log())
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's Chromium is not installed (tests/setup.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_page(browser) -> Iterator[Callable]:
+    """Pages in fresh browser contexts; any script error on a page fails the test."""
+    contexts, errors = [], []
+
+    def make(width: int = 1280, height: int = 820, color_scheme: str = "light"):
+        context = browser.new_context(viewport={"width": width, "height": height},
+                                      color_scheme=color_scheme)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("dialog", lambda dialog: (errors.append(f"native dialog: {dialog.message}"),
+                                          dialog.dismiss()))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert not errors, errors
+
+
+def screenshot(page, name: str, folder: Path = ARTIFACTS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
