@@ -51,6 +51,10 @@ def load_options(settings: Settings) -> LoadOptions:
         threads_batch=settings.threads_batch or cpus,
         batch_size=settings.batch_size,
         parallel=settings.parallel,
+        queue_size=settings.queue_size,
+        request_timeout=settings.request_timeout,
+        prompt_cache_mb=settings.prompt_cache_mb,
+        flash_attn=settings.flash_attn,
     )
 
 

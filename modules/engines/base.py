@@ -132,6 +132,7 @@ class EngineStats:
     slots: int
     busy_slots: int
     queued: int
+    cached_prompts: int = 0
 
 
 class Generation(Iterator[Delta]):

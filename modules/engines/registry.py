@@ -20,6 +20,10 @@ class LoadOptions:
     threads_batch: int
     batch_size: int
     parallel: int
+    queue_size: int = 64
+    request_timeout: float = 0.0  # seconds; 0: no limit
+    prompt_cache_mb: int = 256
+    flash_attn: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,10 @@ def _load_llamacpp(name: str, path: Path, options: LoadOptions, mailer: Mailer) 
 
     context = ContextOptions(n_ctx=options.ctx_size, parallel=options.parallel,
                              threads=options.threads, threads_batch=options.threads_batch,
-                             batch_size=options.batch_size)
+                             batch_size=options.batch_size, queue_size=options.queue_size,
+                             request_timeout=options.request_timeout,
+                             prompt_cache_bytes=options.prompt_cache_mb * 1024 * 1024,
+                             flash_attn=options.flash_attn)
     return LlamaCppEngine(name, path, context, mailer)
 
 

@@ -52,6 +52,7 @@ class LlamaCppEngine:
 
     def __init__(self, name: str, path: Path, options: ContextOptions, mailer: Mailer) -> None:
         self._mailer = mailer
+        self._timeout = options.request_timeout
         self._scheduler = Scheduler(path, options, mailer)
         self._model = self._scheduler.model
         self._closed = False
@@ -88,7 +89,8 @@ class LlamaCppEngine:
         if request.echo:
             echo_text = (request.prompt if isinstance(request.prompt, str)
                          else self._model.detokenize(prompt))
-        deadline = time.monotonic() + request.timeout if request.timeout else None
+        timeout = request.timeout or self._timeout
+        deadline = time.monotonic() + timeout if timeout else None
         return Job(request=request, prompt=prompt, channel=self._mailer.channel(), limit=limit,
                    echo_text=echo_text, probe=probe, deadline=deadline)
 
