@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     for meta in all_fields():
         if not meta["cli"]:
             continue
-        help_text = meta["help"]
+        help_text = meta["help"].replace("%", "%%")  # argparse formats help with %
         if meta["env"]:
             help_text += f" [env: {meta['env']}]"
         annotation = meta["annotation"]
