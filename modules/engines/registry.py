@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import TextEngine
+from .base import GenerationObserver, TextEngine
 from .crossthread import Mailer
 
 
@@ -30,10 +30,11 @@ class LoadOptions:
 class Loader:
     name: str
     suffixes: tuple[str, ...]  # model files this loader can open
-    load: Callable[[str, Path, LoadOptions, Mailer], TextEngine]
+    load: Callable[[str, Path, LoadOptions, Mailer, GenerationObserver | None], TextEngine]
 
 
-def _load_llamacpp(name: str, path: Path, options: LoadOptions, mailer: Mailer) -> TextEngine:
+def _load_llamacpp(name: str, path: Path, options: LoadOptions, mailer: Mailer,
+                   observer: GenerationObserver | None) -> TextEngine:
     from .llamacpp.engine import LlamaCppEngine
     from .llamacpp.scheduler import ContextOptions
 
@@ -43,7 +44,7 @@ def _load_llamacpp(name: str, path: Path, options: LoadOptions, mailer: Mailer) 
                              request_timeout=options.request_timeout,
                              prompt_cache_bytes=options.prompt_cache_mb * 1024 * 1024,
                              flash_attn=options.flash_attn)
-    return LlamaCppEngine(name, path, context, mailer)
+    return LlamaCppEngine(name, path, context, mailer, observer)
 
 
 def default_loaders() -> dict[str, Loader]:

@@ -269,6 +269,7 @@ class Scheduler:
             reuse = 0
         del target.cached[reuse:]
         target.job = job
+        job.started_at = time.monotonic()
         job.seq_id = target.seq_id
         job.prefilled = job.reused = reuse
         job.assembler = TextAssembler(job.params.stop)
@@ -390,8 +391,13 @@ class Scheduler:
         text, ready = ("", [])
         if job.assembler is not None and reason != FINISH_CANCELLED:
             text, ready = job.assembler.finish()
+        now = time.monotonic()
+        first = job.first_token_at
         usage = Usage(prompt_tokens=len(job.prompt), completion_tokens=job.generated,
-                      cached_tokens=job.reused)
+                      cached_tokens=job.reused,
+                      queued_seconds=(job.started_at or now) - job.submitted,
+                      first_token_seconds=None if first is None else first - job.submitted,
+                      generation_seconds=0.0 if first is None else now - first)
         self._release(job)  # before the last delta: once a caller sees the end, the job is gone
         job.channel.put(Delta(text=text, logprobs=tuple(ready), finish_reason=reason, usage=usage))
 
