@@ -49,7 +49,7 @@ from .turns import Turn, TurnRequest, start_turn
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 100_000
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class ChatRef(BaseModel):

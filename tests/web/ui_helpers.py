@@ -1,0 +1,68 @@
+"""Helpers for the UI tests that talk to a real server: its JSON API and its websocket."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import requests
+from simple_websocket import Client
+
+
+class UiClient:
+    """The UI's JSON API over HTTP, sending the Origin a browser would."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = requests.Session()
+        self.http.headers["Origin"] = base
+
+    def call(self, method: str, path: str, **kwargs):
+        response = self.http.request(method, self.base + path, timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def new_chat(self, mode: str = "chat", character: str | None = "Assistant") -> dict:
+        return self.call("POST", "/ui/api/chats", json={"mode": mode, "character": character})
+
+    def chat(self, chat: dict) -> dict:
+        params = {"mode": chat["mode"]}
+        if chat["character"]:
+            params["character"] = chat["character"]
+        return self.call("GET", f"/ui/api/chats/{chat['id']}", params=params)
+
+    def socket(self) -> Socket:
+        return Socket(self.base.replace("http://", "ws://") + "/ui/ws")
+
+
+class Socket:
+    def __init__(self, url: str) -> None:
+        self.ws = Client.connect(url)
+
+    def send(self, **message) -> None:
+        self.ws.send(json.dumps(message))
+
+    def receive(self, timeout: float = 30) -> dict:
+        raw = self.ws.receive(timeout=timeout)
+        assert raw is not None, "no message from the server in time"
+        return json.loads(raw)
+
+    def generate(self, chat: dict, action: str = "send", text: str = "", gid: str = "g1",
+                 **sampling) -> None:
+        self.send(type="generate", id=gid, action=action, text=text,
+                  chat={"mode": chat["mode"], "character": chat["character"], "id": chat["id"]},
+                  sampling={"temperature": 0, "max_tokens": 40, **sampling})
+
+    def until(self, *types: str, timeout: float = 60) -> tuple[list[dict], dict]:
+        """Messages up to the first of `types`; returns (the ones before, that one)."""
+        seen: list[dict] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = self.receive(timeout=max(0.1, deadline - time.monotonic()))
+            if message["type"] in types:
+                return seen, message
+            seen.append(message)
+        raise AssertionError(f"no {types} within {timeout}s; got {[m['type'] for m in seen]}")
+
+    def close(self) -> None:
+        self.ws.close()
