@@ -4,15 +4,12 @@ headless Chromium driven by Playwright (Debian's, never a downloaded one)."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from modules.app import close_app, create_app
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
@@ -87,14 +84,3 @@ def new_page(browser) -> Iterator[Callable]:
     for context in contexts:
         context.close()
     assert not errors, errors
-
-
-def screenshot(page, name: str, folder: Path = ARTIFACTS) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    page.screenshot(path=str(path))
-    return path
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import requests
 from simple_websocket import Client
@@ -66,3 +67,14 @@ class Socket:
 
     def close(self) -> None:
         self.ws.close()
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts" / "screenshots"
+
+
+def screenshot(page, name: str, folder: Path = ARTIFACTS) -> Path:
+    """Save a screenshot (by default under tests/.artifacts/, which git ignores)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path

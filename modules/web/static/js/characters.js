@@ -34,10 +34,16 @@ function card(character) {
     el("div", { class: "char-body" },
       el("h2", { class: "char-name" }, el("span", { text: character.name }),
         character.builtin ? el("span", { class: "badge", text: "Built-in" }) : null),
-      el("p", { class: "char-blurb", text: character.greeting || character.context || "No greeting yet." })),
+      el("p", { class: "char-blurb", text: blurb(character) })),
     el("div", { class: "char-actions" },
       el("a", { class: "btn btn-primary", href: `/?character=${encodeURIComponent(character.key)}` }, icon("chat"), "Chat"),
       el("button", { type: "button", class: "btn", onclick: () => openEditor(character), "aria-label": `Edit ${character.name}` }, icon("edit"), "Edit")));
+}
+
+/** A line about the character: its context (or greeting), with the names filled in. */
+function blurb(character) {
+  const text = character.context || character.greeting || "No description yet.";
+  return text.replace(/\{\{char\}\}/gi, character.name).replace(/\{\{user\}\}/gi, "you").replace(/\*/g, "");
 }
 
 function setPreview(name, src) {
@@ -66,6 +72,7 @@ function openEditor(character) {
 
 async function save(event) {
   event.preventDefault();
+  $("editor-error").hidden = true;
   const form = $("editor-form");
   const name = form.elements.name.value.trim();
   if (!name) {

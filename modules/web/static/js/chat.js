@@ -91,7 +91,7 @@ const layout = $("chat-layout");
 // --- Rendering messages ------------------------------------------------------------------------
 
 function messageAvatar(role) {
-  if (role === "user") return avatar(userName(), null, "avatar");
+  if (role === "user") return avatar(userName(), null, "avatar me");
   if (role === "assistant") {
     if (state.mode === "instruct") {
       return el("img", { class: "avatar", src: document.querySelector(".brand img").src, alt: "" });
@@ -119,11 +119,13 @@ function messageView(message) {
     setTimeout(() => copy.replaceChildren(icon("copy")), 1500);
   }, "icon-btn small");
   const actions = el("div", { class: "message-actions" }, copy);
-  const article = el("article", { class: `message ${message.role}` },
+  const article = el("article", { class: `message ${message.role}`, "aria-label": authorName(message.role) },
     messageAvatar(message.role),
-    el("div", { class: "bubble" },
-      el("div", { class: "meta" }, el("span", { class: "author", text: authorName(message.role) }), stats),
-      reasoning, content, actions));
+    el("div", { class: "message-body" },
+      el("div", { class: "bubble" },
+        el("div", { class: "meta" }, el("span", { class: "author", text: authorName(message.role) }), stats),
+        reasoning, content),
+      actions));
   const view = { article, content, reasoning, stats, actions, message };
   fillContent(view, message.content);
   return view;
@@ -639,7 +641,7 @@ function renderPlace() {
   const character = currentCharacter();
   const characterButton = $("character-button");
   characterButton.classList.toggle("muted-out", state.mode === "instruct");
-  $("character-name").textContent = state.mode === "instruct" ? "None in instruct mode" : botName();
+  $("character-name").textContent = state.mode === "instruct" ? "None (instruct)" : botName();
   $("character-avatar").replaceChildren(
     state.mode === "instruct"
       ? el("img", { class: "avatar", src: document.querySelector(".brand img").src, alt: "" })
@@ -762,7 +764,8 @@ function normalize(sampling) {
 
 function renderTemplates() {
   const status = currentStatus;
-  const auto = templateLabel(status, "") || "from the model";
+  const chosen = status?.model?.template;
+  const auto = !chosen || chosen === "model" ? "the model's own" : chosen;
   const select = $("template");
   select.replaceChildren(
     el("option", { value: "", text: `Automatic (${auto})`, selected: !state.template }),

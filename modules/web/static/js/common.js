@@ -165,7 +165,7 @@ function hue(text) {
 
 export function initials(name) {
   const words = String(name || "?").trim().split(/\s+/).filter(Boolean);
-  const letters = words.length > 1 ? words[0][0] + words[1][0] : (words[0] || "?").slice(0, 2);
+  const letters = words.length > 1 ? [...words[0]][0] + [...words[1]][0] : [...(words[0] || "?")][0];
   return letters.toUpperCase();
 }
 
@@ -225,7 +225,7 @@ export function templateLabel(status, chosen) {
   if (chosen) return chosen;
   const auto = status?.model?.template;
   if (!auto) return "";
-  return auto === "model" ? "model's template" : auto;
+  return auto === "model" ? "template from the model" : auto;
 }
 
 export function showStatus(status) {

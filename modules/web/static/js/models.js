@@ -1,7 +1,7 @@
 // The model page: the catalog, load with options (with progress), unload. Errors are shown
 // as messages on the page; buttons are never left dead.
 
-import { $, api, boot, el, formatBytes, icon, showStatus, templateLabel, toast } from "./common.js";
+import { $, api, boot, el, formatBytes, icon, showStatus, toast } from "./common.js";
 
 let catalog = [];
 let defaults = {};
@@ -53,7 +53,7 @@ function renderCurrent(status) {
       el("h2", { text: model.id }),
       el("ul", { class: "facts-inline" },
         el("li", { text: `Context: ${model.n_ctx.toLocaleString()} tokens` }),
-        el("li", { text: `Template: ${templateLabel(status, chosen) || "none"}` }),
+        el("li", { text: `Template: ${chosen || (model.template === "model" ? "the model's own" : model.template) || "none"}` }),
         el("li", { text: model.has_own_template ? "Has its own chat template" : "No chat template in the file" }))),
     el("button", { type: "button", class: "btn", onclick: () => unload(model.id), disabled: loading }, "Unload"));
 }

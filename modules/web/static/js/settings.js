@@ -41,7 +41,7 @@ async function save(event) {
 async function loadExtensions() {
   try {
     const data = await api("/ui/api/settings");
-    $("settings-file").textContent = `Saved to ${data.file}`;
+    $("settings-file").textContent = `Saves to ${data.file}`;
     const rows = data.extensions.map((ext) => el("tr", {},
       el("td", {}, el("strong", { text: ext.name })),
       el("td", {}, el("span", {

@@ -1,0 +1,128 @@
+"""Screenshots of the UI with the real default model (SmolLM2-135M-Instruct), for the docs.
+
+They are saved under tests/.artifacts/screenshots/real/. To refresh the committed ones in
+docs/screenshots/, run:
+
+    HEARTH_SCREENSHOTS=docs .venv/bin/python -m pytest tests/web/test_ui_screenshots.py
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from ui_helpers import ARTIFACTS, UiClient, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.real_model]
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+FOLDER = DOCS if os.environ.get("HEARTH_SCREENSHOTS") == "docs" else ARTIFACTS / "real"
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+CHARACTERS = [
+    ("Captain Nova", "Captain Nova commands the small exploration ship Meridian. Calm, dry humour, loves stars.",
+     "Welcome aboard the Meridian, {{user}}. Where shall we fly today?", ((32, 42, 94), (126, 87, 194)), "N"),
+    ("Chef Marco", "Marco runs a tiny trattoria and teaches home cooking with patience and enthusiasm.",
+     "Ciao {{user}}! Hungry? Tell me what is in your fridge.", ((214, 93, 48), (247, 183, 51)), "M"),
+    ("Dr. Lin", "Dr. Lin is a friendly sleep researcher who explains science in plain words.",
+     "Hello {{user}}. Did you sleep well last night?", ((17, 120, 100), (106, 207, 160)), "L"),
+]
+
+
+def portrait(top, bottom, letter: str) -> bytes:
+    size = 512
+    image = Image.new("RGB", (size, size))
+    draw = ImageDraw.Draw(image)
+    for y in range(size):
+        t = y / (size - 1)
+        draw.line([(0, y), (size, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
+    overlay = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    shapes = ImageDraw.Draw(overlay)
+    shapes.ellipse((96, 96, 416, 416), fill=(255, 255, 255, 46), outline=(255, 255, 255, 170), width=6)
+    font = ImageFont.truetype(FONT, 170) if Path(FONT).exists() else ImageFont.load_default()
+    shapes.text((size / 2, size / 2 + 4), letter, fill=(255, 255, 255, 255), font=font, anchor="mm")
+    image = Image.alpha_composite(image.convert("RGBA"), overlay)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, model_dir):
+    from servers import start_server
+
+    folder = tmp_path_factory.mktemp("screenshots")
+    user_data = folder / "user_data"
+    for sub in ("models", "characters", "presets", "logs", "cache"):
+        (user_data / sub).mkdir(parents=True)
+    empty_models = folder / "models"
+    empty_models.mkdir()
+    proc = start_server(["--user-data-dir", str(user_data), "--model-dir", str(empty_models),
+                         "--ctx-size", "2048", "--threads", "1", "--threads-batch", "2"],
+                        log_path=folder / "server.log", wait_for="ui", timeout=180)
+    ui = UiClient(proc.ui_url)
+    for name, context, greeting, colors, letter in CHARACTERS:
+        ui.http.post(proc.ui_url + "/ui/api/characters",
+                     data={"name": name, "context": context, "greeting": greeting},
+                     files={"picture": ("p.png", portrait(*colors, letter), "image/png")}).raise_for_status()
+    yield proc
+    proc.stop()
+    assert "Traceback" not in proc.log()
+
+
+def deterministic(page) -> None:
+    page.select_option("#preset", "Deterministic")
+    page.fill("#param-max_tokens", "200")
+
+
+def ask(page, text: str) -> None:
+    page.fill("#input", text)
+    page.press("#input", "Enter")
+    page.wait_for_selector(".message.streaming")
+    page.wait_for_selector(".message.streaming", state="detached", timeout=120_000)
+
+
+def test_screenshots(site, new_page):
+    page = new_page(width=1280, height=860)
+    page.goto(site.ui_url + "/")
+    page.wait_for_selector("#chat-list .chat-item")
+    page.click("#mode-switch [data-mode='instruct']")
+    page.wait_for_selector(".empty-chat")
+    deterministic(page)
+    ask(page, "Write a Python function that checks whether a word is a palindrome.")
+    ask(page, "What is the capital of France?")
+    assert "Paris" in page.locator(".message.assistant .content").last.inner_text()
+    page.locator(".message.user").last.hover()
+    screenshot(page, "chat", FOLDER)
+
+    page.click("#mode-switch [data-mode='chat']")
+    page.click("#character-button")
+    page.click(".picker-item:has-text('Ada')")
+    page.wait_for_selector(".message.assistant .author:has-text('Ada')")
+    page.click("#params-toggle")  # close the panel: more room for the conversation
+    ask(page, "Hi Ada! Why is the sky blue?")
+    screenshot(page, "chat-character", FOLDER)
+
+    page.click("#theme-toggle")
+    page.click("#theme-toggle")  # auto -> light -> dark
+    page.wait_for_timeout(300)
+    screenshot(page, "chat-dark", FOLDER)
+    page.click("#theme-toggle")  # back to automatic
+
+    page.goto(site.ui_url + "/characters")
+    page.wait_for_selector(".char-card[data-key='Dr. Lin'] img")
+    page.wait_for_load_state("networkidle")
+    screenshot(page, "gallery", FOLDER)
+
+    page.goto(site.ui_url + "/models")
+    page.wait_for_selector("#current-model h2:text-is('SmolLM2-135M-Instruct')")
+    screenshot(page, "model", FOLDER)
+
+    phone = new_page(width=390, height=844)
+    phone.goto(site.ui_url + "/?character=Ada")
+    phone.wait_for_selector(".message.user")
+    phone.wait_for_load_state("networkidle")
+    screenshot(phone, "phone", FOLDER)
