@@ -41,8 +41,9 @@ def init_web(app: Flask, hearth) -> None:
     settings = hearth.settings
     guard = make_guard(settings)
     app.extensions[EXTENSION_KEY] = WebState(
-        presets=PresetStore(shipped_dir=PROJECT_ROOT / "user_data" / "presets",
-                            user_dir=settings.user_data_dir / "presets"),
+        presets=PresetStore(
+            shipped_dir=PROJECT_ROOT / "user_data" / "presets", user_dir=settings.user_data_dir / "presets"
+        ),
         guard=guard,
         choices=choices_from(settings),
     )
@@ -61,14 +62,20 @@ def init_web(app: Flask, hearth) -> None:
             "--ui-auth): anyone who can reach this machine can read and write your chats. "
             "Add --ui-auth USER:PASSWORD."
         )
-    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": 25,
-                                                  "max_message_size": MAX_SOCKET_MESSAGE})
+    app.config.setdefault(
+        "SOCK_SERVER_OPTIONS", {"ping_interval": 25, "max_message_size": MAX_SOCKET_MESSAGE}
+    )
     app.register_blueprint(create_blueprint())
 
 
 def create_blueprint() -> Blueprint:
-    web = Blueprint("web", __name__, template_folder=str(HERE / "templates"),
-                    static_folder=str(HERE / "static"), static_url_path="/ui/static")
+    web = Blueprint(
+        "web",
+        __name__,
+        template_folder=str(HERE / "templates"),
+        static_folder=str(HERE / "static"),
+        static_url_path="/ui/static",
+    )
 
     @web.before_request
     def guard():
@@ -93,8 +100,14 @@ def create_blueprint() -> Blueprint:
 def error_page(message: str, status: int):
     if request.path.startswith("/ui/api/") or is_websocket():
         return jsonify(error={"message": message}), status
-    return render_template("error.html", page="error", title="Error", message=message,
-                           status=status, theme=web_state().choices.theme), status
+    return render_template(
+        "error.html",
+        page="error",
+        title="Error",
+        message=message,
+        status=status,
+        theme=web_state().choices.theme,
+    ), status
 
 
 def _register_socket(web: Blueprint) -> None:

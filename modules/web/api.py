@@ -45,6 +45,11 @@ Model = TypeVar("Model", bound=BaseModel)
 
 def create_api_blueprint() -> Blueprint:
     api = Blueprint("api", __name__, url_prefix="/ui/api")
+
+    @api.before_request
+    def limit_body_size():
+        request.max_content_length = MAX_UPLOAD_BYTES + 1024 * 1024  # a picture plus form fields
+
     _errors(api)
     _status_routes(api)
     _character_routes(api)
@@ -61,6 +66,7 @@ def create_api_blueprint() -> Blueprint:
 
 
 # --- Plumbing --------------------------------------------------------------------------------------
+
 
 def error_response(message: str, status: int) -> tuple[Response, int]:
     return jsonify(error={"message": message}), status
@@ -81,8 +87,9 @@ def _errors(api: Blueprint) -> None:
             405: f"{request.method} is not allowed here.",
             413: f"The upload is too large (the limit is {MAX_UPLOAD_BYTES // (1024 * 1024)} MB).",
         }
-        return error_response(messages.get(error.code or 500, error.description or "Error."),
-                              error.code or 500)
+        return error_response(
+            messages.get(error.code or 500, error.description or "Error."), error.code or 500
+        )
 
 
 def json_body(model: type[Model]) -> Model:
@@ -117,8 +124,13 @@ def chat_place(mode: Any, character: Any) -> tuple[str, str | None]:
 
 def summary_json(chat: Chat | ChatSummary) -> dict:
     title = chat.display_title if isinstance(chat, Chat) else chat.title
-    return {"id": chat.id, "mode": chat.mode, "character": chat.character, "title": title,
-            "updated": chat.updated}
+    return {
+        "id": chat.id,
+        "mode": chat.mode,
+        "character": chat.character,
+        "title": title,
+        "updated": chat.updated,
+    }
 
 
 def chat_json(chat: Chat) -> dict:
@@ -132,6 +144,7 @@ def chat_json(chat: Chat) -> dict:
 
 # --- Status and models -----------------------------------------------------------------------------
 
+
 def status_json(hearth: Services) -> dict:
     models = hearth.models
     loaded = models.loaded_ids()
@@ -143,8 +156,12 @@ def status_json(hearth: Services) -> dict:
             template = hearth.chat.templates.choose(ChatOptions(), info).name
         except HearthError:
             template = ""
-        current = {"id": info.name, "n_ctx": info.n_ctx, "template": template,
-                   "has_own_template": bool(info.chat_template)}
+        current = {
+            "id": info.name,
+            "n_ctx": info.n_ctx,
+            "template": template,
+            "has_own_template": bool(info.chat_template),
+        }
     return {"model": current, "loaded": loaded, "loading": models.load_progress()}
 
 
@@ -175,19 +192,31 @@ def _status_routes(api: Blueprint) -> None:
                 size = spec.path.stat().st_size
             except OSError:
                 size = None
-            catalog.append({"id": spec.id, "file": spec.path.name, "source": spec.source,
-                            "loader": spec.loader, "size": size, "loaded": spec.id in loaded})
+            catalog.append(
+                {
+                    "id": spec.id,
+                    "file": spec.path.name,
+                    "source": spec.source,
+                    "loader": spec.loader,
+                    "size": size,
+                    "loaded": spec.id in loaded,
+                }
+            )
         options = load_options(hearth.settings)  # what a load without overrides uses
-        return jsonify(models=catalog, status=status_json(hearth),
-                       defaults={"ctx_size": options.ctx_size, "threads": options.threads})
+        return jsonify(
+            models=catalog,
+            status=status_json(hearth),
+            defaults={"ctx_size": options.ctx_size, "threads": options.threads},
+        )
 
     @api.post("/models/load")
     def load_model():
         body = json_body(LoadRequest)
         hearth = services()
         spec = hearth.models.resolve(body.name)
-        overrides = {k: v for k, v in (("ctx_size", body.ctx_size), ("threads", body.threads))
-                     if v is not None}
+        overrides = {
+            k: v for k, v in (("ctx_size", body.ctx_size), ("threads", body.threads)) if v is not None
+        }
         hearth.models.load(spec.id, overrides or None)
         return jsonify(status_json(hearth))
 
@@ -206,6 +235,7 @@ def _status_routes(api: Blueprint) -> None:
 
 # --- Characters ------------------------------------------------------------------------------------
 
+
 def character_json(character: Character) -> dict:
     picture = None
     if character.picture is not None:
@@ -214,10 +244,16 @@ def character_json(character: Character) -> dict:
         except OSError:
             version = 0
         picture = url_for("web.api.character_picture", key=character.key, v=version)
-    return {"key": character.key, "name": character.name, "greeting": character.greeting,
-            "context": character.context, "example_dialogue": character.example_dialogue,
-            "user_name": character.user_name or "", "builtin": character.builtin,
-            "picture": picture}
+    return {
+        "key": character.key,
+        "name": character.name,
+        "greeting": character.greeting,
+        "context": character.context,
+        "example_dialogue": character.example_dialogue,
+        "user_name": character.user_name or "",
+        "builtin": character.builtin,
+        "picture": picture,
+    }
 
 
 class CharacterForm(BaseModel):
@@ -274,23 +310,46 @@ def import_character(hearth: Services, filename: str, data: bytes) -> Character:
         raise InvalidRequest("The character file must hold a mapping of fields.")
     if "spec" in raw or "first_mes" in raw or "description" in raw:  # a card as JSON
         fields = cards.card_fields(raw)
-        name, context, greeting, example = (fields.name, fields.context, fields.greeting,
-                                            fields.example_dialogue)
+        name, context, greeting, example = (
+            fields.name,
+            fields.context,
+            fields.greeting,
+            fields.example_dialogue,
+        )
         user_name = None
     else:
         try:
             parsed = CharacterFile.model_validate(raw).to_character(
-                Path(filename).stem or "Character", picture=None, builtin=False)
+                Path(filename).stem or "Character", picture=None, builtin=False
+            )
         except ValidationError as e:
             raise InvalidRequest(f"The character file is invalid: {e.errors()[0]['msg']}.") from None
-        name, context, greeting, example = (parsed.name, parsed.context, parsed.greeting,
-                                            parsed.example_dialogue)
+        name, context, greeting, example = (
+            parsed.name,
+            parsed.context,
+            parsed.greeting,
+            parsed.example_dialogue,
+        )
         user_name = parsed.user_name
-    form = checked(CharacterForm, {"name": name, "greeting": greeting, "context": context,
-                                   "example_dialogue": example, "user_name": user_name or ""})
+    form = checked(
+        CharacterForm,
+        {
+            "name": name,
+            "greeting": greeting,
+            "context": context,
+            "example_dialogue": example,
+            "user_name": user_name or "",
+        },
+    )
     key = unique_key(hearth, key_for_name(form.name))
-    return store.save(key, name=form.name, context=form.context, greeting=form.greeting,
-                      example_dialogue=form.example_dialogue, user_name=form.user_name or None)
+    return store.save(
+        key,
+        name=form.name,
+        context=form.context,
+        greeting=form.greeting,
+        example_dialogue=form.example_dialogue,
+        user_name=form.user_name or None,
+    )
 
 
 def _character_routes(api: Blueprint) -> None:
@@ -308,9 +367,14 @@ def _character_routes(api: Blueprint) -> None:
         form = checked(CharacterForm, request.form.to_dict())
         key = unique_key(hearth, key_for_name(form.name))
         saved = hearth.chat.characters.save(
-            key, name=form.name, context=form.context, greeting=form.greeting,
-            example_dialogue=form.example_dialogue, user_name=form.user_name or None,
-            picture=uploaded_picture())
+            key,
+            name=form.name,
+            context=form.context,
+            greeting=form.greeting,
+            example_dialogue=form.example_dialogue,
+            user_name=form.user_name or None,
+            picture=uploaded_picture(),
+        )
         return jsonify(character_json(saved)), 201
 
     @api.put("/characters/<key>")
@@ -319,9 +383,16 @@ def _character_routes(api: Blueprint) -> None:
         store.get(key)  # 404 for a character that does not exist
         form = checked(CharacterForm, request.form.to_dict())
         picture = uploaded_picture()
-        saved = store.save(key, name=form.name, context=form.context, greeting=form.greeting,
-                           example_dialogue=form.example_dialogue,
-                           user_name=form.user_name or None, picture=picture, overwrite=True)
+        saved = store.save(
+            key,
+            name=form.name,
+            context=form.context,
+            greeting=form.greeting,
+            example_dialogue=form.example_dialogue,
+            user_name=form.user_name or None,
+            picture=picture,
+            overwrite=True,
+        )
         return jsonify(character_json(saved))
 
     @api.delete("/characters/<key>")
@@ -344,8 +415,7 @@ def _character_routes(api: Blueprint) -> None:
         from io import BytesIO
 
         data = services().chat.characters.export_card(key)
-        return send_file(BytesIO(data), mimetype="image/png", as_attachment=True,
-                         download_name=f"{key}.png")
+        return send_file(BytesIO(data), mimetype="image/png", as_attachment=True, download_name=f"{key}.png")
 
     @api.post("/characters/import")
     def import_file():
@@ -359,6 +429,7 @@ def _character_routes(api: Blueprint) -> None:
 
 
 # --- Chats -----------------------------------------------------------------------------------------
+
 
 class NewChat(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -441,6 +512,7 @@ def _chat_routes(api: Blueprint) -> None:
 
 # --- Presets ---------------------------------------------------------------------------------------
 
+
 class PresetBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sampling: Sampling
@@ -464,12 +536,14 @@ def _preset_routes(api: Blueprint) -> None:
 
 # --- Settings and extensions -----------------------------------------------------------------------
 
+
 def extensions_json(hearth: Services) -> list[dict]:
     settings = hearth.settings
     loaded = {e.name: e for e in hearth.extensions}
     wanted = settings.enabled_extensions
-    names = sorted(set(available_extensions(extension_dirs(PROJECT_ROOT, settings.user_data_dir)))
-                   | set(wanted))
+    names = sorted(
+        set(available_extensions(extension_dirs(PROJECT_ROOT, settings.user_data_dir))) | set(wanted)
+    )
     out = []
     for name in names:
         if name in loaded:
@@ -479,8 +553,7 @@ def extensions_json(hearth: Services) -> list[dict]:
         else:
             state = "available"
         params = {k: v for k, v in loaded[name].params.items()} if name in loaded else {}
-        out.append({"name": name, "state": state,
-                    "params": json.loads(json.dumps(params, default=str))})
+        out.append({"name": name, "state": state, "params": json.loads(json.dumps(params, default=str))})
     return out
 
 
@@ -488,8 +561,11 @@ def _settings_routes(api: Blueprint) -> None:
     @api.get("/settings")
     def get_settings():
         hearth, web = services(), web_state()
-        return jsonify(choices=web.choices.model_dump(), file=str(settings_file(hearth.settings)),
-                       extensions=extensions_json(hearth))
+        return jsonify(
+            choices=web.choices.model_dump(),
+            file=str(settings_file(hearth.settings)),
+            extensions=extensions_json(hearth),
+        )
 
     @api.put("/settings")
     def put_settings():
@@ -503,4 +579,3 @@ def _settings_routes(api: Blueprint) -> None:
     @api.get("/extensions")
     def extensions():
         return jsonify(extensions=extensions_json(services()))
-

@@ -32,9 +32,15 @@ def page(name: str, title: str, **extra):
         "auth": web.guard.login_required,
         **extra,
     }
-    return render_template(f"{name}.html", page=name, title=title, boot=boot,
-                           auth=web.guard.login_required, user=session.get("user"),
-                           theme=web.choices.theme)
+    return render_template(
+        f"{name}.html",
+        page=name,
+        title=title,
+        boot=boot,
+        auth=web.guard.login_required,
+        user=session.get("user"),
+        theme=web.choices.theme,
+    )
 
 
 def register_pages(bp: Blueprint) -> None:
@@ -42,7 +48,8 @@ def register_pages(bp: Blueprint) -> None:
     def chat_page():
         hearth, web = services(), web_state()
         return page(
-            "chat", "Chat",
+            "chat",
+            "Chat",
             characters=[character_json(c) for c in hearth.chat.characters.list()],
             presets=[p.to_json() for p in web.presets.list()],
             templates=hearth.chat.templates.names(),
@@ -60,7 +67,8 @@ def register_pages(bp: Blueprint) -> None:
     def settings_page():
         hearth, web = services(), web_state()
         return page(
-            "settings", "Settings",
+            "settings",
+            "Settings",
             characters=[{"key": c.key, "name": c.name} for c in hearth.chat.characters.list()],
             presets=[p.name for p in web.presets.list()],
             templates=hearth.chat.templates.names(),
@@ -72,8 +80,14 @@ def register_pages(bp: Blueprint) -> None:
         web = web_state()
         if not web.guard.login_required or web.guard.logged_in_user():
             return redirect(safe_next(request.args.get("next")))
-        return render_template("login.html", page="login", title="Log in", error=None,
-                               next=safe_next(request.args.get("next")), theme=web.choices.theme)
+        return render_template(
+            "login.html",
+            page="login",
+            title="Log in",
+            error=None,
+            next=safe_next(request.args.get("next")),
+            theme=web.choices.theme,
+        )
 
     @bp.post("/login")
     def login_submit():
@@ -88,11 +102,17 @@ def register_pages(bp: Blueprint) -> None:
             return redirect(target)
         log.warning("UI login failed for user %r from %s", user, request.remote_addr)
         time.sleep(LOGIN_FAILURE_DELAY)
-        return render_template("login.html", page="login", title="Log in", next=target,
-                               error="That user name and password do not match.",
-                               theme=web.choices.theme), 401
+        return render_template(
+            "login.html",
+            page="login",
+            title="Log in",
+            next=target,
+            error="That user name and password do not match.",
+            theme=web.choices.theme,
+        ), 401
 
     @bp.post("/logout")
     def logout():
-        session.clear()
+        if web_state().guard.login_required:  # without a login there is no session to end
+            session.clear()
         return redirect(url_for("web.login"))

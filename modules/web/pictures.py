@@ -38,15 +38,18 @@ def _open(data: bytes, accepted: set[str]):
             if image.format not in accepted:
                 raise InvalidRequest(
                     f"The picture must be {', '.join(sorted(accepted))}; this is "
-                    f"{image.format or 'not an image'}.", param="picture")
+                    f"{image.format or 'not an image'}.",
+                    param="picture",
+                )
             if image.width * image.height > MAX_PIXELS:
                 raise InvalidRequest("The picture has too many pixels.", param="picture")
             image.load()
     except InvalidRequest:
         raise
     except Exception as exc:  # Pillow raises many types for damaged or hostile files
-        raise InvalidRequest(f"The file is not a readable picture ({type(exc).__name__}).",
-                             param="picture") from None
+        raise InvalidRequest(
+            f"The file is not a readable picture ({type(exc).__name__}).", param="picture"
+        ) from None
     return image
 
 

@@ -61,8 +61,9 @@ class Sampling(BaseModel):
             raise ValueError(f"each stop string may have at most {MAX_STOP_LENGTH} characters")
         return cleaned
 
-    def params(self, *, max_tokens: int | None, stop: tuple[str, ...] = (),
-               grammar: str | None = None) -> SamplingParams:
+    def params(
+        self, *, max_tokens: int | None, stop: tuple[str, ...] = (), grammar: str | None = None
+    ) -> SamplingParams:
         """Engine parameters: these settings plus what the prompt needs (its stops, grammar)."""
         return SamplingParams(
             max_tokens=max_tokens,

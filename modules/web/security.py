@@ -69,10 +69,10 @@ class Guard:
 
     def logged_in_user(self) -> str | None:
         user = session.get("user")
-        if isinstance(user, str) and user in self.credentials:
-            if hmac.compare_digest(str(session.get("key", "")), self.fingerprint(user)):
-                return user
-        return None
+        if not isinstance(user, str) or user not in self.credentials:
+            return None
+        key = str(session.get("key", ""))
+        return user if hmac.compare_digest(key, self.fingerprint(user)) else None
 
     def log_in(self, user: str) -> None:
         session.clear()
@@ -109,6 +109,7 @@ def load_secret(folder: Path) -> bytes:
 
 
 # --- Checks run before every UI request -------------------------------------------------------
+
 
 def same_origin() -> bool:
     """Whether the request comes from a page of this UI (or from no page at all)."""
@@ -148,7 +149,7 @@ def add_headers(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.path.startswith("/ui/api/") and "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = "no-store"

@@ -173,12 +173,12 @@ class ChatSocket:
                 self._stop_requested.add(message.id)
                 self.stop_current()
         elif self.current is not None:
-            self.send(type="error", id=message.id,
-                      message="A reply is still being written. Stop it first.")
+            self.send(type="error", id=message.id, message="A reply is still being written. Stop it first.")
         else:
             self.current = (message.id, None)
-            self.worker = threading.Thread(target=self._generate, args=(message,),
-                                           name=f"ui-turn-{message.id}", daemon=True)
+            self.worker = threading.Thread(
+                target=self._generate, args=(message,), name=f"ui-turn-{message.id}", daemon=True
+            )
             self.worker.start()
 
     def stop_current(self) -> None:
@@ -211,8 +211,13 @@ class ChatSocket:
         self.current = (gid, turn)
         if gid in self._stop_requested or self.closed:
             turn.cancel()
-        self.send(type="start", id=gid, action=request.action, model=engine.info.name,
-                  template=turn.prepared.template_name)
+        self.send(
+            type="start",
+            id=gid,
+            action=request.action,
+            model=engine.info.name,
+            template=turn.prepared.template_name,
+        )
         error: HearthError | None = None
         try:
             for event in turn.events():
@@ -226,8 +231,14 @@ class ChatSocket:
         if error is not None:
             self.send(type="error", id=gid, message=error.message, saved=saved is not None)
             return
-        self.send(type="done", id=gid, finish_reason=turn.finish_reason or "cancelled",
-                  text=turn.text, reasoning=turn.reasoning, saved=saved is not None,
-                  truncated=turn.prepared.truncated,
-                  chat=self.summarize(saved) if saved is not None else None,
-                  stats=turn.stats())
+        self.send(
+            type="done",
+            id=gid,
+            finish_reason=turn.finish_reason or "cancelled",
+            text=turn.text,
+            reasoning=turn.reasoning,
+            saved=saved is not None,
+            truncated=turn.prepared.truncated,
+            chat=self.summarize(saved) if saved is not None else None,
+            stats=turn.stats(),
+        )

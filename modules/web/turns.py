@@ -62,8 +62,15 @@ class TurnEvent:
 class Turn:
     """A running turn. Iterate `events()`, then call `save()` (also after a stop or error)."""
 
-    def __init__(self, chat: ChatService, request: TurnRequest, generation: Generation,
-                 prepared: PreparedPrompt, options: ChatOptions, base: str) -> None:
+    def __init__(
+        self,
+        chat: ChatService,
+        request: TurnRequest,
+        generation: Generation,
+        prepared: PreparedPrompt,
+        options: ChatOptions,
+        base: str,
+    ) -> None:
         self.request = request
         self.generation = generation
         self.prepared = prepared
@@ -149,17 +156,18 @@ def start_turn(chat: ChatService, engine: TextEngine, request: TurnRequest) -> T
     n_ctx = engine.info.n_ctx
     wanted = request.sampling.max_tokens
     # History is trimmed to leave room for the reply, but never more than half the context.
-    prepared = chat.prepare(messages, options, engine.info, count_tokens=engine.count_tokens,
-                            max_tokens=min(wanted, n_ctx // 2))
+    prepared = chat.prepare(
+        messages, options, engine.info, count_tokens=engine.count_tokens, max_tokens=min(wanted, n_ctx // 2)
+    )
     prompt_tokens = engine.count_tokens(prepared.prompt) + 1  # + BOS
     max_tokens = wanted if prompt_tokens + wanted <= n_ctx else None  # None: to the context's end
-    params = request.sampling.params(max_tokens=max_tokens, stop=prepared.stop,
-                                     grammar=prepared.grammar)
+    params = request.sampling.params(max_tokens=max_tokens, stop=prepared.stop, grammar=prepared.grammar)
     generation = engine.generate(GenerationRequest(prepared.prompt, params))
     if request.action == "send" and request.text:
         try:
-            history.update(request.mode, request.character, request.chat_id,
-                           lambda c: append_exchange(c, request.text))
+            history.update(
+                request.mode, request.character, request.chat_id, lambda c: append_exchange(c, request.text)
+            )
         except HearthError:
             generation.cancel()
             raise

@@ -11,8 +11,15 @@ import pytest
 from modules.app import close_app, create_app
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 ORIGIN = "http://localhost"
 
 
@@ -70,14 +77,14 @@ def new_page(browser) -> Iterator[Callable]:
     contexts, errors = [], []
 
     def make(width: int = 1280, height: int = 820, color_scheme: str = "light"):
-        context = browser.new_context(viewport={"width": width, "height": height},
-                                      color_scheme=color_scheme)
+        context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=color_scheme)
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("dialog", lambda dialog: (errors.append(f"native dialog: {dialog.message}"),
-                                          dialog.dismiss()))
+        page.on(
+            "dialog", lambda dialog: (errors.append(f"native dialog: {dialog.message}"), dialog.dismiss())
+        )
         return page
 
     yield make

@@ -31,9 +31,26 @@ def site(tmp_path_factory, model_dir):
     user_data = folder / "user_data"
     for sub in ("models", "characters", "presets", "logs", "cache"):
         (user_data / sub).mkdir(parents=True)
-    proc = start_server(["--user-data-dir", str(user_data), "--model-dir", str(model_dir), "--model", "tiny",
-                         "--ctx-size", "2048", "--threads", "1", "--threads-batch", "1", "--parallel", "2"],
-                        log_path=folder / "server.log", wait_for="ui")
+    proc = start_server(
+        [
+            "--user-data-dir",
+            str(user_data),
+            "--model-dir",
+            str(model_dir),
+            "--model",
+            "tiny",
+            "--ctx-size",
+            "2048",
+            "--threads",
+            "1",
+            "--threads-batch",
+            "1",
+            "--parallel",
+            "2",
+        ],
+        log_path=folder / "server.log",
+        wait_for="ui",
+    )
     proc.extra["user_data"] = user_data
     yield proc
     proc.stop()
@@ -52,7 +69,9 @@ def new_chat(page) -> None:
     page.click("#new-chat")
     page.wait_for_function(
         "old => new URL(location.href).searchParams.get('chat') !== old"
-        " && document.querySelectorAll('.message.user').length === 0", arg=old)
+        " && document.querySelectorAll('.message.user').length === 0",
+        arg=old,
+    )
 
 
 def set_max_tokens(page, value: int) -> None:
@@ -102,7 +121,9 @@ def test_stop_mid_stream(site, new_page):
     new_chat(page)
     set_max_tokens(page, 1900)
     send(page, "Go on forever")
-    page.wait_for_function("() => (document.querySelector('.message.streaming .content')?.textContent.length || 0) > 40")
+    page.wait_for_function(
+        "() => (document.querySelector('.message.streaming .content')?.textContent.length || 0) > 40"
+    )
     assert page.get_attribute("#send", "aria-label") == "Stop"
     page.click("#send")
     wait_reply_done(page)
@@ -211,7 +232,8 @@ def test_switch_character_and_mode(site, new_page):
     page.keyboard.press("Escape")  # keyboard: the mode switch is a radio group with arrow keys
     page.focus("#mode-switch [data-mode='chat']")
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("() => document.querySelector(\"#mode-switch [data-mode='chat-instruct']\").getAttribute('aria-checked') === 'true'")
+    chat_instruct = page.locator("#mode-switch [data-mode='chat-instruct']")
+    chat_instruct.and_(page.locator("[aria-checked='true']")).wait_for()
 
 
 def test_rename_and_delete_chats(site, new_page):
@@ -258,17 +280,28 @@ def test_new_chat_switch_back_and_find_it_after_a_restart(ui_server, new_page):
     assert last_reply(page) == first_reply
 
 
-XSS = ('<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> '
-       '[click me](javascript:window.__pwned=3) <a href="javascript:window.__pwned=4">link</a> '
-       '<svg onload="window.__pwned=5"></svg> <iframe src="javascript:window.__pwned=6"></iframe>')
+XSS = (
+    '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> '
+    '[click me](javascript:window.__pwned=3) <a href="javascript:window.__pwned=4">link</a> '
+    '<svg onload="window.__pwned=5"></svg> <iframe src="javascript:window.__pwned=6"></iframe>'
+)
 EVIL_NAME = '<img src=x onerror="window.__pwned=7"><script>window.__pwned=8</script>'
 
 
 def assert_inert(page) -> None:
     assert page.evaluate("window.__pwned") is None
-    for selector in ("#messages img:not(.avatar)", "#messages script", "#messages svg:not(.icon)",
-                     "#messages iframe", "#messages a[href^='javascript']", "#messages [onerror]",
-                     "#messages [onload]", "#chat-list img", "#sidebar script", "#picker-grid script"):
+    for selector in (
+        "#messages img:not(.avatar)",
+        "#messages script",
+        "#messages svg:not(.icon)",
+        "#messages iframe",
+        "#messages a[href^='javascript']",
+        "#messages [onerror]",
+        "#messages [onload]",
+        "#chat-list img",
+        "#sidebar script",
+        "#picker-grid script",
+    ):
         assert page.locator(selector).count() == 0, selector
 
 
@@ -317,9 +350,13 @@ def test_markdown_code_blocks_are_highlighted_with_a_copy_button(site, new_page)
     chat_file = site.extra["user_data"] / "logs" / "chat" / "Assistant" / f"{chat_id}.json"
     data = json.loads(chat_file.read_text())
     data["messages"].append({"role": "user", "content": "Show me code"})
-    data["messages"].append({"role": "assistant", "content":
-                             "Here:\n\n```python\ndef hello():\n    return 'hi'\n```\n\n**bold**, `code` and "
-                             "[a link](https://example.org)."})
+    data["messages"].append(
+        {
+            "role": "assistant",
+            "content": "Here:\n\n```python\ndef hello():\n    return 'hi'\n```\n\n**bold**, `code` and "
+            "[a link](https://example.org).",
+        }
+    )
     chat_file.write_text(json.dumps(data))
     page.reload()
     page.wait_for_selector(".code-block")
@@ -342,9 +379,13 @@ def test_the_view_follows_new_text_unless_scrolled_up(site, new_page):
     new_chat(page)
     set_max_tokens(page, 1900)
     send(page, "A long one")
-    page.wait_for_function("() => (document.querySelector('.message.streaming .content')?.textContent.length || 0) > 2500")
-    at_bottom = ("() => { const m = document.querySelector('#messages');"
-                 " return m.scrollHeight - m.scrollTop - m.clientHeight < 60; }")
+    page.wait_for_function(
+        "() => (document.querySelector('.message.streaming .content')?.textContent.length || 0) > 2500"
+    )
+    at_bottom = (
+        "() => { const m = document.querySelector('#messages');"
+        " return m.scrollHeight - m.scrollTop - m.clientHeight < 60; }"
+    )
     assert page.evaluate(at_bottom)
     page.mouse.move(500, 300)
     page.mouse.wheel(0, -600)

@@ -28,9 +28,24 @@ def site(tmp_path_factory, tiny_model_path):
     user_data = folder / "user_data"
     for sub in ("models", "characters", "presets", "logs", "cache"):
         (user_data / sub).mkdir(parents=True)
-    proc = start_server(["--user-data-dir", str(user_data), "--model-dir", str(models), "--model", "tiny",
-                         "--ctx-size", "1024", "--threads", "1", "--threads-batch", "1"],
-                        log_path=folder / "server.log", wait_for="ui")
+    proc = start_server(
+        [
+            "--user-data-dir",
+            str(user_data),
+            "--model-dir",
+            str(models),
+            "--model",
+            "tiny",
+            "--ctx-size",
+            "1024",
+            "--threads",
+            "1",
+            "--threads-batch",
+            "1",
+        ],
+        log_path=folder / "server.log",
+        wait_for="ui",
+    )
     proc.extra["user_data"] = user_data
     yield proc
     proc.stop()
@@ -80,8 +95,10 @@ def test_edit_validate_and_delete_a_character(site, new_page):
     page.click("#save-character")  # no name
     assert "name" in page.locator("#editor-error").inner_text()
     page.fill("#field-name", "Temp Person")
-    page.set_input_files("#picture", files=[{"name": "fake.png", "mimeType": "image/png",
-                                             "buffer": b"<html>not a picture</html>"}])
+    page.set_input_files(
+        "#picture",
+        files=[{"name": "fake.png", "mimeType": "image/png", "buffer": b"<html>not a picture</html>"}],
+    )
     page.click("#save-character")
     page.wait_for_selector("#editor-error:has-text('picture')")  # a message, not a dead button
     page.set_input_files("#picture", files=[])
@@ -104,21 +121,26 @@ def test_import_cards_and_files(site, new_page, tmp_path):
 
     from modules.chat import png
 
-    card = {"spec": "chara_card_v2", "data": {"name": "Card Import", "description": "From a card.",
-                                                "first_mes": "Hello from a card."}}
+    card = {
+        "spec": "chara_card_v2",
+        "data": {"name": "Card Import", "description": "From a card.", "first_mes": "Hello from a card."},
+    }
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), (60, 90, 200)).save(buffer, format="PNG")
     card_png = png.with_text(buffer.getvalue(), "chara", base64.b64encode(json.dumps(card).encode()).decode())
     page = new_page()
     page.goto(site.ui_url + "/characters")
     page.wait_for_selector(".char-card")
-    page.set_input_files("#import-file", files=[{"name": "card.png", "mimeType": "image/png", "buffer": card_png}])
+    page.set_input_files(
+        "#import-file", files=[{"name": "card.png", "mimeType": "image/png", "buffer": card_png}]
+    )
     page.wait_for_selector(".char-card[data-key='Card Import'] img")
     text = yaml.safe_dump({"name": "Yaml Import", "greeting": "Hi from YAML"}).encode()
     page.set_input_files("#import-file", files=[{"name": "y.yaml", "mimeType": "text/yaml", "buffer": text}])
     page.wait_for_selector(".char-card[data-key='Yaml Import']")
-    page.set_input_files("#import-file", files=[{"name": "bad.json", "mimeType": "application/json",
-                                                 "buffer": b"{broken"}])
+    page.set_input_files(
+        "#import-file", files=[{"name": "bad.json", "mimeType": "application/json", "buffer": b"{broken"}]
+    )
     page.wait_for_selector(".toast-error")
     assert "cannot be read" in page.locator(".toast-error").inner_text()
     screenshot(page, "characters-tiny")
@@ -239,9 +261,12 @@ def test_keyboard_only(site, new_page):
     seen = []
     for _ in range(40):  # every control on the way is reachable and says what it is
         page.keyboard.press("Tab")
-        seen.append(page.evaluate(
-            "() => { const e = document.activeElement; return e.getAttribute('aria-label') || e.id"
-            " || e.textContent.trim() || e.tagName; }"))
+        seen.append(
+            page.evaluate(
+                "() => { const e = document.activeElement; return e.getAttribute('aria-label') || e.id"
+                " || e.textContent.trim() || e.tagName; }"
+            )
+        )
     assert "input" in seen and "Regenerate" in " ".join(seen)
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"  # a visible focus ring
@@ -250,3 +275,33 @@ def test_keyboard_only(site, new_page):
     page.wait_for_selector("#character-picker[open]")
     page.keyboard.press("Escape")
     page.wait_for_function("() => !document.querySelector('#character-picker').open")
+
+
+def test_login_in_the_browser_guards_the_page_and_the_socket(ui_server, new_page):
+    from simple_websocket import Client, ConnectionError
+
+    site = ui_server("--ui-auth", "ann:secret")
+    with pytest.raises(ConnectionError):
+        Client.connect(site.ui_url.replace("http", "ws") + "/ui/ws")  # no session: refused
+    page = new_page()
+    page.goto(site.ui_url + "/characters")
+    page.wait_for_selector("input[name=username]")
+    assert "/login" in page.url
+    page.fill("input[name=username]", "ann")
+    page.fill("input[name=password]", "wrong")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".alert-error")
+    page.fill("input[name=username]", "ann")
+    page.fill("input[name=password]", "secret")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".char-card")  # back where we wanted to go
+    page.goto(site.ui_url + "/")
+    page.wait_for_selector("#messages .message")
+    page.fill("#param-max_tokens", "5")
+    page.fill("#input", "Logged in")
+    page.press("#input", "Enter")
+    page.wait_for_selector(".message.user")
+    page.wait_for_selector(".message.streaming", state="detached")
+    assert page.locator(".message.assistant .stats").last.inner_text()
+    page.click("button[aria-label^='Log out']")
+    page.wait_for_selector("input[name=username]")

@@ -27,9 +27,19 @@ def image_bytes(fmt: str) -> bytes:
 
 
 def card_png(name="Card Person", **fields) -> bytes:
-    card = {"spec": "chara_card_v2", "spec_version": "2.0",
-            "data": {"name": name, "description": "A test card.", "first_mes": "Hi {{user}}!",
-                     "mes_example": "", "personality": "", "scenario": "", **fields}}
+    card = {
+        "spec": "chara_card_v2",
+        "spec_version": "2.0",
+        "data": {
+            "name": name,
+            "description": "A test card.",
+            "first_mes": "Hi {{user}}!",
+            "mes_example": "",
+            "personality": "",
+            "scenario": "",
+            **fields,
+        },
+    }
     chunk = base64.b64encode(json.dumps(card).encode()).decode()
     return png.with_text(png_bytes(), "chara", chunk)
 
@@ -50,6 +60,7 @@ def error_of(response) -> str:
 
 # --- Characters --------------------------------------------------------------------------------
 
+
 def test_characters_list_the_shipped_ones(ui):
     data = ui.get("/ui/api/characters").get_json()
     keys = {c["key"]: c for c in data["characters"]}
@@ -62,10 +73,15 @@ def test_characters_list_the_shipped_ones(ui):
 
 
 def test_create_edit_and_delete_a_character_with_a_picture(ui, user_data):
-    created = ui.post("/ui/api/characters", data={
-        "name": "Nova", "greeting": "Hello {{user}}", "context": "Nova is a pilot.",
-        "picture": (io.BytesIO(image_bytes("JPEG")), "me.jpg"),
-    })
+    created = ui.post(
+        "/ui/api/characters",
+        data={
+            "name": "Nova",
+            "greeting": "Hello {{user}}",
+            "context": "Nova is a pilot.",
+            "picture": (io.BytesIO(image_bytes("JPEG")), "me.jpg"),
+        },
+    )
     assert created.status_code == 201, created.data
     nova = created.get_json()
     assert nova["key"] == "Nova" and nova["picture"]
@@ -86,7 +102,7 @@ def test_create_edit_and_delete_a_character_with_a_picture(ui, user_data):
 
 
 def test_a_display_name_with_markup_gets_a_safe_key(ui):
-    name = '<img src=x onerror=alert(1)><script>alert(2)</script>'
+    name = "<img src=x onerror=alert(1)><script>alert(2)</script>"
     created = ui.post("/ui/api/characters", data={"name": name})
     assert created.status_code == 201
     body = created.get_json()
@@ -94,16 +110,19 @@ def test_a_display_name_with_markup_gets_a_safe_key(ui):
     assert not set(body["key"]) & set('<>/"\\')
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({}, "name"),
-    ({"name": ""}, "name"),
-    ({"name": "x" * 101}, "name"),
-    ({"name": "Ok", "context": "x" * 100_001}, "context"),
-    ({"name": "Ok", "picture": (io.BytesIO(b"GIF89a not really"), "a.gif")}, "picture"),
-    ({"name": "Ok", "picture": (io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\0" * 40), "a.png")}, "picture"),
-    ({"name": "Ok", "picture": (io.BytesIO(b"<html><script>alert(1)</script>"), "a.png")}, "picture"),
-    ({"name": "Ok", "picture": (io.BytesIO(b""), "a.png")}, "empty"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"name": "Ok", "context": "x" * 100_001}, "context"),
+        ({"name": "Ok", "picture": (io.BytesIO(b"GIF89a not really"), "a.gif")}, "picture"),
+        ({"name": "Ok", "picture": (io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\0" * 40), "a.png")}, "picture"),
+        ({"name": "Ok", "picture": (io.BytesIO(b"<html><script>alert(1)</script>"), "a.png")}, "picture"),
+        ({"name": "Ok", "picture": (io.BytesIO(b""), "a.png")}, "empty"),
+    ],
+)
 def test_bad_character_forms_are_messages(ui, data, message):
     response = ui.post("/ui/api/characters", data=data, content_type="multipart/form-data")
     assert response.status_code == 400
@@ -111,9 +130,13 @@ def test_bad_character_forms_are_messages(ui, data, message):
 
 
 def test_gif_and_webp_uploads(ui):
-    webp = ui.post("/ui/api/characters", data={"name": "Web", "picture": (io.BytesIO(image_bytes("WEBP")), "w.webp")})
+    webp = ui.post(
+        "/ui/api/characters", data={"name": "Web", "picture": (io.BytesIO(image_bytes("WEBP")), "w.webp")}
+    )
     assert webp.status_code == 201
-    gif = ui.post("/ui/api/characters", data={"name": "Gif", "picture": (io.BytesIO(image_bytes("GIF")), "g.gif")})
+    gif = ui.post(
+        "/ui/api/characters", data={"name": "Gif", "picture": (io.BytesIO(image_bytes("GIF")), "g.gif")}
+    )
     assert gif.status_code == 400 and "GIF" in error_of(gif)
 
 
@@ -126,9 +149,13 @@ def test_huge_picture_is_refused(ui):
 
 @pytest.mark.parametrize("key", ["..", "a:b", "con", ".hidden", "x" * 101])
 def test_unsafe_character_keys(ui, key):
-    for response in (ui.get(f"/ui/api/characters/{key}"), ui.delete(f"/ui/api/characters/{key}"),
-                     ui.get(f"/ui/api/characters/{key}/picture"), ui.get(f"/ui/api/characters/{key}/card"),
-                     ui.put(f"/ui/api/characters/{key}", data={"name": "x"})):
+    for response in (
+        ui.get(f"/ui/api/characters/{key}"),
+        ui.delete(f"/ui/api/characters/{key}"),
+        ui.get(f"/ui/api/characters/{key}/picture"),
+        ui.get(f"/ui/api/characters/{key}/card"),
+        ui.put(f"/ui/api/characters/{key}", data={"name": "x"}),
+    ):
         assert response.status_code in (400, 404)
         error_of(response)
 
@@ -162,23 +189,28 @@ def test_import_json_and_yaml(ui):
     pyg = json.dumps({"char_name": "Pyg", "char_persona": "Old school.", "char_greeting": "Hey"})
     response = ui.post("/ui/api/characters/import", data={"file": (io.BytesIO(pyg.encode()), "p.json")})
     assert response.status_code == 201 and "Old school." in response.get_json()["context"]
-    card = json.dumps({"spec": "chara_card_v2", "data": {"name": "Json Card", "description": "D", "first_mes": "F"}})
+    card = json.dumps(
+        {"spec": "chara_card_v2", "data": {"name": "Json Card", "description": "D", "first_mes": "F"}}
+    )
     response = ui.post("/ui/api/characters/import", data={"file": (io.BytesIO(card.encode()), "c.json")})
     assert response.status_code == 201 and response.get_json()["greeting"] == "F"
 
 
-@pytest.mark.parametrize(("content", "filename"), [
-    (b"", "x.png"),
-    (png_bytes(), "plain.png"),  # a picture without a card
-    (b"\x89PNG\r\n\x1a\ngarbage", "broken.png"),
-    (b"{not json", "x.json"),
-    (b"[1, 2]", "x.json"),
-    (b"key: [unclosed", "x.yaml"),
-    (b"\xff\xfe\x00", "x.yaml"),
-    (b"name: x", "x.txt"),
-    (json.dumps({"spec": "chara_card_v2", "data": {"description": "no name"}}).encode(), "x.json"),
-    (yaml.safe_dump({"name": "n" * 300}).encode(), "x.yaml"),
-])
+@pytest.mark.parametrize(
+    ("content", "filename"),
+    [
+        (b"", "x.png"),
+        (png_bytes(), "plain.png"),  # a picture without a card
+        (b"\x89PNG\r\n\x1a\ngarbage", "broken.png"),
+        (b"{not json", "x.json"),
+        (b"[1, 2]", "x.json"),
+        (b"key: [unclosed", "x.yaml"),
+        (b"\xff\xfe\x00", "x.yaml"),
+        (b"name: x", "x.txt"),
+        (json.dumps({"spec": "chara_card_v2", "data": {"description": "no name"}}).encode(), "x.json"),
+        (yaml.safe_dump({"name": "n" * 300}).encode(), "x.yaml"),
+    ],
+)
 def test_bad_imports_are_messages(ui, content, filename):
     response = ui.post("/ui/api/characters/import", data={"file": (io.BytesIO(content), filename)})
     assert response.status_code == 400, response.data
@@ -192,6 +224,7 @@ def test_import_without_a_file(ui):
 
 # --- Chats --------------------------------------------------------------------------------------
 
+
 def test_chat_lifecycle(ui):
     created = ui.post("/ui/api/chats", json={"mode": "chat", "character": "Ada", "user_name": "Sam"})
     assert created.status_code == 201
@@ -204,7 +237,9 @@ def test_chat_lifecycle(ui):
     assert ui.get("/ui/api/chats?mode=chat-instruct&character=Ada").get_json()["chats"][0]["id"] == chat["id"]
 
     title = '<img src=x onerror="alert(1)">'
-    renamed = ui.patch(f"/ui/api/chats/{chat['id']}", json={"mode": "chat", "character": "Ada", "title": title})
+    renamed = ui.patch(
+        f"/ui/api/chats/{chat['id']}", json={"mode": "chat", "character": "Ada", "title": title}
+    )
     assert renamed.get_json()["title"] == title
 
     loaded = ui.get(f"/ui/api/chats/{chat['id']}?mode=chat&character=Ada").get_json()
@@ -233,28 +268,31 @@ def test_remove_last_gives_back_the_message(ui, web_app):
     assert again.status_code == 400 and "no exchange" in error_of(again)
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("get", "/ui/api/chats", None),
-    ("get", "/ui/api/chats?mode=nope", None),
-    ("get", "/ui/api/chats?mode=chat", None),
-    ("get", "/ui/api/chats?mode=chat&character=../../etc", None),
-    ("get", "/ui/api/chats/..%2f..%2fx?mode=instruct", None),
-    ("get", "/ui/api/chats/has.dot?mode=instruct", None),
-    ("get", "/ui/api/chats/20990101-000000-abcdef?mode=instruct", None),
-    ("post", "/ui/api/chats", {"mode": "chat"}),
-    ("post", "/ui/api/chats", {"mode": "chat", "character": "Nobody"}),
-    ("post", "/ui/api/chats", {"mode": "weird"}),
-    ("post", "/ui/api/chats", {"mode": "chat", "character": "Ada", "extra": 1}),
-    ("post", "/ui/api/chats", [1, 2]),
-    ("post", "/ui/api/chats", "not json"),
-    ("patch", "/ui/api/chats/abc", {"mode": "instruct"}),
-    ("patch", "/ui/api/chats/abc", {"mode": "instruct", "title": "x" * 201}),
-    ("patch", "/ui/api/chats/abc", {"mode": "instruct", "title": "missing chat"}),
-    ("delete", "/ui/api/chats/abc?mode=instruct", None),
-    ("delete", "/ui/api/chats/abc", None),
-    ("post", "/ui/api/chats/abc/remove-last", {"mode": "instruct"}),
-    ("post", "/ui/api/chats/abc/remove-last", {}),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", "/ui/api/chats", None),
+        ("get", "/ui/api/chats?mode=nope", None),
+        ("get", "/ui/api/chats?mode=chat", None),
+        ("get", "/ui/api/chats?mode=chat&character=../../etc", None),
+        ("get", "/ui/api/chats/..%2f..%2fx?mode=instruct", None),
+        ("get", "/ui/api/chats/has.dot?mode=instruct", None),
+        ("get", "/ui/api/chats/20990101-000000-abcdef?mode=instruct", None),
+        ("post", "/ui/api/chats", {"mode": "chat"}),
+        ("post", "/ui/api/chats", {"mode": "chat", "character": "Nobody"}),
+        ("post", "/ui/api/chats", {"mode": "weird"}),
+        ("post", "/ui/api/chats", {"mode": "chat", "character": "Ada", "extra": 1}),
+        ("post", "/ui/api/chats", [1, 2]),
+        ("post", "/ui/api/chats", "not json"),
+        ("patch", "/ui/api/chats/abc", {"mode": "instruct"}),
+        ("patch", "/ui/api/chats/abc", {"mode": "instruct", "title": "x" * 201}),
+        ("patch", "/ui/api/chats/abc", {"mode": "instruct", "title": "missing chat"}),
+        ("delete", "/ui/api/chats/abc?mode=instruct", None),
+        ("delete", "/ui/api/chats/abc", None),
+        ("post", "/ui/api/chats/abc/remove-last", {"mode": "instruct"}),
+        ("post", "/ui/api/chats/abc/remove-last", {}),
+    ],
+)
 def test_bad_chat_requests_are_messages(ui, method, path, body):
     if body == "not json":
         response = getattr(ui, method)(path, data="{nope", content_type="application/json")
@@ -265,6 +303,7 @@ def test_bad_chat_requests_are_messages(ui, method, path, body):
 
 
 # --- Models ---------------------------------------------------------------------------------------
+
 
 def test_models_status_load_and_unload(ui):
     data = ui.get("/ui/api/models").get_json()
@@ -295,10 +334,19 @@ def test_a_broken_model_file_is_a_message(ui, model_dir, tmp_path, web_app):
     assert "broken.gguf" in error_of(response)
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"name": ""}, {"name": "nope"}, {"name": "tiny", "ctx_size": -1}, {"name": "tiny", "threads": 0},
-    {"name": "tiny", "ctx_size": "big"}, {"name": "tiny", "other": 1}, {"name": ["tiny"]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": "nope"},
+        {"name": "tiny", "ctx_size": -1},
+        {"name": "tiny", "threads": 0},
+        {"name": "tiny", "ctx_size": "big"},
+        {"name": "tiny", "other": 1},
+        {"name": ["tiny"]},
+    ],
+)
 def test_bad_loads_are_messages(ui, body):
     response = ui.post("/ui/api/models/load", json=body)
     assert 400 <= response.status_code < 500
@@ -317,6 +365,7 @@ def test_templates_are_listed(ui):
 
 # --- Presets -------------------------------------------------------------------------------------
 
+
 def test_shipped_presets_are_valid_and_default_comes_first(ui):
     presets = ui.get("/ui/api/presets").get_json()["presets"]
     names = [p["name"] for p in presets]
@@ -325,8 +374,16 @@ def test_shipped_presets_are_valid_and_default_comes_first(ui):
 
 
 def test_save_and_delete_a_preset(ui, user_data):
-    sampling = {"temperature": 0.4, "top_p": 0.8, "top_k": 10, "min_p": 0.1, "repetition_penalty": 1.2,
-                "max_tokens": 300, "seed": 7, "stop": ["###"]}
+    sampling = {
+        "temperature": 0.4,
+        "top_p": 0.8,
+        "top_k": 10,
+        "min_p": 0.1,
+        "repetition_penalty": 1.2,
+        "max_tokens": 300,
+        "seed": 7,
+        "stop": ["###"],
+    }
     saved = ui.put("/ui/api/presets/Mine", json={"sampling": sampling})
     assert saved.status_code == 200
     assert yaml.safe_load((user_data / "presets" / "Mine.yaml").read_text())["stop"] == ["###"]
@@ -345,16 +402,19 @@ def test_textgen_presets_load(ui, user_data):
     assert "Broken" not in presets
 
 
-@pytest.mark.parametrize(("name", "body"), [
-    ("Bad", {"sampling": {"temperature": 9}}),
-    ("Bad", {"sampling": {"top_p": -1}}),
-    ("Bad", {"sampling": {"stop": ["x" * 201]}}),
-    ("Bad", {"sampling": {"stop": ["a"] * 17}}),
-    ("Bad", {"sampling": "hot"}),
-    ("Bad", {}),
-    ("..", {"sampling": {}}),
-    ("a:b", {"sampling": {}}),
-])
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("Bad", {"sampling": {"temperature": 9}}),
+        ("Bad", {"sampling": {"top_p": -1}}),
+        ("Bad", {"sampling": {"stop": ["x" * 201]}}),
+        ("Bad", {"sampling": {"stop": ["a"] * 17}}),
+        ("Bad", {"sampling": "hot"}),
+        ("Bad", {}),
+        ("..", {"sampling": {}}),
+        ("a:b", {"sampling": {}}),
+    ],
+)
 def test_bad_presets_are_messages(ui, name, body):
     response = ui.put(f"/ui/api/presets/{name}", json=body)
     assert 400 <= response.status_code < 500
@@ -363,11 +423,19 @@ def test_bad_presets_are_messages(ui, name, body):
 
 # --- Settings ------------------------------------------------------------------------------------
 
+
 def test_saving_settings_keeps_other_keys_and_writes_only_setting_fields(ui, user_data):
     path = user_data / "settings.yaml"
     path.write_text("ctx_size: 1024\nopenai-debug: true\nmode: instruct\n")
-    choices = {"mode": "chat-instruct", "character": "Ada", "preset": "Precise", "instruction_template": "ChatML",
-               "user_name": "Sam", "user_bio": "Likes tea.", "theme": "dark"}
+    choices = {
+        "mode": "chat-instruct",
+        "character": "Ada",
+        "preset": "Precise",
+        "instruction_template": "ChatML",
+        "user_name": "Sam",
+        "user_bio": "Likes tea.",
+        "theme": "dark",
+    }
     response = ui.put("/ui/api/settings", json=choices)
     assert response.status_code == 200, response.data
     written = yaml.safe_load(path.read_text())
@@ -397,10 +465,19 @@ def test_a_broken_settings_file_is_left_alone(ui, user_data):
     assert path.read_text() == "mode: [unclosed\n"
 
 
-@pytest.mark.parametrize("body", [
-    {"mode": "nonsense"}, {"theme": "purple"}, {"character": "../x"}, {"preset": "a/b"},
-    {"user_name": "x" * 101}, {"unknown_key": 1}, {"ctx_size": 1}, {"user_name": "a:b"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"mode": "nonsense"},
+        {"theme": "purple"},
+        {"character": "../x"},
+        {"preset": "a/b"},
+        {"user_name": "x" * 101},
+        {"unknown_key": 1},
+        {"ctx_size": 1},
+        {"user_name": "a:b"},
+    ],
+)
 def test_bad_settings_are_messages(ui, body, user_data):
     response = ui.put("/ui/api/settings", json=body)
     assert response.status_code == 400
@@ -415,17 +492,38 @@ def test_extensions_are_listed_with_their_state(ui):
 
 # --- Everything else ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("get", "/ui/api/nothing-here"), ("post", "/ui/api/status"), ("put", "/ui/api/characters"),
-    ("delete", "/ui/api/presets"), ("get", "/ui/api/chats/x/remove-last"),
-])
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/ui/api/nothing-here"),
+        ("post", "/ui/api/status"),
+        ("put", "/ui/api/characters"),
+        ("delete", "/ui/api/presets"),
+        ("get", "/ui/api/chats/x/remove-last"),
+    ],
+)
 def test_unknown_routes_and_methods(ui, method, path):
     response = getattr(ui, method)(path)
     assert response.status_code in (404, 405)
 
 
 def test_huge_json_body(ui):
-    response = ui.put("/ui/api/settings", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
-                      content_type="application/json")
+    response = ui.put(
+        "/ui/api/settings", data=b"{" + b" " * (2 * 1024 * 1024) + b"}", content_type="application/json"
+    )
     assert response.status_code == 413
     error_of(response)
+
+
+def test_an_upload_far_over_the_limit_is_refused_before_it_is_read(ui):
+    response = ui.post(
+        "/ui/api/characters/import", data={"file": (io.BytesIO(b"x" * (12 * 1024 * 1024)), "big.png")}
+    )
+    assert response.status_code == 413
+    assert "too large" in error_of(response)
+
+
+def test_logout_without_a_login_is_harmless(ui):
+    response = ui.post("/logout")
+    assert response.status_code == 302

@@ -23,12 +23,27 @@ FOLDER = DOCS if os.environ.get("HEARTH_SCREENSHOTS") == "docs" else ARTIFACTS /
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 
 CHARACTERS = [
-    ("Captain Nova", "Captain Nova commands the small exploration ship Meridian. Calm, dry humour, loves stars.",
-     "Welcome aboard the Meridian, {{user}}. Where shall we fly today?", ((32, 42, 94), (126, 87, 194)), "N"),
-    ("Chef Marco", "Marco runs a tiny trattoria and teaches home cooking with patience and enthusiasm.",
-     "Ciao {{user}}! Hungry? Tell me what is in your fridge.", ((214, 93, 48), (247, 183, 51)), "M"),
-    ("Dr. Lin", "Dr. Lin is a friendly sleep researcher who explains science in plain words.",
-     "Hello {{user}}. Did you sleep well last night?", ((17, 120, 100), (106, 207, 160)), "L"),
+    (
+        "Captain Nova",
+        "Captain Nova commands the small exploration ship Meridian. Calm, dry humour, loves stars.",
+        "Welcome aboard the Meridian, {{user}}. Where shall we fly today?",
+        ((32, 42, 94), (126, 87, 194)),
+        "N",
+    ),
+    (
+        "Chef Marco",
+        "Marco runs a tiny trattoria and teaches home cooking with patience and enthusiasm.",
+        "Ciao {{user}}! Hungry? Tell me what is in your fridge.",
+        ((214, 93, 48), (247, 183, 51)),
+        "M",
+    ),
+    (
+        "Dr. Lin",
+        "Dr. Lin is a friendly sleep researcher who explains science in plain words.",
+        "Hello {{user}}. Did you sleep well last night?",
+        ((17, 120, 100), (106, 207, 160)),
+        "L",
+    ),
 ]
 
 
@@ -38,7 +53,9 @@ def portrait(top, bottom, letter: str) -> bytes:
     draw = ImageDraw.Draw(image)
     for y in range(size):
         t = y / (size - 1)
-        draw.line([(0, y), (size, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
+        draw.line(
+            [(0, y), (size, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
+        )
     overlay = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     shapes = ImageDraw.Draw(overlay)
     shapes.ellipse((96, 96, 416, 416), fill=(255, 255, 255, 46), outline=(255, 255, 255, 170), width=6)
@@ -60,14 +77,30 @@ def site(tmp_path_factory, model_dir):
         (user_data / sub).mkdir(parents=True)
     empty_models = folder / "models"
     empty_models.mkdir()
-    proc = start_server(["--user-data-dir", str(user_data), "--model-dir", str(empty_models),
-                         "--ctx-size", "2048", "--threads", "1", "--threads-batch", "2"],
-                        log_path=folder / "server.log", wait_for="ui", timeout=180)
+    proc = start_server(
+        [
+            "--user-data-dir",
+            str(user_data),
+            "--model-dir",
+            str(empty_models),
+            "--ctx-size",
+            "2048",
+            "--threads",
+            "1",
+            "--threads-batch",
+            "2",
+        ],
+        log_path=folder / "server.log",
+        wait_for="ui",
+        timeout=180,
+    )
     ui = UiClient(proc.ui_url)
     for name, context, greeting, colors, letter in CHARACTERS:
-        ui.http.post(proc.ui_url + "/ui/api/characters",
-                     data={"name": name, "context": context, "greeting": greeting},
-                     files={"picture": ("p.png", portrait(*colors, letter), "image/png")}).raise_for_status()
+        ui.http.post(
+            proc.ui_url + "/ui/api/characters",
+            data={"name": name, "context": context, "greeting": greeting},
+            files={"picture": ("p.png", portrait(*colors, letter), "image/png")},
+        ).raise_for_status()
     yield proc
     proc.stop()
     assert "Traceback" not in proc.log()

@@ -38,8 +38,10 @@ def client_for(application, origin: str | None = ORIGIN):
 
 # --- Headers -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/", "/characters", "/models", "/settings", "/ui/api/status",
-                                  "/ui/static/js/chat.js"])
+
+@pytest.mark.parametrize(
+    "path", ["/", "/characters", "/models", "/settings", "/ui/api/status", "/ui/static/js/chat.js"]
+)
 def test_every_ui_response_has_a_strict_policy(ui, path):
     response = ui.get(path)
     assert response.status_code == 200
@@ -68,6 +70,7 @@ def test_start_up_data_cannot_break_out_of_its_script_block(ui):
 
 # --- Cross-site requests ---------------------------------------------------------------------------
 
+
 def test_cross_site_writes_are_refused(web_app):
     evil = client_for(web_app, "http://evil.example")
     response = evil.post("/ui/api/chats", json={"mode": "instruct"})
@@ -93,6 +96,7 @@ def test_reads_from_anywhere_still_get_the_data_only_through_the_same_origin_pol
 
 # --- Listening on the network ---------------------------------------------------------------
 
+
 def test_listening_without_a_login_logs_a_warning(make_app, caplog):
     caplog.set_level(logging.WARNING)
     make_app("--listen")
@@ -106,6 +110,7 @@ def test_with_listen_and_a_login_no_warning(make_app, caplog):
 
 
 # --- Login ---------------------------------------------------------------------------------------
+
 
 def log_in(client, user="ann", password="secret", next_path="/"):
     return client.post("/login", data={"username": user, "password": password, "next": next_path})
@@ -135,7 +140,9 @@ def test_login_guards_pages_api_and_socket(make_app, monkeypatch):
     assert client.get("/ui/api/status").status_code == 401
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example", "/\\evil.example", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "target", ["//evil.example/x", "https://evil.example", "/\\evil.example", "javascript:alert(1)"]
+)
 def test_login_never_redirects_off_site(make_app, target):
     client = client_for(make_app("--ui-auth", "ann:secret"))
     response = log_in(client, next_path=target)

@@ -18,9 +18,26 @@ def running(tmp_path_factory, model_dir):
     user_data = folder / "user_data"
     for sub in ("models", "characters", "presets", "logs", "cache"):
         (user_data / sub).mkdir(parents=True)
-    proc = start_server(["--user-data-dir", str(user_data), "--model-dir", str(model_dir), "--model", "tiny",
-                         "--ctx-size", "2048", "--threads", "1", "--threads-batch", "1", "--parallel", "2"],
-                        log_path=folder / "server.log", wait_for="ui")
+    proc = start_server(
+        [
+            "--user-data-dir",
+            str(user_data),
+            "--model-dir",
+            str(model_dir),
+            "--model",
+            "tiny",
+            "--ctx-size",
+            "2048",
+            "--threads",
+            "1",
+            "--threads-batch",
+            "1",
+            "--parallel",
+            "2",
+        ],
+        log_path=folder / "server.log",
+        wait_for="ui",
+    )
     yield proc
     proc.stop()
     assert "Traceback" not in proc.log(), proc.log()[-3000:]
@@ -153,12 +170,41 @@ BAD = [
     (json.dumps({"type": "stop"}), "id"),
     (json.dumps({"type": "stop", "id": "<script>"}), "id"),
     (json.dumps({"type": "generate", "id": "x", "action": "send"}), "chat"),
-    (json.dumps({"type": "generate", "id": "x", "action": "dance",
-                 "chat": {"mode": "chat", "character": "Assistant", "id": "a"}}), "action"),
-    (json.dumps({"type": "generate", "id": "x", "action": "send", "text": "x" * 100_001,
-                 "chat": {"mode": "chat", "character": "Assistant", "id": "a"}}), "text"),
-    (json.dumps({"type": "generate", "id": "x", "action": "send", "sampling": {"temperature": 99},
-                 "chat": {"mode": "chat", "character": "Assistant", "id": "a"}}), "temperature"),
+    (
+        json.dumps(
+            {
+                "type": "generate",
+                "id": "x",
+                "action": "dance",
+                "chat": {"mode": "chat", "character": "Assistant", "id": "a"},
+            }
+        ),
+        "action",
+    ),
+    (
+        json.dumps(
+            {
+                "type": "generate",
+                "id": "x",
+                "action": "send",
+                "text": "x" * 100_001,
+                "chat": {"mode": "chat", "character": "Assistant", "id": "a"},
+            }
+        ),
+        "text",
+    ),
+    (
+        json.dumps(
+            {
+                "type": "generate",
+                "id": "x",
+                "action": "send",
+                "sampling": {"temperature": 99},
+                "chat": {"mode": "chat", "character": "Assistant", "id": "a"},
+            }
+        ),
+        "temperature",
+    ),
 ]
 
 
@@ -173,13 +219,16 @@ def test_bad_messages_are_answered_and_the_socket_stays_usable(ui, raw, hint):
     socket.close()
 
 
-@pytest.mark.parametrize(("chat", "hint"), [
-    ({"mode": "chat", "character": "../../etc", "id": "abc"}, "character"),
-    ({"mode": "chat", "character": "Nobody", "id": "abc"}, "does not exist"),
-    ({"mode": "chat", "character": "Assistant", "id": "../x"}, "history id"),
-    ({"mode": "instruct", "character": None, "id": "20990101-000000-000000"}, "does not exist"),
-    ({"mode": "sing", "character": None, "id": "abc"}, "mode"),
-])
+@pytest.mark.parametrize(
+    ("chat", "hint"),
+    [
+        ({"mode": "chat", "character": "../../etc", "id": "abc"}, "character"),
+        ({"mode": "chat", "character": "Nobody", "id": "abc"}, "does not exist"),
+        ({"mode": "chat", "character": "Assistant", "id": "../x"}, "history id"),
+        ({"mode": "instruct", "character": None, "id": "20990101-000000-000000"}, "does not exist"),
+        ({"mode": "sing", "character": None, "id": "abc"}, "mode"),
+    ],
+)
 def test_bad_chats_are_errors_for_that_generation(ui, chat, hint):
     socket = ui.socket()
     socket.send(type="generate", id="x", action="send", text="hi", chat=chat)
@@ -205,4 +254,16 @@ def test_a_message_too_large_for_the_context_is_a_message(ui):
     _, error = socket.until("error")
     assert "context" in error["message"]
     assert ui.chat(chat)["messages"] == []  # nothing saved when nothing could start
+    socket.close()
+
+
+def test_with_no_model_loaded_the_first_message_loads_the_default(ui):
+    ui.call("POST", "/ui/api/models/unload", json={})
+    assert ui.call("GET", "/ui/api/status")["model"] is None
+    chat = ui.new_chat()
+    socket = ui.socket()
+    socket.generate(chat, text="Hello", max_tokens=5)
+    before, done = socket.until("done")
+    assert before[0]["type"] == "status" and before[0]["message"] == "Loading tiny…"
+    assert done["saved"] and ui.call("GET", "/ui/api/status")["model"]["id"] == "tiny"
     socket.close()

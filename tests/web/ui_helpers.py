@@ -48,11 +48,15 @@ class Socket:
         assert raw is not None, "no message from the server in time"
         return json.loads(raw)
 
-    def generate(self, chat: dict, action: str = "send", text: str = "", gid: str = "g1",
-                 **sampling) -> None:
-        self.send(type="generate", id=gid, action=action, text=text,
-                  chat={"mode": chat["mode"], "character": chat["character"], "id": chat["id"]},
-                  sampling={"temperature": 0, "max_tokens": 40, **sampling})
+    def generate(self, chat: dict, action: str = "send", text: str = "", gid: str = "g1", **sampling) -> None:
+        self.send(
+            type="generate",
+            id=gid,
+            action=action,
+            text=text,
+            chat={"mode": chat["mode"], "character": chat["character"], "id": chat["id"]},
+            sampling={"temperature": 0, "max_tokens": 40, **sampling},
+        )
 
     def until(self, *types: str, timeout: float = 60) -> tuple[list[dict], dict]:
         """Messages up to the first of `types`; returns (the ones before, that one)."""

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 from ...errors import EngineFailure, HearthError, Overloaded, Unavailable
 from ..base import (

@@ -4,7 +4,7 @@
 
 import {
   $, api, avatar, boot, confirmAction, copyText, el, icon, iconButton, onStatus, refreshStatus,
-  showStatus, store, templateLabel, timeAgo, toast,
+  showStatus, store, timeAgo, toast,
 } from "./common.js";
 import { renderMarkdown } from "./markdown.js";
 
