@@ -65,27 +65,26 @@ def serve(settings: Settings) -> int:
         WSGIServer(sock, app, spawn=Pool(), log=None, error_log=log, environ={LISTENER: listener.side}, **tls)
         for sock, listener in zip(sockets, listeners, strict=True)
     ]
-    for server in servers:
-        server.start()
     scheme = "https" if context else "http"
-    tunnel = start_tunnel(settings, app, listeners, scheme)
+    tunnel = None
 
     def announce() -> None:
         model = load_default_model(services)
         extensions = [extension.name for extension in services.extensions]
+        public_url = tunnel.url if tunnel else None
         log.info(
             "%s",
             banner(
-                settings,
-                listeners,
-                scheme=scheme,
-                model=model,
-                extensions=extensions,
-                public_url=tunnel.url if tunnel else None,
+                settings, listeners, scheme=scheme, model=model, extensions=extensions, public_url=public_url
             ),
         )
 
+    # Spawned before the servers start, so that it marks the model as loading before the
+    # first request is read: /health answers "loading" (503) until the banner is out.
     announcer = gevent.spawn(announce)
+    for server in servers:
+        server.start()
+    tunnel = start_tunnel(settings, app, listeners, scheme)
     stop.wait()
 
     log.info("shutting down")
