@@ -12,8 +12,8 @@ hostname is added once known.
 
 **Port separation.** `server.py` serves the UI and the API on two ports. Each WSGI server
 tags its requests (`environ[LISTENER]` = "ui" or "api"), and a route is served only on its
-side's port: the `openai` blueprint (and its children) on the API port, core routes
-(/health) and app-level routes on both, every other blueprint on the UI port. Under a
+side's port: the `openai` blueprint (and its children) and /metrics on the API port,
+/health and app-level routes on both, every other blueprint on the UI port (`SIDES`). Under a
 WSGI server that sets no tag (gunicorn), one port serves everything.
 """
 
@@ -27,19 +27,23 @@ from ..errors import HearthError, InvalidRequest, NotFound
 from ..settings import Settings
 from .listeners import API, LISTENER, UI
 
-API_BLUEPRINTS = frozenset({"openai"})
-SHARED_BLUEPRINTS = frozenset({"core"})
 LOCAL_NAMES = frozenset({"localhost"})
 
+# Which port serves which routes, by endpoint or by (top-level) blueprint name.
+SIDES = {
+    "core.metrics": API,  # Prometheus scrapes the API port
+    "core": None,  # /health: both ports
+    "openai": API,  # the API and its child blueprints (openai.media, ...)
+}
 
-def route_side(blueprint: str | None) -> str | None:
-    """UI or API for a blueprint's routes; None for routes served on both ports."""
-    if blueprint is None:
-        return None
-    root = blueprint.split(".", 1)[0]
-    if root in SHARED_BLUEPRINTS:
-        return None
-    return API if root in API_BLUEPRINTS else UI
+
+def route_side(endpoint: str | None) -> str | None:
+    """UI or API for the route of an endpoint ('openai.chat_completions'); None: both ports."""
+    if endpoint is None or "." not in endpoint:
+        return None  # no route matched, or an app-level route (static files)
+    if endpoint in SIDES:
+        return SIDES[endpoint]
+    return SIDES.get(endpoint.split(".", 1)[0], UI)
 
 
 def split_host(value: str) -> tuple[str, str | None]:
@@ -111,7 +115,7 @@ def install_guards(app: Flask, settings: Settings) -> HostGuard:
                     code="host_not_allowed",
                 ),
             )
-        side = route_side(request.blueprint)
+        side = route_side(request.endpoint)
         if listener is not None and side is not None and side != listener:
             return _refuse(
                 listener,

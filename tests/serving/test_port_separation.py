@@ -11,19 +11,21 @@ from modules.serving.listeners import LISTENER
 
 
 @pytest.mark.parametrize(
-    ("blueprint", "side"),
+    ("endpoint", "side"),
     [
-        ("openai", "api"),
-        ("openai.media", "api"),
-        ("core", None),
+        ("openai.chat_completions", "api"),
+        ("openai.media.embeddings", "api"),
+        ("core.metrics", "api"),
+        ("core.health", None),
+        ("static", None),
         (None, None),
-        ("web", "ui"),
-        ("ws_echo", "ui"),
-        ("openai_like", "ui"),
+        ("web.index", "ui"),
+        ("ws_echo.echo", "ui"),
+        ("openai_like.view", "ui"),
     ],
 )
-def test_route_side(blueprint, side):
-    assert route_side(blueprint) == side
+def test_route_side(endpoint, side):
+    assert route_side(endpoint) == side
 
 
 def get(client, path: str, listener: str | None):
@@ -37,13 +39,14 @@ def test_each_port_serves_its_own_routes(build_app):
     assert get(client, "/v1/things", "api").status_code == 200
     assert get(client, "/v1/pictures", "api").status_code == 200  # a child of the API blueprint
     assert get(client, "/docs", "api").status_code == 200
+    assert get(client, "/metrics", "api").status_code == 200
     for listener in ("ui", "api"):
         assert get(client, "/health", listener).status_code == 200
 
 
 def test_api_routes_are_404_on_the_ui_port(build_app):
     client = build_app().test_client()
-    for path in ("/v1/things", "/v1/pictures", "/docs"):
+    for path in ("/v1/things", "/v1/pictures", "/docs", "/metrics"):
         assert get(client, path, "ui").status_code == 404, path
 
 
@@ -58,7 +61,7 @@ def test_ui_routes_are_openai_shaped_404s_on_the_api_port(build_app):
 
 def test_without_a_tag_one_port_serves_everything(build_app):
     client = build_app().test_client()
-    for path in ("/", "/v1/things", "/docs", "/health"):
+    for path in ("/", "/v1/things", "/docs", "/health", "/metrics"):
         assert get(client, path, None).status_code == 200, path
 
 
@@ -70,5 +73,7 @@ def test_real_server_separates_the_ports(serve, user_data):
     assert requests.get(server.api_url + "/models", timeout=10).status_code == 200
     assert requests.get(server.ui_url + "/v1/models", timeout=10).status_code == 404
     assert requests.get(server.ui_url + "/docs", timeout=10).status_code == 404
+    assert requests.get(server.ui_url + "/metrics", timeout=10).status_code == 404
+    assert "hearth_http_requests" in requests.get(server.api_base + "/metrics", timeout=10).text
     for base in (server.ui_url, server.api_base):
         assert requests.get(base + "/health", timeout=10).json()["status"] == "ok"
