@@ -96,7 +96,8 @@ class Settings(BaseModel):
                                  env="OPENEDAI_ENABLE_IPV6")
     api_disable_ipv4: bool = _opt(False, "Do not serve the API on IPv4.",
                                   env="OPENEDAI_DISABLE_IPV4")
-    api_debug: bool = _opt(False, "Log every API request.", env="OPENEDAI_DEBUG")
+    api_debug: bool = _opt(False, "Log every request (method, path, status, bytes, time).",
+                           env="OPENEDAI_DEBUG")
     public_api: bool = _opt(False, "Publish the API through a Cloudflare quick tunnel "
                             "(implies --api).")
     public_api_id: str | None = _opt(None, "Run this named Cloudflare tunnel instead "

@@ -2,7 +2,9 @@
 
 It sits outside Flask so that it sees a response until its last byte: a streamed
 completion counts as in flight until the stream ends, and the log line
-(`OPENEDAI_DEBUG=1` / api_debug) has the whole duration and size.
+(`OPENEDAI_DEBUG=1` / api_debug), one per request on either port, has the whole
+duration and size: `api POST /v1/chat/completions -> 200 (143 bytes in, 2101 bytes out,
+812.3 ms)`.
 
 At shutdown the server stops accepting connections, then `drain()`s: a new request on a
 connection that is still open gets a 503, and `wait_idle()` waits for the requests in
@@ -97,6 +99,7 @@ class _Record:
         self.path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
         self.listener = environ.get(LISTENER)
         self.websocket = environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+        self.received = int(environ.get("CONTENT_LENGTH") or 0)
         self.status = "-"
         self.sent = 0
 
@@ -104,7 +107,16 @@ class _Record:
         took = (time.perf_counter() - self.started) * 1000
         status = "websocket closed" if self.websocket and self.status == "-" else self.status
         where = f"{self.listener} " if self.listener else ""
-        log.info("%s%s %s %s %.1f ms %d B", where, self.method, self.path, status, took, self.sent)
+        log.info(
+            "%s%s %s -> %s (%d bytes in, %d bytes out, %.1f ms)",
+            where,
+            self.method,
+            self.path,
+            status,
+            self.received,
+            self.sent,
+            took,
+        )
 
 
 class _Body:

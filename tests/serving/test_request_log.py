@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import requests
 from werkzeug.test import Client
@@ -57,8 +58,9 @@ def test_one_log_line_per_request(caplog):
         Client(traffic).get("/v1/models?limit=2", environ_overrides={"hearth.listener": "api"}, buffered=True)
     [record] = [r for r in caplog.records if r.name == "hearth.requests"]
     message = record.getMessage()
-    assert message.startswith("api GET /v1/models?limit=2 200 ")
-    assert message.endswith(" ms 13 B")
+    assert re.fullmatch(
+        r"api GET /v1/models\?limit=2 -> 200 \(0 bytes in, 13 bytes out, \d+\.\d ms\)", message
+    )
 
 
 def test_no_log_without_the_setting(caplog):
@@ -76,10 +78,12 @@ def test_openedai_debug_logs_each_request_on_both_ports(serve):
     requests.get(server.api_url + "/models", timeout=10)
     requests.get(server.ui_url + "/health", timeout=10)
     requests.get(server.api_url + "/nothing-here", timeout=10)
+    requests.post(server.api_url + "/models", data=b"12345", timeout=10)
     lines = request_lines(server.log())
-    assert any(" api GET /v1/models 200 " in line for line in lines), lines
-    assert any(" ui GET /health 200 " in line for line in lines), lines
-    assert any(" api GET /v1/nothing-here 404 " in line for line in lines), lines
+    assert any(" api GET /v1/models -> 200 (0 bytes in, " in line for line in lines), lines
+    assert any(" ui GET /health -> 200 " in line for line in lines), lines
+    assert any(" api GET /v1/nothing-here -> 404 " in line for line in lines), lines
+    assert any(" api POST /v1/models -> 405 (5 bytes in, " in line for line in lines), lines
 
 
 def test_quiet_by_default(serve):
