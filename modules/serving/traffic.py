@@ -3,8 +3,7 @@
 It sits outside Flask so that it sees a response until its last byte: a streamed
 completion counts as in flight until the stream ends, and the log line
 (`OPENEDAI_DEBUG=1` / api_debug), one per request on either port, has the whole
-duration and size: `api POST /v1/chat/completions -> 200 (143 bytes in, 2101 bytes out,
-812.3 ms)`.
+duration and size: `api POST /v1/chat/completions -> 200 (143 bytes in) 2101 bytes out in 812.3 ms`.
 
 At shutdown the server stops accepting connections, then `drain()`s: a new request on a
 connection that is still open gets a 503, and `wait_idle()` waits for the requests in
@@ -108,7 +107,7 @@ class _Record:
         status = "websocket closed" if self.websocket and self.status == "-" else self.status
         where = f"{self.listener} " if self.listener else ""
         log.info(
-            "%s%s %s -> %s (%d bytes in, %d bytes out, %.1f ms)",
+            "%s%s %s -> %s (%d bytes in) %d bytes out in %.1f ms",
             where,
             self.method,
             self.path,
