@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from urllib.parse import urlsplit
 
 from ..errors import HearthError
 from ..settings import Settings
 from .banner import banner
 from .listeners import API, LISTENER, Listener, StartupError, bind_all, plan, tls_context
+from .traffic import Traffic
 
 log = logging.getLogger("hearth")
 
@@ -88,21 +90,34 @@ def serve(settings: Settings) -> int:
     stop.wait()
 
     log.info("shutting down")
-    for server in servers:
-        server.close()  # no new connections
-    traffic.drain()  # no new requests on open connections
     announcer.kill(block=False)
-    if cancel_generations(services):
-        log.info("cancelled the running generations")
-    if not traffic.wait_idle(GRACE_SECONDS):
-        log.warning("%d request(s) still running after %g s; closing them", traffic.in_flight, GRACE_SECONDS)
-    for server in servers:
-        server.stop(timeout=0)  # closes idle keep-alive connections and websockets
+    shut_down(servers, traffic, services)
     if tunnel:
         tunnel.stop()
     close_app(app)
     log.info("stopped")
     return 0
+
+
+def shut_down(servers: list, traffic: Traffic, services) -> None:
+    """Stop taking work, let what runs end with its final chunk, then close every connection."""
+    import gevent
+
+    deadline = time.monotonic() + GRACE_SECONDS
+    for server in servers:
+        server.close()  # no new connections
+    traffic.drain()  # no new requests on open connections
+    if cancel_generations(services):
+        log.info("cancelled the running generations")
+    # HTTP requests are counted; websockets (the UI) are not, so wait for the engines to be
+    # idle too: a UI handler then has its last delta and a moment to save the chat.
+    while busy(services) and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    gevent.sleep(0.1)
+    if not traffic.wait_idle(max(0.0, deadline - time.monotonic())):
+        log.warning("%d request(s) still running after %g s; closing them", traffic.in_flight, GRACE_SECONDS)
+    for server in servers:
+        server.stop(timeout=0)  # closes idle keep-alive connections and websockets
 
 
 def load_default_model(services) -> str:
@@ -117,12 +132,15 @@ def load_default_model(services) -> str:
 
 def cancel_generations(services) -> int:
     """Cancel every running generation: each stream then ends with its final chunk."""
-    cancelled = 0
-    for name in services.models.loaded_ids():
-        engine = services.models.get_loaded(name)
-        if engine is not None:
-            cancelled += engine.cancel_all()
-    return cancelled
+    return sum(engine.cancel_all() for _, engine in services.models.loaded_engines())
+
+
+def busy(services) -> bool:
+    for _, engine in services.models.loaded_engines():
+        stats = engine.stats()
+        if stats.busy_slots or stats.queued:
+            return True
+    return False
 
 
 def start_tunnel(settings: Settings, app, listeners: list[Listener], scheme: str):
