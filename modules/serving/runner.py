@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..errors import HearthError
@@ -22,6 +23,14 @@ from ..settings import Settings
 from .banner import banner
 from .listeners import API, LISTENER, Listener, StartupError, bind_all, plan, tls_context
 from .traffic import Traffic
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from ..app import Services
+    from .tunnel import Tunnel
+
+__all__ = ["StartupError", "configure_logging", "serve"]
 
 log = logging.getLogger("hearth")
 
@@ -47,8 +56,6 @@ def serve(settings: Settings) -> int:
 
     configure_logging(settings.verbose)
     listeners = plan(settings)
-    if not listeners:
-        raise StartupError("nothing to serve: --nowebui without the API")
     context = tls_context(settings)
     sockets = bind_all(listeners)
     stop = Event()
@@ -99,7 +106,7 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-def shut_down(servers: list, traffic: Traffic, services) -> None:
+def shut_down(servers: list, traffic: Traffic, services: Services) -> None:
     """Stop taking work, let what runs end with its final chunk, then close every connection."""
     import gevent
 
@@ -120,7 +127,7 @@ def shut_down(servers: list, traffic: Traffic, services) -> None:
         server.stop(timeout=0)  # closes idle keep-alive connections and websockets
 
 
-def load_default_model(services) -> str:
+def load_default_model(services: Services) -> str:
     """Load the default model now, and describe it for the banner."""
     try:
         info = services.models.engine().info
@@ -130,12 +137,12 @@ def load_default_model(services) -> str:
     return f"{info.name} (context {info.n_ctx} tokens)"
 
 
-def cancel_generations(services) -> int:
+def cancel_generations(services: Services) -> int:
     """Cancel every running generation: each stream then ends with its final chunk."""
     return sum(engine.cancel_all() for _, engine in services.models.loaded_engines())
 
 
-def busy(services) -> bool:
+def busy(services: Services) -> bool:
     for _, engine in services.models.loaded_engines():
         stats = engine.stats()
         if stats.busy_slots or stats.queued:
@@ -143,7 +150,7 @@ def busy(services) -> bool:
     return False
 
 
-def start_tunnel(settings: Settings, app, listeners: list[Listener], scheme: str):
+def start_tunnel(settings: Settings, app: Flask, listeners: list[Listener], scheme: str) -> Tunnel | None:
     if not settings.tunnel_enabled:
         return None
     from .tunnel import Tunnel
@@ -166,8 +173,6 @@ def start_tunnel(settings: Settings, app, listeners: list[Listener], scheme: str
                 "the API is public and has no key: anyone who finds the URL can use it (set --api-key)"
             )
 
-    tunnel = Tunnel(
-        api.url(scheme), tunnel_id=settings.public_api_id, on_ready=ready, verify_origin_tls=scheme == "http"
-    )
+    tunnel = Tunnel(api.url(scheme), tunnel_id=settings.public_api_id, on_ready=ready)
     tunnel.start()
     return tunnel

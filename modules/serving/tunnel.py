@@ -96,7 +96,6 @@ class Tunnel:
         *,
         tunnel_id: str | None,
         on_ready: Callable[[str | None], None],
-        verify_origin_tls: bool = True,
         attempts: int = 3,
         backoff: float = 1.0,
         ready_timeout: float = 30.0,
@@ -104,7 +103,6 @@ class Tunnel:
         self.origin = origin
         self.tunnel_id = tunnel_id
         self.on_ready = on_ready
-        self.verify_origin_tls = verify_origin_tls
         self.attempts = attempts
         self.backoff = backoff
         self.ready_timeout = ready_timeout
@@ -115,8 +113,9 @@ class Tunnel:
 
     def command(self, executable: str) -> list[str]:
         command = [executable, "tunnel", "--no-autoupdate"]
-        if not self.verify_origin_tls:
-            command.append("--no-tls-verify")  # our own (often self-signed) certificate, on loopback
+        if self.origin.startswith("https:"):
+            # Our own certificate (often self-signed, rarely for 127.0.0.1), over loopback.
+            command.append("--no-tls-verify")
         if self.tunnel_id:
             return [*command, "run", "--url", self.origin, self.tunnel_id]
         return [*command, "--url", self.origin]

@@ -44,7 +44,7 @@ def test_command_lines():
         "--url",
         "http://127.0.0.1:5000",
     ]
-    named = Tunnel("https://[::1]:5000", tunnel_id="hearth", on_ready=print, verify_origin_tls=False)
+    named = Tunnel("https://[::1]:5000", tunnel_id="hearth", on_ready=print)
     assert named.command("cf") == [
         "cf",
         "tunnel",
