@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import requests
+import simple_websocket
 from openai import OpenAI
 from servers import PROJECT_ROOT, free_port
-from serving_support import wait_until
+from serving_support import install_ws_extension, needs_api, wait_until
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
@@ -64,9 +65,33 @@ def gunicorn(tmp_path, user_data, tiny_model_path):
             process.wait()
 
 
-@pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed in this environment")
+needs_gunicorn = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed here")
+
+
+@needs_gunicorn
+def test_gunicorn_serves_everything_on_one_port(gunicorn, user_data):
+    process, base, log_path = gunicorn(f"--api --extensions {install_ws_extension(user_data)}")
+    # No listener tag under gunicorn: UI and API routes share its one port.
+    assert requests.get(base + "/health", timeout=10).json() == {"status": "ok", "models": []}
+    assert requests.get(base + "/ui-page", timeout=10).text == "a UI page"
+    assert "hearth_http_requests" in requests.get(base + "/metrics", timeout=10).text
+    ws = simple_websocket.Client.connect(base.replace("http", "ws") + "/ws/echo")
+    ws.send("through gunicorn")
+    assert ws.receive(timeout=10) == "through gunicorn"
+    ws.close()
+    # The Host guard holds (settings from HEARTH_ARGS: loopback only).
+    refused = requests.get(base + "/v1/models", headers={"Host": "evil.example"}, timeout=10)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "host_not_allowed"
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert time.monotonic() - started < 10, log_path.read_text()
+
+
+@needs_gunicorn
+@needs_api
 def test_gunicorn_serves_a_chat_completion(gunicorn):
-    process, base, log_path = gunicorn("--api --api-key sk-test")
+    _, base, _ = gunicorn("--api --api-key sk-test")
     client = OpenAI(base_url=base + "/v1", api_key="sk-test", max_retries=0)
     reply = client.chat.completions.create(
         model="tiny", max_tokens=8, temperature=0, messages=[{"role": "user", "content": "Hello"}]
@@ -81,11 +106,3 @@ def test_gunicorn_serves_a_chat_completion(gunicorn):
         messages=[{"role": "user", "content": "Hello"}],
     )
     assert [chunk.choices[0].finish_reason for chunk in streamed if chunk.choices][-1] in ("stop", "length")
-    # One port serves everything under gunicorn (no listener tag), and the Host guard holds.
-    assert requests.get(base + "/health", timeout=10).json()["status"] == "ok"
-    refused = requests.get(base + "/v1/models", headers={"Host": "evil.example"}, timeout=10)
-    assert refused.status_code == 400
-    started = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
-    assert time.monotonic() - started < 10, log_path.read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from serving_support import install_ws_extension
+from serving_support import install_ws_extension, needs_api
 
 from modules.serving.guards import route_side
 from modules.serving.listeners import LISTENER
@@ -70,10 +70,16 @@ def test_real_server_separates_the_ports(serve, user_data):
     assert requests.get(server.ui_url + "/ui-page", timeout=10).text == "a UI page"
     wrong = requests.get(server.api_base + "/ui-page", timeout=10)
     assert wrong.status_code == 404 and wrong.json()["error"]["code"] == "wrong_port"
-    assert requests.get(server.api_url + "/models", timeout=10).status_code == 200
-    assert requests.get(server.ui_url + "/v1/models", timeout=10).status_code == 404
-    assert requests.get(server.ui_url + "/docs", timeout=10).status_code == 404
     assert requests.get(server.ui_url + "/metrics", timeout=10).status_code == 404
     assert "hearth_http_requests" in requests.get(server.api_base + "/metrics", timeout=10).text
     for base in (server.ui_url, server.api_base):
         assert requests.get(base + "/health", timeout=10).json()["status"] == "ok"
+
+
+@needs_api
+def test_real_server_serves_the_api_on_its_port_only(serve):
+    server = serve("--api")
+    assert requests.get(server.api_url + "/models", timeout=10).status_code == 200
+    assert requests.get(server.api_base + "/docs", timeout=10).status_code == 200
+    for path in ("/v1/models", "/docs", "/openapi.json"):
+        assert requests.get(server.ui_url + path, timeout=10).status_code == 404, path

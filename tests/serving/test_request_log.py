@@ -76,15 +76,15 @@ def request_lines(log: str) -> list[str]:
 
 def test_openedai_debug_logs_each_request_on_both_ports(serve):
     server = serve("--api", env={"OPENEDAI_DEBUG": "1"})
-    requests.get(server.api_url + "/models", timeout=10)
+    requests.get(server.api_base + "/metrics", timeout=10)
     requests.get(server.ui_url + "/health", timeout=10)
     requests.get(server.api_url + "/nothing-here", timeout=10)
-    requests.post(server.api_url + "/models", data=b"12345", timeout=10)
+    requests.post(server.api_base + "/health", data=b"12345", timeout=10)
     expected = [
-        " api GET /v1/models -> 200 (0 bytes in) ",
+        " api GET /metrics -> 200 (0 bytes in) ",
         " ui GET /health -> 200 ",
         " api GET /v1/nothing-here -> 404 ",
-        " api POST /v1/models -> 405 (5 bytes in) ",
+        " api POST /health -> 405 (5 bytes in) ",
     ]
 
     def all_logged() -> bool:  # a line is written when its response ends, after the client has it
@@ -96,5 +96,5 @@ def test_openedai_debug_logs_each_request_on_both_ports(serve):
 
 def test_quiet_by_default(serve):
     server = serve("--api")
-    requests.get(server.api_url + "/models", timeout=10)
+    requests.get(server.api_base + "/metrics", timeout=10)
     assert request_lines(server.log()) == []

@@ -8,11 +8,12 @@ import time
 
 import requests
 import simple_websocket
-from serving_support import install_ws_extension, wait_until
+from serving_support import install_ws_extension, needs_api, wait_until
 
 MAX_TOKENS = 1900  # the tiny model needs ~2 s for these; the signal comes after 5 chunks
 
 
+@needs_api
 def test_sigterm_during_a_stream_ends_it_cleanly(serve):
     server = serve("--api", "--ctx-size", "2048")
     body = {
@@ -57,7 +58,7 @@ def test_sigterm_during_a_stream_ends_it_cleanly(serve):
 def test_sigint_with_idle_connections_and_a_websocket_exits_at_once(serve, user_data):
     server = serve("--api", "--extensions", install_ws_extension(user_data))
     session = requests.Session()  # keeps its connection open after the request
-    assert session.get(server.api_url + "/models", timeout=10).status_code == 200
+    assert session.get(server.api_base + "/health", timeout=10).status_code == 200
     ws = simple_websocket.Client.connect(f"ws://127.0.0.1:{server.ui_port}/ws/echo")
     ws.send("hi")
     assert ws.receive(timeout=10) == "hi"

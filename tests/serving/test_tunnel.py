@@ -67,7 +67,7 @@ def test_quick_tunnel_url_is_printed_and_cloudflared_ends_with_the_server(serve,
     # Requests arrive through the tunnel with its hostname: the API port answers them; the UI
     # port, which the tunnel does not reach, still refuses names it does not know.
     tunnel_host = {"Host": FAKE_TUNNEL_URL.removeprefix("https://")}
-    assert requests.get(server.api_url + "/models", headers=tunnel_host, timeout=10).status_code == 200
+    assert requests.get(server.api_base + "/health", headers=tunnel_host, timeout=10).status_code == 200
     evil = {"Host": "evil.example"}
     assert requests.get(server.ui_url + "/health", headers=evil, timeout=10).status_code == 400
     assert server.stop(signal.SIGTERM) == 0
@@ -130,6 +130,6 @@ def test_without_cloudflared_the_server_says_so_and_serves_locally(serve):
     log = server.log()
     assert "no cloudflared on PATH, and downloading it failed" in log
     assert "the API is still served locally" in log
-    assert requests.get(server.api_url + "/models", timeout=10).status_code == 200
+    assert requests.get(server.api_base + "/health", timeout=10).status_code == 200
     assert requests.get(server.ui_url + "/health", timeout=10).status_code == 200
     assert server.stop() == 0
