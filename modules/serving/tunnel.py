@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,7 @@ QUICK_URL = re.compile(r"https://[-a-z0-9]+(?:\.[-a-z0-9]+)*\.trycloudflare\.com
 NOT_A_TUNNEL = "https://api.trycloudflare.com"  # the service cloudflared asks for a quick tunnel
 NAMED_READY = "Registered tunnel connection"
 PR_SET_PDEATHSIG = 1
+STABLE_SECONDS = 60  # a tunnel up this long that then ends is restarted with fresh attempts
 
 
 class TunnelError(Exception):
@@ -136,10 +138,13 @@ class Tunnel:
 
         failures = 0
         while not self._stopping:
+            started = time.monotonic()
             try:
                 self._run_once()
-                failures = 0  # it was up, then ended by itself: start a new one
                 message = "the tunnel ended"
+                # It was up, then ended by itself: start a new one. One that ends at once
+                # counts as a failure, so that it is not restarted forever.
+                failures = 0 if time.monotonic() - started > STABLE_SECONDS else failures + 1
             except TunnelError as exc:
                 failures += 1
                 message = str(exc)

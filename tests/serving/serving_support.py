@@ -55,8 +55,11 @@ else:
     log("INF", "|  URL                                  |")
     log("INF", "+" + "-" * 60 + "+")
     log("INF", "Starting metrics server on 127.0.0.1:45678/metrics")
-while True:
-    time.sleep(0.2)
+lifetime = float(os.environ.get("FAKE_CLOUDFLARED_LIFETIME", "0"))  # 0: until SIGTERM
+started = time.monotonic()
+while not lifetime or time.monotonic() - started < lifetime:
+    time.sleep(0.1)
+log("INF", "Tunnel server stopped")
 '''
 
 

@@ -94,6 +94,16 @@ def test_a_failing_tunnel_is_retried(serve, fake):
     assert not any(alive(run["pid"]) for run in runs(fake))
 
 
+def test_a_tunnel_that_keeps_ending_is_restarted_then_given_up(serve, fake):
+    server = serve("--public-api", "--api-key", "k", env={**fake, "FAKE_CLOUDFLARED_LIFETIME": "0.3"})
+    assert wait_until(lambda: "Gave up after 3 attempts" in server.log(), timeout=30), server.log()
+    log = server.log()
+    assert log.count(f"Public API: {FAKE_TUNNEL_URL}/v1") == 3
+    assert log.count("the tunnel ended; trying again") == 2
+    assert len(runs(fake)) == 3
+    assert requests.get(server.api_base + "/health", timeout=10).status_code == 200
+
+
 def test_named_tunnel(serve, fake):
     server = serve("--public-api-id", "hearth-tunnel", "--api-key", "k", env=fake)
     assert wait_until(lambda: "the named tunnel hearth-tunnel is connected" in server.log(), timeout=30)
