@@ -23,6 +23,9 @@ needs_api = pytest.mark.skipif(
     reason="the OpenAI API blueprint (extensions/openai/api.py) is not on this branch yet",
 )
 
+# The deployment command of docs/deployment.md, as the gunicorn test runs it.
+GUNICORN_COMMAND = "gunicorn -k gevent -w 1 -b 127.0.0.1:{port} 'modules.app:create_app()'"
+
 FAKE_TUNNEL_URL = "https://quiet-river-lantern-test.trycloudflare.com"
 
 # What cloudflared prints on stderr for a quick tunnel (a real run's lines, shortened).

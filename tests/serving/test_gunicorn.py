@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import requests
 import simple_websocket
 from openai import OpenAI
 from servers import PROJECT_ROOT, free_port
-from serving_support import install_ws_extension, needs_api, wait_until
+from serving_support import GUNICORN_COMMAND, install_ws_extension, needs_api, wait_until
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
@@ -31,16 +32,7 @@ def gunicorn(tmp_path, user_data, tiny_model_path):
             f"--user-data-dir {user_data} --model {tiny_model_path} --ctx-size 512 "
             f"--threads 1 --threads-batch 1 {hearth_args}"
         )
-        command = [
-            str(GUNICORN),
-            "-k",
-            "gevent",
-            "-w",
-            "1",
-            "-b",
-            f"127.0.0.1:{port}",
-            "modules.app:create_app()",
-        ]
+        command = [str(GUNICORN), *shlex.split(GUNICORN_COMMAND.format(port=port))[1:]]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
