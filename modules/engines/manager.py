@@ -77,6 +77,7 @@ class ModelManager:
         self._loaded: OrderedDict[str, TextEngine] = OrderedDict()  # least recently used first
         self._loading: dict[str, threading.Event] = {}
         self._errors: dict[str, HearthError] = {}
+        self._preferred: ModelSpec | None = None  # catalog() reads it while the flag resolves
         self._preferred = self._spec_for_flag(preferred) if preferred else None
 
     # --- The catalog --------------------------------------------------------------------------
