@@ -6,12 +6,14 @@ from collections.abc import Iterator
 from itertools import chain
 
 from flask import Response, jsonify
+from pydantic import BaseModel
 
+from modules.app import services
+from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
+from modules.chat.tools import tool_choice_from_function_call, tools_from_functions
 from modules.engines.base import Generation, TextEngine
 from modules.errors import InvalidRequest
 
-from . import chat_prompt
-from .chat_prompt import ChatMessage, ChatOptions, PreparedPrompt
 from .http import read_json
 from .models import engine_for
 from .protocol import ChatCompletionRequest, ChatMessageIn, EditRequest, SamplingRequest
@@ -70,7 +72,16 @@ def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
 
 def chat_options(body: ChatCompletionRequest, engine: TextEngine) -> ChatOptions:
     remembered = api_state().templates.get(engine.info.name)
-    tool_choice = body.tool_choice or "auto"
+    tools = [tool.model_dump(exclude_none=True) for tool in body.tools or ()]
+    tool_choice = body.tool_choice
+    if body.functions and not tools:  # the legacy form of tools
+        tools = list(tools_from_functions([f.model_dump(exclude_none=True) for f in body.functions]))
+        if tool_choice is None:
+            call = body.function_call
+            tool_choice = tool_choice_from_function_call(
+                call.model_dump() if isinstance(call, BaseModel) else call)
+    if tool_choice is None:
+        tool_choice = "auto"
     return ChatOptions(
         mode=body.mode or "instruct",
         character=body.character,
@@ -83,8 +94,8 @@ def chat_options(body: ChatCompletionRequest, engine: TextEngine) -> ChatOptions
         user_bio=body.user_bio,
         chat_instruct_command=body.chat_instruct_command,
         continue_=bool(body.continue_),
-        tools=tuple(tool.model_dump(exclude_none=True) for tool in body.tools or ()),
-        tool_choice=tool_choice if isinstance(tool_choice, str) else tool_choice.model_dump(),
+        tools=tuple(tools),
+        tool_choice=tool_choice.model_dump() if isinstance(tool_choice, BaseModel) else tool_choice,
     )
 
 
@@ -93,8 +104,8 @@ def prepare_prompt(body: ChatCompletionRequest, options: ChatOptions,
     reserve = body.max_new_tokens
     if reserve is None:
         reserve = min(PROMPT_RESERVE, engine.info.n_ctx // 4)
-    return chat_prompt.prepare(chat_messages(body.messages), options, engine.info,
-                               count_tokens=engine.count_tokens, max_tokens=reserve)
+    return services().chat.prepare(chat_messages(body.messages), options, engine.info,
+                                   count_tokens=engine.count_tokens, max_tokens=reserve)
 
 
 def start_chat(body: ChatCompletionRequest, engine: TextEngine, options: ChatOptions,
@@ -108,8 +119,10 @@ def start_chat(body: ChatCompletionRequest, engine: TextEngine, options: ChatOpt
                            grammar=prepared.grammar, json_schema=schema)
     run_id = Run.new_id(prefix)
 
+    chat_service = services().chat
+
     def pieces(generation: Generation, index: int) -> Iterator[Piece]:
-        return chat_pieces(generation, chat_prompt.reply_parser(options, prepared), index)
+        return chat_pieces(generation, chat_service.reply_parser(options, prepared), index)
 
     requests = choice_requests(run_id, [prepared.prompt], params, body.choices)
     return Run(run_id, engine, requests, pieces, api_state().running)

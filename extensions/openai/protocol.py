@@ -301,6 +301,9 @@ class ChatCompletionRequest(SamplingRequest):
     tools: list[Tool] | None = _field(None, "Functions the model may call.")
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = _field(
         None, "none, auto, required, or a named function.")
+    functions: list[FunctionDefinition] | None = _field(None, "The legacy form of tools.")
+    function_call: Literal["none", "auto"] | NamedFunction | None = _field(
+        None, "The legacy form of tool_choice.")
     # text-generation-webui's chat fields
     mode: Literal["chat", "chat-instruct", "instruct"] | None = _field(
         None, "Hearth: how to build the prompt (default instruct: the model's own template).")

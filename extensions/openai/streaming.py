@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from modules.chat.replies import ContentDelta, ReasoningDelta, ToolCallDelta
 from modules.engines.base import (
     FINISH_LENGTH,
     Generation,
@@ -23,7 +24,6 @@ from modules.engines.base import (
     new_request_id,
 )
 
-from .chat_prompt import ContentDelta, ReasoningDelta, ToolCallDelta
 from .responses import UsageOut, total_usage
 
 
