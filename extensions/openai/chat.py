@@ -57,6 +57,7 @@ def chat_completions() -> Response:
 
 # --- Request -> prompt -> generations ---------------------------------------------------------------
 
+
 def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
     return [
         ChatMessage(
@@ -79,7 +80,8 @@ def chat_options(body: ChatCompletionRequest, engine: TextEngine) -> ChatOptions
         if tool_choice is None:
             call = body.function_call
             tool_choice = tool_choice_from_function_call(
-                call.model_dump() if isinstance(call, BaseModel) else call)
+                call.model_dump() if isinstance(call, BaseModel) else call
+            )
     if tool_choice is None:
         tool_choice = "auto"
     return ChatOptions(
@@ -99,24 +101,39 @@ def chat_options(body: ChatCompletionRequest, engine: TextEngine) -> ChatOptions
     )
 
 
-def prepare_prompt(body: ChatCompletionRequest, options: ChatOptions,
-                   engine: TextEngine) -> PreparedPrompt:
+def prepare_prompt(body: ChatCompletionRequest, options: ChatOptions, engine: TextEngine) -> PreparedPrompt:
     reserve = body.max_new_tokens
     if reserve is None:
         reserve = min(PROMPT_RESERVE, engine.info.n_ctx // 4)
-    return services().chat.prepare(chat_messages(body.messages), options, engine.info,
-                                   count_tokens=engine.count_tokens, max_tokens=reserve)
+    return services().chat.prepare(
+        chat_messages(body.messages),
+        options,
+        engine.info,
+        count_tokens=engine.count_tokens,
+        max_tokens=reserve,
+    )
 
 
-def start_chat(body: ChatCompletionRequest, engine: TextEngine, options: ChatOptions,
-               prepared: PreparedPrompt, prefix: str = "chatcmpl") -> Run:
+def start_chat(
+    body: ChatCompletionRequest,
+    engine: TextEngine,
+    options: ChatOptions,
+    prepared: PreparedPrompt,
+    prefix: str = "chatcmpl",
+) -> Run:
     schema = body.response_format.schema_for_grammar() if body.response_format else None
     if prepared.grammar and schema is not None:
-        raise InvalidRequest("A forced tool call and a JSON response_format cannot be combined.",
-                             param="response_format")
-    params = body.sampling(max_tokens=body.max_new_tokens, n_vocab=engine.info.n_vocab,
-                           logprobs=body.logprob_count, extra_stop=prepared.stop,
-                           grammar=prepared.grammar, json_schema=schema)
+        raise InvalidRequest(
+            "A forced tool call and a JSON response_format cannot be combined.", param="response_format"
+        )
+    params = body.sampling(
+        max_tokens=body.max_new_tokens,
+        n_vocab=engine.info.n_vocab,
+        logprobs=body.logprob_count,
+        extra_stop=prepared.stop,
+        grammar=prepared.grammar,
+        json_schema=schema,
+    )
     run_id = Run.new_id(prefix)
 
     chat_service = services().chat
@@ -130,14 +147,22 @@ def start_chat(body: ChatCompletionRequest, engine: TextEngine, options: ChatOpt
 
 # --- Pieces -> OpenAI shapes -------------------------------------------------------------------------
 
+
 def chunk(run: Run, piece: Piece, logprobs: bool) -> ChatCompletionChunk:
-    calls = [ToolCallDeltaOut(index=c.index, id=c.id, type="function" if c.id else None,
-                              function=FunctionDeltaOut(name=c.name, arguments=c.arguments))
-             for c in piece.tool_calls]
+    calls = [
+        ToolCallDeltaOut(
+            index=c.index,
+            id=c.id,
+            type="function" if c.id else None,
+            function=FunctionDeltaOut(name=c.name, arguments=c.arguments),
+        )
+        for c in piece.tool_calls
+    ]
     choice = ChunkChoice(
         index=piece.index,
-        delta=ChunkDelta(content=piece.text, reasoning_content=piece.reasoning or None,
-                         tool_calls=calls or None),
+        delta=ChunkDelta(
+            content=piece.text, reasoning_content=piece.reasoning or None, tool_calls=calls or None
+        ),
         message=ChunkMessage(content=piece.text),
         logprobs=chat_logprobs(piece.logprobs) if logprobs and piece.logprobs else None,
         finish_reason=piece.finish_reason,
@@ -146,28 +171,34 @@ def chunk(run: Run, piece: Piece, logprobs: bool) -> ChatCompletionChunk:
 
 
 def role_chunk(run: Run, index: int) -> ChatCompletionChunk:
-    choice = ChunkChoice(index=index, delta=ChunkDelta(role="assistant", content=""),
-                         message=ChunkMessage(content=""))
+    choice = ChunkChoice(
+        index=index, delta=ChunkDelta(role="assistant", content=""), message=ChunkMessage(content="")
+    )
     return ChatCompletionChunk(id=run.id, created=run.created, model=run.model, choices=[choice])
 
 
 def whole_choice(collected: Collected, logprobs: bool) -> ChatChoice:
-    calls = [ToolCallOut(id=c["id"] or f"call_{i}", function=FunctionOut(name=c["name"],
-                                                                         arguments=c["arguments"]))
-             for i, c in sorted(collected.calls.items())]
+    calls = [
+        ToolCallOut(id=c["id"] or f"call_{i}", function=FunctionOut(name=c["name"], arguments=c["arguments"]))
+        for i, c in sorted(collected.calls.items())
+    ]
     text = "".join(collected.text)
-    message = ChatMessageOut(content=text if text or not calls else None,
-                             reasoning_content="".join(collected.reasoning) or None,
-                             tool_calls=calls or None)
-    return ChatChoice(index=collected.index, message=message,
-                      logprobs=chat_logprobs(tuple(collected.logprobs)) if logprobs else None,
-                      finish_reason=collected.finish_reason)
+    message = ChatMessageOut(
+        content=text if text or not calls else None,
+        reasoning_content="".join(collected.reasoning) or None,
+        tool_calls=calls or None,
+    )
+    return ChatChoice(
+        index=collected.index,
+        message=message,
+        logprobs=chat_logprobs(tuple(collected.logprobs)) if logprobs else None,
+        finish_reason=collected.finish_reason,
+    )
 
 
 def whole_chat(run: Run, body: ChatCompletionRequest) -> ChatCompletion:
     choices = [whole_choice(c, bool(body.logprobs)) for c in Collected.all(run)]
-    return ChatCompletion(id=run.id, created=run.created, model=run.model, choices=choices,
-                          usage=run.usage())
+    return ChatCompletion(id=run.id, created=run.created, model=run.model, choices=choices, usage=run.usage())
 
 
 def stream_chat(run: Run, body: ChatCompletionRequest) -> Response:
@@ -186,13 +217,15 @@ def stream_chat(run: Run, body: ChatCompletionRequest) -> Response:
                 yield role_chunk(run, piece.index)
             yield chunk(run, piece, bool(body.logprobs))
         if body.include_usage:
-            yield ChatCompletionChunk(id=run.id, created=run.created, model=run.model, choices=[],
-                                      usage=run.usage())
+            yield ChatCompletionChunk(
+                id=run.id, created=run.created, model=run.model, choices=[], usage=run.usage()
+            )
 
     return sse_response(chunks(), run.close)
 
 
 # --- /v1/edits ---------------------------------------------------------------------------------------
+
 
 def edits() -> Response:
     """An instruction and an input become one user message of an instruct-mode chat."""
@@ -200,7 +233,8 @@ def edits() -> Response:
     text = f"{body.instruction}\n\n{body.input}" if body.input else body.instruction
     shared = body.model_dump(include=set(SamplingRequest.model_fields), exclude_none=True)
     chat = ChatCompletionRequest.model_validate(
-        {**shared, "stream": False, "messages": [{"role": "user", "content": text}]})
+        {**shared, "stream": False, "messages": [{"role": "user", "content": text}]}
+    )
     engine = engine_for(chat.model)
     options = chat_options(chat, engine)
     run = start_chat(chat, engine, options, prepare_prompt(chat, options, engine), prefix="edit")

@@ -25,8 +25,9 @@ def completions() -> Response:
     wants_logprobs = body.logprobs
     if wants_logprobs is None and per_prompt > body.choices:
         wants_logprobs = 0
-    params = body.sampling(max_tokens=body.max_new_tokens, n_vocab=engine.info.n_vocab,
-                           logprobs=wants_logprobs)
+    params = body.sampling(
+        max_tokens=body.max_new_tokens, n_vocab=engine.info.n_vocab, logprobs=wants_logprobs
+    )
     run_id = Run.new_id("cmpl")
     echo, suffix = bool(body.echo), body.suffix or ""
 
@@ -43,15 +44,19 @@ def completions() -> Response:
         run.close()
 
 
-def choice(index: int, text: str, finish_reason: str | None, logprobs: bool,
-           entries: tuple, offsets: list[int]) -> CompletionChoice:
-    return CompletionChoice(text=text, index=index, finish_reason=finish_reason,
-                            logprobs=legacy_logprobs(entries, offsets) if logprobs else None)
+def choice(
+    index: int, text: str, finish_reason: str | None, logprobs: bool, entries: tuple, offsets: list[int]
+) -> CompletionChoice:
+    return CompletionChoice(
+        text=text,
+        index=index,
+        finish_reason=finish_reason,
+        logprobs=legacy_logprobs(entries, offsets) if logprobs else None,
+    )
 
 
 def chunk(run: Run, piece: Piece, logprobs: bool) -> Completion:
-    item = choice(piece.index, piece.text, piece.finish_reason, logprobs, piece.logprobs,
-                  list(piece.offsets))
+    item = choice(piece.index, piece.text, piece.finish_reason, logprobs, piece.logprobs, list(piece.offsets))
     return Completion(id=run.id, created=run.created, model=run.model, choices=[item])
 
 
@@ -60,17 +65,18 @@ def whole_completion(run: Run, body: CompletionRequest, per_prompt: int) -> Comp
     if per_prompt > body.choices:
         collected = best_of(collected, per_prompt, body.choices)
     logprobs = body.logprobs is not None
-    choices = [choice(i, "".join(c.text), c.finish_reason, logprobs, tuple(c.logprobs), c.offsets)
-               for i, c in enumerate(collected)]
-    return Completion(id=run.id, created=run.created, model=run.model, choices=choices,
-                      usage=run.usage())
+    choices = [
+        choice(i, "".join(c.text), c.finish_reason, logprobs, tuple(c.logprobs), c.offsets)
+        for i, c in enumerate(collected)
+    ]
+    return Completion(id=run.id, created=run.created, model=run.model, choices=choices, usage=run.usage())
 
 
 def best_of(collected: list[Collected], per_prompt: int, n: int) -> list[Collected]:
     """Of each prompt's candidates, the n with the highest mean logprob of generated tokens."""
     kept = []
     for start in range(0, len(collected), per_prompt):
-        candidates = collected[start:start + per_prompt]
+        candidates = collected[start : start + per_prompt]
         kept.extend(sorted(candidates, key=Collected.mean_logprob, reverse=True)[:n])
     return kept
 
@@ -89,7 +95,6 @@ def stream_completion(run: Run, body: CompletionRequest) -> Response:
         for piece in pieces:
             yield chunk(run, piece, logprobs)
         if body.include_usage:
-            yield Completion(id=run.id, created=run.created, model=run.model, choices=[],
-                             usage=run.usage())
+            yield Completion(id=run.id, created=run.created, model=run.model, choices=[], usage=run.usage())
 
     return sse_response(chunks(), run.close)

@@ -29,6 +29,7 @@ Model = TypeVar("Model", bound=BaseModel)
 
 # --- Request bodies ---------------------------------------------------------------------------
 
+
 def read_body(limit: int = MAX_JSON_BYTES) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
@@ -83,7 +84,7 @@ def parse_json(text: str) -> object:
             comma = _trailing_comma_before(text, exc.pos)
             if comma is None:
                 break
-            text = text[:comma] + text[comma + 1:]
+            text = text[:comma] + text[comma + 1 :]
         except ValueError as exc:  # NaN / Infinity
             raise InvalidRequest(f"Invalid JSON in the request body: {exc}.") from None
         except RecursionError:
@@ -106,7 +107,7 @@ def _loads(text: str) -> object:
 
 def _trailing_comma_before(text: str, pos: int) -> int | None:
     """Where the parser stopped at `}` or `]` right after a comma: that comma's index."""
-    if text[pos:pos + 1] not in ("}", "]"):
+    if text[pos : pos + 1] not in ("}", "]"):
         return None
     before = text[:pos].rstrip()
     return len(before) - 1 if before.endswith(",") else None
@@ -120,7 +121,11 @@ def validate(model: type[Model], data: dict) -> Model:
 
 
 def invalid_field(exc: ValidationError, data: object = None) -> InvalidRequest:
-    first = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # A value that matches no member of a union fails once per member; the deepest failure
+    # that is not a plain type mismatch says most (`prompt.1: must be >= 0`, not `prompt:
+    # must be a string`).
+    first = max(errors, key=lambda error: (len(error["loc"]), not error["type"].endswith("_type")))
     where = _field_path(first["loc"], data) or "body"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
@@ -157,6 +162,7 @@ def _is_type_tag(part: str) -> bool:
 
 
 # --- Errors -------------------------------------------------------------------------------------
+
 
 def error_response(error: HearthError) -> Response:
     response = jsonify(error.to_dict())
@@ -210,6 +216,7 @@ def install_error_handlers(blueprint: Blueprint, is_api_request: Callable[[], bo
 
 # --- API keys ------------------------------------------------------------------------------------
 
+
 def presented_key() -> str | None:
     """The key the client sent: `Authorization: Bearer KEY`, or `x-api-key: KEY`."""
     authorization = request.headers.get("Authorization", "")
@@ -232,8 +239,7 @@ def check_api_key() -> None:
     if not settings.api_key:
         return
     presented = presented_key()
-    if not (key_matches(settings.api_key, presented)
-            or key_matches(settings.effective_admin_key, presented)):
+    if not (key_matches(settings.api_key, presented) or key_matches(settings.effective_admin_key, presented)):
         raise Unauthorized()
 
 

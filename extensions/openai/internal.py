@@ -53,8 +53,7 @@ def decode() -> Response:
     body = read_json(DecodeRequest)
     engine = engine_for(body.model)
     if any(token >= engine.info.n_vocab for token in body.tokens):
-        raise InvalidRequest(f"Token ids must be below {engine.info.n_vocab} for this model.",
-                             param="tokens")
+        raise InvalidRequest(f"Token ids must be below {engine.info.n_vocab} for this model.", param="tokens")
     return _json(DecodeResponse(text=engine.detokenize(body.tokens)))
 
 
@@ -69,8 +68,9 @@ def logits() -> Response:
     body = read_json(LogitsRequest)
     engine = engine_for(body.model)
     params = body.sampling(max_tokens=None, n_vocab=engine.info.n_vocab)
-    top = engine.token_logprobs(body.prompt, params, body.top_logits or DEFAULT_TOP_LOGITS,
-                                bool(body.use_samplers))
+    top = engine.token_logprobs(
+        body.prompt, params, body.top_logits or DEFAULT_TOP_LOGITS, bool(body.use_samplers)
+    )
     probabilities: dict[str, float] = {}
     for entry in top:
         if entry.logprob > -math.inf and entry.token not in probabilities:
@@ -111,13 +111,19 @@ def model_info() -> Response:
     if engine is None:
         return _json(ModelInfoResponse(model_name=None, loaded=loaded))
     info, stats = engine.info, engine.stats()
-    return _json(ModelInfoResponse(
-        model_name=info.name, loader=info.loader, n_ctx=info.n_ctx, n_ctx_train=info.n_ctx_train,
-        n_vocab=info.n_vocab, instruction_template=api_state().templates.get(info.name),
-        has_chat_template=bool(info.chat_template),
-        stats=EngineStatsOut(slots=stats.slots, busy_slots=stats.busy_slots, queued=stats.queued),
-        loaded=loaded,
-    ))
+    return _json(
+        ModelInfoResponse(
+            model_name=info.name,
+            loader=info.loader,
+            n_ctx=info.n_ctx,
+            n_ctx_train=info.n_ctx_train,
+            n_vocab=info.n_vocab,
+            instruction_template=api_state().templates.get(info.name),
+            has_chat_template=bool(info.chat_template),
+            stats=EngineStatsOut(slots=stats.slots, busy_slots=stats.busy_slots, queued=stats.queued),
+            loaded=loaded,
+        )
+    )
 
 
 def model_list() -> Response:

@@ -24,8 +24,10 @@ def text_models() -> list[ModelCard]:
     """Every text model: loaded ones first, then the model folder, then the built-in one."""
     manager = services().models
     loaded = set(manager.loaded_ids())
-    return [ModelCard(id=spec.id, created=_created(spec.path), kind="text", loaded=spec.id in loaded)
-            for spec in manager.catalog()]
+    return [
+        ModelCard(id=spec.id, created=_created(spec.path), kind="text", loaded=spec.id in loaded)
+        for spec in manager.catalog()
+    ]
 
 
 def _created(path: Path) -> int:

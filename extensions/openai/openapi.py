@@ -46,8 +46,9 @@ def build_document(endpoints) -> dict:
         for model in (e.response, e.stream):
             if model:
                 wanted.append((model, "serialization"))
-    refs, schemas = models_json_schema(list(dict.fromkeys(wanted)),
-                                       ref_template="#/components/schemas/{model}")
+    refs, schemas = models_json_schema(
+        list(dict.fromkeys(wanted)), ref_template="#/components/schemas/{model}"
+    )
     paths: dict[str, dict] = {}
     for e in endpoints:
         paths.setdefault(openapi_path(e.path), {})[e.method.lower()] = _operation(e, refs)
@@ -73,8 +74,7 @@ def _operation(e, refs: dict) -> dict:
     names = _PATH_PARAM.findall(e.path)
     if names:
         operation["parameters"] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in names
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names
         ]
     if e.request:
         operation["requestBody"] = {
@@ -87,7 +87,7 @@ def _operation(e, refs: dict) -> dict:
     if e.stream:
         content["text/event-stream"] = {
             "schema": refs[(e.stream, "serialization")],
-            "description": "With \"stream\": true: one `data:` event per chunk, then `data: [DONE]`.",
+            "description": 'With "stream": true: one `data:` event per chunk, then `data: [DONE]`.',
         }
     responses: dict = {"200": {"description": "OK", **({"content": content} if content else {})}}
     error = {"content": {"application/json": {"schema": refs[(ErrorResponse, "serialization")]}}}

@@ -31,6 +31,7 @@ def _field(default: Any = None, description: str = "", **constraints: Any) -> An
 
 # --- Shared sampling fields ---------------------------------------------------------------------
 
+
 class StreamOptions(ApiModel):
     include_usage: bool | None = _field(None, "Send a last chunk with the usage of the whole request.")
 
@@ -39,33 +40,43 @@ class SamplingRequest(ApiModel):
     """The fields completions, chat completions and edits share."""
 
     model: str | None = _field(
-        None, "Model id (see /v1/models). A known model is loaded if needed; none: the loaded model.")
+        None, "Model id (see /v1/models). A known model is loaded if needed; none: the loaded model."
+    )
     max_tokens: int | None = _field(None, "Most tokens to generate.", ge=0)
     temperature: float | None = _field(None, "0 to 2; 0 is greedy. Default 1.", ge=0, le=2)
     top_p: float | None = _field(None, "Nucleus sampling, 0 to 1. Default 1.", ge=0, le=1)
     top_k: int | None = _field(None, "Hearth: keep only the k most likely tokens (0: off).", ge=0)
     min_p: float | None = _field(
-        None, "Hearth: drop tokens less likely than min_p times the best one (0: off).", ge=0, le=1)
+        None, "Hearth: drop tokens less likely than min_p times the best one (0: off).", ge=0, le=1
+    )
     typical_p: float | None = _field(None, "Hearth: locally typical sampling (1: off).", gt=0, le=1)
     presence_penalty: float | None = _field(None, "-2 to 2.", ge=-2, le=2)
     frequency_penalty: float | None = _field(None, "-2 to 2.", ge=-2, le=2)
     repetition_penalty: float | None = _field(
-        None, "Hearth: divide the logits of tokens already seen (1: off).", gt=0, le=10)
+        None, "Hearth: divide the logits of tokens already seen (1: off).", gt=0, le=10
+    )
     repetition_penalty_range: int | None = _field(
-        None, "Hearth: how many recent tokens the penalties look at (default 64, -1: all).", ge=-1)
+        None, "Hearth: how many recent tokens the penalties look at (default 64, -1: all).", ge=-1
+    )
     n: int | None = _field(None, f"Choices to generate, 1 to {MAX_CHOICES}.", ge=1, le=MAX_CHOICES)
     stop: str | list[str] | None = _field(
-        None, f"Up to {MAX_STOP_STRINGS} strings that end the generation (not included in the text).")
+        None, f"Up to {MAX_STOP_STRINGS} strings that end the generation (not included in the text)."
+    )
     stream: bool | None = _field(None, "Stream server-sent events.")
     stream_options: StreamOptions | None = None
     seed: int | None = _field(
-        None, "Sampling seed; the same seed gives the same text. -1: random. With n > 1, "
-        "choice i uses seed + i.", ge=-1, le=2**64 - 1)
+        None,
+        "Sampling seed; the same seed gives the same text. -1: random. With n > 1, choice i uses seed + i.",
+        ge=-1,
+        le=2**64 - 1,
+    )
     logit_bias: dict[str, float] | None = _field(
-        None, "Token id (as a string) -> bias from -100 to 100; -100 bans the token.")
+        None, "Token id (as a string) -> bias from -100 to 100; -100 bans the token."
+    )
     user: str | None = _field(None, "Accepted and ignored.")
     grammar_string: str | None = _field(
-        None, "Hearth: a GBNF grammar (root rule `root`) the output must follow.")
+        None, "Hearth: a GBNF grammar (root rule `root`) the output must follow."
+    )
     ignore_eos: bool | None = _field(None, "Hearth: keep generating past the end-of-text token.")
 
     @field_validator("stop")
@@ -98,19 +109,28 @@ class SamplingRequest(ApiModel):
             return ()
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
-    def sampling(self, *, max_tokens: int | None, n_vocab: int, logprobs: int | None = None,
-                 extra_stop: tuple[str, ...] = (), grammar: str | None = None,
-                 json_schema: dict | None = None) -> SamplingParams:
+    def sampling(
+        self,
+        *,
+        max_tokens: int | None,
+        n_vocab: int,
+        logprobs: int | None = None,
+        extra_stop: tuple[str, ...] = (),
+        grammar: str | None = None,
+        json_schema: dict | None = None,
+    ) -> SamplingParams:
         """The engine's parameters for this request (choice 0; see `for_choice`)."""
         bias = {int(token): bias for token, bias in (self.logit_bias or {}).items()}
         for token in bias:
             if token >= n_vocab:
                 raise InvalidRequest(
-                    f"logit_bias names token {token}, but this model's vocabulary has {n_vocab} "
-                    "tokens.", param="logit_bias")
+                    f"logit_bias names token {token}, but this model's vocabulary has {n_vocab} tokens.",
+                    param="logit_bias",
+                )
         if self.grammar_string and (grammar or json_schema is not None):
-            raise InvalidRequest("Use either grammar_string or response_format, not both.",
-                                 param="grammar_string")
+            raise InvalidRequest(
+                "Use either grammar_string or response_format, not both.", param="grammar_string"
+            )
         defaults = SamplingParams()
         return SamplingParams(
             max_tokens=max_tokens,
@@ -144,15 +164,22 @@ TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 class CompletionRequest(SamplingRequest):
     prompt: str | list[str] | TokenIds | list[TokenIds] = _field(
-        ..., "A string, a list of strings, a list of token ids, or a list of lists of token ids.")
+        ..., "A string, a list of strings, a list of token ids, or a list of lists of token ids."
+    )
     echo: bool | None = _field(None, "Return the prompt before the completion (with its logprobs).")
     suffix: str | None = _field(None, "Text appended after the completion.")
     logprobs: int | None = _field(
-        None, f"Return the logprobs of each token and of the N most likely ones (0 to {MAX_LOGPROBS}).",
-        ge=0, le=MAX_LOGPROBS)
+        None,
+        f"Return the logprobs of each token and of the N most likely ones (0 to {MAX_LOGPROBS}).",
+        ge=0,
+        le=MAX_LOGPROBS,
+    )
     best_of: int | None = _field(
-        None, "Generate best_of choices and return the n with the highest mean token logprob.",
-        ge=1, le=MAX_CHOICES)
+        None,
+        "Generate best_of choices and return the n with the highest mean token logprob.",
+        ge=1,
+        le=MAX_CHOICES,
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -163,13 +190,16 @@ class CompletionRequest(SamplingRequest):
 
     @model_validator(mode="after")
     def _choices(self) -> CompletionRequest:
+        # InvalidRequest, not ValueError: pydantic passes it through, with the field named.
         if self.best_of is not None and self.best_of < self.choices:
-            raise ValueError("best_of must be at least n")
+            raise InvalidRequest("best_of must be at least n.", param="best_of")
         if self.best_of is not None and self.best_of > 1 and self.stream:
-            raise ValueError("best_of cannot be used with stream")
+            raise InvalidRequest("best_of cannot be used with stream.", param="best_of")
         total = len(self.prompts()) * (self.best_of or self.choices)
         if total > MAX_CHOICES:
-            raise ValueError(f"{total} generations requested (prompts x n); the limit is {MAX_CHOICES}")
+            raise InvalidRequest(
+                f"{total} generations requested (prompts x n); the limit is {MAX_CHOICES}.", param="n"
+            )
         return self
 
     def prompts(self) -> list[str | list[int]]:
@@ -192,6 +222,7 @@ class EditRequest(SamplingRequest):
 
 
 # --- /v1/chat/completions -----------------------------------------------------------------------
+
 
 class ContentPart(ApiModel):
     type: Literal["text", "image_url", "input_audio", "file", "refusal"]
@@ -237,7 +268,8 @@ class ChatMessageIn(ApiModel):
             else:
                 raise InvalidRequest(
                     f"This model reads text only; {where}.content[{i}] is of type {part.type!r}.",
-                    param=f"{where}.content")
+                    param=f"{where}.content",
+                )
         return "".join(texts)
 
 
@@ -252,7 +284,8 @@ class ResponseFormat(ApiModel):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaFormat | None = None
     schema_: dict[str, Any] | None = Field(
-        None, alias="schema", description="llama-cpp-python's form: json_object with a schema.")
+        None, alias="schema", description="llama-cpp-python's form: json_object with a schema."
+    )
 
     def schema_for_grammar(self) -> dict | None:
         """The JSON schema the output must follow, or None for free text."""
@@ -260,8 +293,10 @@ class ResponseFormat(ApiModel):
             return None
         if self.type == "json_schema":
             if self.json_schema is None:
-                raise InvalidRequest("response_format json_schema needs a json_schema object.",
-                                     param="response_format.json_schema")
+                raise InvalidRequest(
+                    "response_format json_schema needs a json_schema object.",
+                    param="response_format.json_schema",
+                )
             return self.json_schema.schema_ or {}
         return self.schema_ or {"type": "object"}
 
@@ -290,29 +325,42 @@ class NamedToolChoice(ApiModel):
 class ChatCompletionRequest(SamplingRequest):
     messages: list[ChatMessageIn] = _field(..., "The conversation so far.", min_length=1)
     max_completion_tokens: int | None = _field(
-        None, "Most tokens to generate (wins over max_tokens). Default: until the model stops "
-        "or the context is full.", ge=0)
+        None,
+        "Most tokens to generate (wins over max_tokens). Default: until the model stops "
+        "or the context is full.",
+        ge=0,
+    )
     logprobs: bool | None = _field(None, "Return the logprob of each generated token.")
     top_logprobs: int | None = _field(
-        None, f"With logprobs: also the N most likely tokens at each position (0 to {MAX_LOGPROBS}).",
-        ge=0, le=MAX_LOGPROBS)
+        None,
+        f"With logprobs: also the N most likely tokens at each position (0 to {MAX_LOGPROBS}).",
+        ge=0,
+        le=MAX_LOGPROBS,
+    )
     response_format: ResponseFormat | None = _field(
-        None, "text, json_object or json_schema; JSON is enforced by a grammar.")
+        None, "text, json_object or json_schema; JSON is enforced by a grammar."
+    )
     tools: list[Tool] | None = _field(None, "Functions the model may call.")
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = _field(
-        None, "none, auto, required, or a named function.")
+        None, "none, auto, required, or a named function."
+    )
     functions: list[FunctionDefinition] | None = _field(None, "The legacy form of tools.")
     function_call: Literal["none", "auto"] | NamedFunction | None = _field(
-        None, "The legacy form of tool_choice.")
+        None, "The legacy form of tool_choice."
+    )
     # text-generation-webui's chat fields
     mode: Literal["chat", "chat-instruct", "instruct"] | None = _field(
-        None, "Hearth: how to build the prompt (default instruct: the model's own template).")
+        None, "Hearth: how to build the prompt (default instruct: the model's own template)."
+    )
     character: str | None = _field(None, "Hearth: character for chat and chat-instruct modes.")
     instruction_template: str | None = _field(
-        None, "Hearth: instruction template by name (default: the model's own, or the one set "
-        "with /v1/internal/model/load).")
+        None,
+        "Hearth: instruction template by name (default: the model's own, or the one set "
+        "with /v1/internal/model/load).",
+    )
     instruction_template_str: str | None = _field(
-        None, "Hearth: an instruction template as Jinja2 text (wins over instruction_template).")
+        None, "Hearth: an instruction template as Jinja2 text (wins over instruction_template)."
+    )
     name1: str | None = _field(None, "Hearth: the user's name (same as user_name).")
     user_name: str | None = _field(None, "Hearth: the user's name in chat modes.")
     name2: str | None = _field(None, "Hearth: the bot's name (same as bot_name).")
@@ -321,14 +369,16 @@ class ChatCompletionRequest(SamplingRequest):
     greeting: str | None = _field(None, "Hearth: overrides the character's greeting.")
     user_bio: str | None = _field(None, "Hearth: a description of the user, added to the context.")
     chat_instruct_command: str | None = _field(
-        None, "Hearth: the chat-instruct command (<|character|> and <|prompt|> are filled in).")
+        None, "Hearth: the chat-instruct command (<|character|> and <|prompt|> are filled in)."
+    )
     continue_: bool | None = _field(
-        None, "Hearth: the last message is a partial assistant reply: continue it.")
+        None, "Hearth: the last message is a partial assistant reply: continue it."
+    )
 
     @model_validator(mode="after")
     def _logprobs(self) -> ChatCompletionRequest:
         if self.top_logprobs is not None and not self.logprobs:
-            raise ValueError("top_logprobs needs logprobs: true")
+            raise InvalidRequest("top_logprobs needs logprobs: true.", param="top_logprobs")
         return self
 
     @property
@@ -341,6 +391,7 @@ class ChatCompletionRequest(SamplingRequest):
 
 
 # --- Internal endpoints -------------------------------------------------------------------------
+
 
 class EncodeRequest(ApiModel):
     text: str = _field(..., "Text to tokenize.")
@@ -356,15 +407,17 @@ class DecodeRequest(ApiModel):
 class LogitsRequest(SamplingRequest):
     prompt: str = _field(..., "Text whose next token to predict.")
     use_samplers: bool | None = _field(
-        None, "Apply temperature, top_k, top_p and min_p before listing (default false).")
+        None, "Apply temperature, top_k, top_p and min_p before listing (default false)."
+    )
     top_logits: int | None = _field(None, "How many tokens to list (default 50).", ge=1, le=1000)
 
 
 class ModelLoadArgs(ApiModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    ctx_size: int | None = _field(None, "Context per request in tokens (0: training context).",
-                                  ge=0, le=1 << 20)
+    ctx_size: int | None = _field(
+        None, "Context per request in tokens (0: training context).", ge=0, le=1 << 20
+    )
     threads: int | None = _field(None, "Generation threads.", ge=1, le=1024)
     threads_batch: int | None = _field(None, "Prompt-processing threads.", ge=1, le=1024)
     batch_size: int | None = _field(None, "Prompt tokens per step.", ge=1, le=1 << 16)
@@ -380,12 +433,15 @@ class ModelLoadSettings(ApiModel):
 
 class ModelLoadRequest(ApiModel):
     model_name: str = _field(..., "Model id (see /v1/internal/model/list).")
-    args: ModelLoadArgs | None = _field(None, "Load options: ctx_size, threads, threads_batch, "
-                                        "batch_size, parallel. Other keys are a 400.")
+    args: ModelLoadArgs | None = _field(
+        None, "Load options: ctx_size, threads, threads_batch, batch_size, parallel. Other keys are a 400."
+    )
     settings: ModelLoadSettings | None = _field(
-        None, "text-generation-webui's form: {\"instruction_template\": NAME}.")
+        None, 'text-generation-webui\'s form: {"instruction_template": NAME}.'
+    )
     instruction_template: str | None = _field(
-        None, "Instruction template for chat requests to this model that name none.")
+        None, "Instruction template for chat requests to this model that name none."
+    )
 
     @property
     def template(self) -> str | None:
@@ -398,5 +454,5 @@ class ModelUnloadRequest(ApiModel):
 
 class StopRequest(ApiModel):
     id: str | None = _field(
-        None, "Response id of the generation to stop. Without it, every generation stops "
-        "(admin key only).")
+        None, "Response id of the generation to stop. Without it, every generation stops (admin key only)."
+    )

@@ -23,6 +23,7 @@ class Out(BaseModel):
 
 # --- Usage and logprobs ---------------------------------------------------------------------------
 
+
 class PromptTokensDetails(Out):
     cached_tokens: int = 0
 
@@ -35,14 +36,21 @@ class UsageOut(Out):
 
     @classmethod
     def of(cls, prompt: int, completion: int, cached: int = 0) -> UsageOut:
-        return cls(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
-                   prompt_tokens_details=PromptTokensDetails(cached_tokens=cached))
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+        )
 
 
 def total_usage(prompt_usages: list[Usage], completion_tokens: int) -> UsageOut:
     """Prompt tokens once per prompt (as OpenAI counts them), completion tokens of every choice."""
-    return UsageOut.of(sum(u.prompt_tokens for u in prompt_usages), completion_tokens,
-                       sum(u.cached_tokens for u in prompt_usages))
+    return UsageOut.of(
+        sum(u.prompt_tokens for u in prompt_usages),
+        completion_tokens,
+        sum(u.cached_tokens for u in prompt_usages),
+    )
 
 
 class TopLogprobOut(Out):
@@ -68,11 +76,17 @@ def _top(entry: TopLogprob) -> TopLogprobOut:
 
 
 def chat_logprobs(entries: tuple[TokenLogprob, ...]) -> ChatLogprobs:
-    return ChatLogprobs(content=[
-        ChatTokenLogprob(token=e.token, logprob=e.logprob if e.logprob is not None else -9999.0,
-                         bytes=list(e.bytes), top_logprobs=[_top(t) for t in e.top])
-        for e in entries
-    ])
+    return ChatLogprobs(
+        content=[
+            ChatTokenLogprob(
+                token=e.token,
+                logprob=e.logprob if e.logprob is not None else -9999.0,
+                bytes=list(e.bytes),
+                top_logprobs=[_top(t) for t in e.top],
+            )
+            for e in entries
+        ]
+    )
 
 
 class LegacyLogprobs(Out):
@@ -88,13 +102,13 @@ def legacy_logprobs(entries: tuple[TokenLogprob, ...], offsets: list[int]) -> Le
     return LegacyLogprobs(
         tokens=[e.token for e in entries],
         token_logprobs=[e.logprob for e in entries],
-        top_logprobs=[None if e.logprob is None else {t.token: t.logprob for t in e.top}
-                      for e in entries],
+        top_logprobs=[None if e.logprob is None else {t.token: t.logprob for t in e.top} for e in entries],
         text_offset=offsets,
     )
 
 
 # --- Chat completions ---------------------------------------------------------------------------
+
 
 class FunctionOut(Out):
     name: str
@@ -176,6 +190,7 @@ class ChatCompletionChunk(Out):
 
 # --- Completions and edits ----------------------------------------------------------------------
 
+
 class CompletionChoice(Out):
     text: str
     index: int
@@ -207,6 +222,7 @@ class Edit(Out):
 
 
 # --- Models -------------------------------------------------------------------------------------
+
 
 class ModelCard(Out):
     model_config = ConfigDict(extra="allow")  # other model kinds may add their own fields
@@ -240,6 +256,7 @@ class EngineList(Out):
 
 
 # --- Internal endpoints -------------------------------------------------------------------------
+
 
 class EncodeResponse(Out):
     tokens: list[int]

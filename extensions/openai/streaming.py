@@ -49,6 +49,7 @@ def client_finish_reason(engine_reason: str) -> str:
 
 # --- The two mappings ---------------------------------------------------------------------------
 
+
 def chat_pieces(generation: Generation, parser, index: int) -> Iterator[Piece]:
     """Deltas through the chat engine's reply parser: content, reasoning and tool calls."""
     called = False
@@ -82,8 +83,15 @@ def text_pieces(generation: Generation, index: int, *, echo: bool, suffix: str) 
         finish = client_finish_reason(delta.finish_reason) if delta.finish_reason else None
         text = delta.text + (suffix if finish else "")
         if text or delta.logprobs or finish:
-            yield Piece(index, text, logprobs=delta.logprobs, offsets=offsets, finish_reason=finish,
-                        usage=delta.usage, echoed=echoed)
+            yield Piece(
+                index,
+                text,
+                logprobs=delta.logprobs,
+                offsets=offsets,
+                finish_reason=finish,
+                usage=delta.usage,
+                echoed=echoed,
+            )
 
 
 def _echo_offsets(text: str, entries: tuple[TokenLogprob, ...]) -> tuple[int, ...]:
@@ -99,8 +107,10 @@ def _echo_offsets(text: str, entries: tuple[TokenLogprob, ...]) -> tuple[int, ..
 
 # --- A request's generations ----------------------------------------------------------------------
 
-def choice_requests(run_id: str, prompts: list, params: SamplingParams, per_prompt: int, *,
-                    echo: bool = False) -> list[GenerationRequest]:
+
+def choice_requests(
+    run_id: str, prompts: list, params: SamplingParams, per_prompt: int, *, echo: bool = False
+) -> list[GenerationRequest]:
     """One generation per choice. Choice 0 has the run's id, choice i the id `<run id>-<i>`;
     with a seed, choice i uses seed + i so that choices differ but stay reproducible."""
     requests = []
@@ -108,9 +118,14 @@ def choice_requests(run_id: str, prompts: list, params: SamplingParams, per_prom
         for j in range(per_prompt):
             index = p * per_prompt + j
             seed = None if params.seed is None else (params.seed + index) & 0xFFFFFFFFFFFFFFFF
-            requests.append(GenerationRequest(
-                prompt=prompt, params=dataclasses.replace(params, seed=seed), echo=echo,
-                request_id=run_id if index == 0 else f"{run_id}-{index}"))
+            requests.append(
+                GenerationRequest(
+                    prompt=prompt,
+                    params=dataclasses.replace(params, seed=seed),
+                    echo=echo,
+                    request_id=run_id if index == 0 else f"{run_id}-{index}",
+                )
+            )
     return requests
 
 
@@ -120,9 +135,15 @@ class Run:
     Closing the run (when the response ends, or the client goes away) cancels what still runs.
     """
 
-    def __init__(self, run_id: str, engine: TextEngine, requests: list[GenerationRequest],
-                 to_pieces: Callable[[Generation, int], Iterator[Piece]], registry: dict[str, Run],
-                 per_prompt: int = 1) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        engine: TextEngine,
+        requests: list[GenerationRequest],
+        to_pieces: Callable[[Generation, int], Iterator[Piece]],
+        registry: dict[str, Run],
+        per_prompt: int = 1,
+    ) -> None:
         self.id = run_id
         self.created = int(time.time())
         self.model = engine.info.name
@@ -208,5 +229,5 @@ class Collected:
 
     def mean_logprob(self) -> float:
         """Mean logprob of the generated tokens (the echoed prompt does not count)."""
-        values = [e.logprob for e in self.logprobs[self.echoed_logprobs:] if e.logprob is not None]
+        values = [e.logprob for e in self.logprobs[self.echoed_logprobs :] if e.logprob is not None]
         return sum(values) / len(values) if values else float("-inf")

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from servers import ServerProcess, start_server
 from tiny_model import write_tiny_model
 
@@ -26,11 +25,18 @@ def start_api(tmp_path_factory, model_dir) -> Iterator[Callable[..., ServerProce
     """Start `server.py --api` with the tiny model; every server stops after the module."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, models: Path | None = None, model: str | None = "tiny",
-              env: dict | None = None) -> ServerProcess:
+    def start(
+        *args: str, models: Path | None = None, model: str | None = "tiny", env: dict | None = None
+    ) -> ServerProcess:
         folder = tmp_path_factory.mktemp("api")
-        argv = ["--user-data-dir", str(make_user_data(folder / "user_data")),
-                "--model-dir", str(models or model_dir), *SERVER_BASE, "--api"]
+        argv = [
+            "--user-data-dir",
+            str(make_user_data(folder / "user_data")),
+            "--model-dir",
+            str(models or model_dir),
+            *SERVER_BASE,
+            "--api",
+        ]
         if model:
             argv += ["--model", model]
         server = start_server([*argv, *args], log_path=folder / "server.log", env=env)

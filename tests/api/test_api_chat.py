@@ -18,8 +18,12 @@ WEATHER_TOOL = {
     "function": {
         "name": "get_weather",
         "description": "Weather in a city",
-        "parameters": {"type": "object", "properties": {"unit": {"type": "string", "enum": ["c", "f"]}},
-                       "required": ["unit"], "additionalProperties": False},
+        "parameters": {
+            "type": "object",
+            "properties": {"unit": {"type": "string", "enum": ["c", "f"]}},
+            "required": ["unit"],
+            "additionalProperties": False,
+        },
     },
 }
 
@@ -43,7 +47,9 @@ def test_whole_answer_in_openai_shape_with_exact_usage(api, client):
 
 
 def test_content_parts_are_read_as_text(client):
-    parts = [{"role": "user", "content": [{"type": "text", "text": "Name a "}, {"type": "text", "text": "color."}]}]
+    parts = [
+        {"role": "user", "content": [{"type": "text", "text": "Name a "}, {"type": "text", "text": "color."}]}
+    ]
     joined = [{"role": "user", "content": "Name a color."}]
     a = client.chat.completions.create(model="tiny", messages=parts, max_tokens=5, temperature=0)
     b = client.chat.completions.create(model="tiny", messages=joined, max_tokens=5, temperature=0)
@@ -52,18 +58,29 @@ def test_content_parts_are_read_as_text(client):
 
 def test_stream_role_first_finish_last_done_and_same_text(api, client):
     whole = client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=10, temperature=0)
-    stream = list(client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=10,
-                                                 temperature=0, stream=True))
+    stream = list(
+        client.chat.completions.create(
+            model="tiny", messages=MESSAGES, max_tokens=10, temperature=0, stream=True
+        )
+    )
     assert stream[0].choices[0].delta.role == "assistant" and stream[0].choices[0].delta.content == ""
     assert stream[-1].choices[0].finish_reason == "length"
     assert all(c.choices[0].finish_reason is None for c in stream[:-1])
     assert "".join(c.choices[0].delta.content or "" for c in stream) == whole.choices[0].message.content
     assert len({c.id for c in stream}) == 1
     # on the wire: schema-valid chunks, then [DONE] for the official client's User-Agent
-    response = requests.post(api.api_url + "/chat/completions", stream=True, timeout=30,
-                             headers={"User-Agent": "OpenAI/Python 3.54.0"},
-                             json={"messages": MESSAGES, "max_tokens": 5, "stream": True,
-                                   "stream_options": {"include_usage": True}})
+    response = requests.post(
+        api.api_url + "/chat/completions",
+        stream=True,
+        timeout=30,
+        headers={"User-Agent": "OpenAI/Python 3.54.0"},
+        json={
+            "messages": MESSAGES,
+            "max_tokens": 5,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     assert response.headers["Content-Type"].startswith("text/event-stream")
     parts, done = chunks(response)
     assert done
@@ -75,12 +92,16 @@ def test_stream_role_first_finish_last_done_and_same_text(api, client):
 
 
 def test_n_choices_streamed_and_whole(client):
-    whole = client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=6, n=3, seed=3,
-                                           temperature=1.0)
+    whole = client.chat.completions.create(
+        model="tiny", messages=MESSAGES, max_tokens=6, n=3, seed=3, temperature=1.0
+    )
     assert [c.index for c in whole.choices] == [0, 1, 2]
     assert whole.usage.completion_tokens == 18
-    stream = list(client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=6, n=3,
-                                                 seed=3, temperature=1.0, stream=True))
+    stream = list(
+        client.chat.completions.create(
+            model="tiny", messages=MESSAGES, max_tokens=6, n=3, seed=3, temperature=1.0, stream=True
+        )
+    )
     texts = {0: "", 1: "", 2: ""}
     roles, finishes = [], []
     for chunk in stream:
@@ -96,8 +117,9 @@ def test_n_choices_streamed_and_whole(client):
 
 
 def test_logprobs_cover_the_content(api, client):
-    reply = client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=8, temperature=0,
-                                           logprobs=True, top_logprobs=2)
+    reply = client.chat.completions.create(
+        model="tiny", messages=MESSAGES, max_tokens=8, temperature=0, logprobs=True, top_logprobs=2
+    )
     content = reply.choices[0].logprobs.content
     assert "".join(t.token for t in content) == reply.choices[0].message.content
     for entry in content:
@@ -105,16 +127,28 @@ def test_logprobs_cover_the_content(api, client):
         assert len(entry.top_logprobs) == 2 and entry.top_logprobs[0].logprob == entry.logprob
     plain = client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=3)
     assert plain.choices[0].logprobs is None
-    stream = client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=8, temperature=0,
-                                            logprobs=True, top_logprobs=2, stream=True)
-    streamed = [t.token for c in stream for t in (c.choices[0].logprobs.content if c.choices[0].logprobs else [])]
+    stream = client.chat.completions.create(
+        model="tiny",
+        messages=MESSAGES,
+        max_tokens=8,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=2,
+        stream=True,
+    )
+    streamed = [
+        t.token for c in stream for t in (c.choices[0].logprobs.content if c.choices[0].logprobs else [])
+    ]
     assert streamed == [t.token for t in content]
 
 
 SCHEMA = {
     "type": "object",
-    "properties": {"ok": {"type": "boolean"}, "level": {"type": "integer", "minimum": 1, "maximum": 5},
-                   "color": {"type": "string", "enum": ["red", "green"]}},
+    "properties": {
+        "ok": {"type": "boolean"},
+        "level": {"type": "integer", "minimum": 1, "maximum": 5},
+        "color": {"type": "string", "enum": ["red", "green"]},
+    },
     "required": ["ok", "level", "color"],
     "additionalProperties": False,
 }
@@ -123,8 +157,12 @@ SCHEMA = {
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_json_schema_output_follows_the_schema(client, seed):
     reply = client.chat.completions.create(
-        model="tiny", messages=MESSAGES, max_tokens=200, seed=seed,
-        response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA}})
+        model="tiny",
+        messages=MESSAGES,
+        max_tokens=200,
+        seed=seed,
+        response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA}},
+    )
     data = json.loads(reply.choices[0].message.content)
     jsonschema.validate(data, SCHEMA)
     assert reply.choices[0].finish_reason == "stop"
@@ -132,16 +170,27 @@ def test_json_schema_output_follows_the_schema(client, seed):
 
 @pytest.mark.parametrize(("temperature", "seed"), [(0.0, None), (1.0, 1)])
 def test_json_object_output_is_a_json_object(client, temperature, seed):
-    reply = client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=600, seed=seed,
-                                           temperature=temperature, response_format={"type": "json_object"})
+    reply = client.chat.completions.create(
+        model="tiny",
+        messages=MESSAGES,
+        max_tokens=600,
+        seed=seed,
+        temperature=temperature,
+        response_format={"type": "json_object"},
+    )
     assert reply.choices[0].finish_reason == "stop", reply.choices[0].message.content
     assert isinstance(json.loads(reply.choices[0].message.content), dict)
 
 
 def test_forced_tool_call_whole_and_streamed(client):
-    kwargs = {"model": "tiny", "max_tokens": 200, "seed": 1, "tools": [WEATHER_TOOL],
-              "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
-              "messages": [{"role": "user", "content": "Weather in Paris?"}]}
+    kwargs = {
+        "model": "tiny",
+        "max_tokens": 200,
+        "seed": 1,
+        "tools": [WEATHER_TOOL],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+    }
     reply = client.chat.completions.create(**kwargs)
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -158,20 +207,35 @@ def test_forced_tool_call_whole_and_streamed(client):
 def test_tool_results_go_back_into_the_prompt(api):
     messages = [
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"unit": "c"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"unit": "c"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "21 degrees"},
     ]
-    prompt = post(api, "/v1/internal/chat-prompt", {"messages": messages, "tools": [WEATHER_TOOL]}).json()["prompt"]
+    prompt = post(api, "/v1/internal/chat-prompt", {"messages": messages, "tools": [WEATHER_TOOL]}).json()[
+        "prompt"
+    ]
     assert "21 degrees" in prompt and "get_weather" in prompt
-    reply = post(api, "/v1/chat/completions", {"messages": messages, "tools": [WEATHER_TOOL], "max_tokens": 3})
+    reply = post(
+        api, "/v1/chat/completions", {"messages": messages, "tools": [WEATHER_TOOL], "max_tokens": 3}
+    )
     assert reply.status_code == 200, reply.text
 
 
 def test_chat_prompt_is_exactly_what_the_model_reads(api):
     prompt = post(api, "/v1/internal/chat-prompt", {"messages": MESSAGES}).json()["prompt"]
-    assert prompt == ("<|im_start|>system\nYou are terse.<|im_end|>\n"
-                      "<|im_start|>user\nName a color.<|im_end|>\n<|im_start|>assistant\n")
+    assert prompt == (
+        "<|im_start|>system\nYou are terse.<|im_end|>\n"
+        "<|im_start|>user\nName a color.<|im_end|>\n<|im_start|>assistant\n"
+    )
     raw = post(api, "/v1/completions", {"prompt": prompt, "max_tokens": 6, "temperature": 0}).json()
     chat = post(api, "/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 6, "temperature": 0}).json()
     assert chat["choices"][0]["message"]["content"] == raw["choices"][0]["text"]
@@ -180,22 +244,38 @@ def test_chat_prompt_is_exactly_what_the_model_reads(api):
 
 def test_hearth_chat_fields(api):
     def prompt(**fields) -> str:
-        response = post(api, "/v1/internal/chat-prompt", {"messages": [{"role": "user", "content": "Hi"}], **fields})
+        response = post(
+            api, "/v1/internal/chat-prompt", {"messages": [{"role": "user", "content": "Hi"}], **fields}
+        )
         assert response.status_code == 200, response.text
         return response.json()["prompt"]
 
     chat = prompt(mode="chat", character="Ada", name1="Sam")
     assert chat.rstrip().endswith("Ada:") and "Sam: Hi" in chat
-    assert prompt(mode="chat", user_name="Kim", bot_name="Bob", context="A plain talk.").startswith("A plain talk.")
+    assert prompt(mode="chat", user_name="Kim", bot_name="Bob", context="A plain talk.").startswith(
+        "A plain talk."
+    )
     alpaca = prompt(instruction_template="Alpaca")
     assert "### Instruction:" in alpaca and "### Response:" in alpaca
     custom = prompt(instruction_template_str="{% for m in messages %}[{{ m['content'] }}]{% endfor %}>")
     assert custom == "[Hi]>"
-    instruct_chat = prompt(mode="chat-instruct", character="Ada", chat_instruct_command="Reply as <|character|>.\n\n<|prompt|>")
+    instruct_chat = prompt(
+        mode="chat-instruct", character="Ada", chat_instruct_command="Reply as <|character|>.\n\n<|prompt|>"
+    )
     assert "Reply as Ada." in instruct_chat
-    continued = prompt(messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello th"}],
-                       continue_=True)
+    continued = prompt(
+        messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello th"}],
+        continue_=True,
+    )
     assert continued.endswith("Hello th")
-    reply = post(api, "/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], "mode": "chat",
-                                               "character": "Ada", "max_tokens": 5})
+    reply = post(
+        api,
+        "/v1/chat/completions",
+        {
+            "messages": [{"role": "user", "content": "Hi"}],
+            "mode": "chat",
+            "character": "Ada",
+            "max_tokens": 5,
+        },
+    )
     assert reply.status_code == 200, reply.text

@@ -42,8 +42,9 @@ def test_default_max_tokens_is_16(client):
 
 
 def test_echo_with_logprobs(api, client):
-    result = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=5, temperature=0,
-                                       echo=True, logprobs=3)
+    result = client.completions.create(
+        model="tiny", prompt=PROMPT, max_tokens=5, temperature=0, echo=True, logprobs=3
+    )
     choice = result.choices[0]
     plain = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=5, temperature=0)
     assert choice.text == PROMPT + plain.choices[0].text
@@ -54,7 +55,7 @@ def test_echo_with_logprobs(api, client):
     assert all(len(top) == 3 for top in lp.top_logprobs)
     assert lp.text_offset == sorted(lp.text_offset) and lp.text_offset[0] == 0
     for token, offset in list(zip(lp.tokens, lp.text_offset, strict=True))[1:]:
-        assert choice.text[offset:offset + len(token)] == token
+        assert choice.text[offset : offset + len(token)] == token
     # usage counts the prompt once, even though it is echoed
     assert result.usage.completion_tokens == 5
     assert result.usage.prompt_tokens == n_prompt + 1
@@ -80,8 +81,9 @@ def test_echo_with_zero_max_tokens_scores_the_prompt(client):
 
 
 def test_n_choices_differ_and_usage_counts_the_prompt_once(api, client):
-    result = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=6, n=3, seed=7,
-                                       temperature=1.0)
+    result = client.completions.create(
+        model="tiny", prompt=PROMPT, max_tokens=6, n=3, seed=7, temperature=1.0
+    )
     assert [c.index for c in result.choices] == [0, 1, 2]
     assert len({c.text for c in result.choices}) > 1
     assert result.usage.completion_tokens == 18
@@ -90,8 +92,12 @@ def test_n_choices_differ_and_usage_counts_the_prompt_once(api, client):
 
 def test_seed_is_reproducible_and_choice_i_uses_seed_plus_i(client):
     def texts(**kwargs):
-        return [c.text for c in client.completions.create(
-            model="tiny", prompt=PROMPT, max_tokens=8, temperature=1.0, **kwargs).choices]
+        return [
+            c.text
+            for c in client.completions.create(
+                model="tiny", prompt=PROMPT, max_tokens=8, temperature=1.0, **kwargs
+            ).choices
+        ]
 
     assert texts(seed=42) == texts(seed=42)
     assert texts(seed=42) != texts(seed=43)
@@ -101,10 +107,11 @@ def test_seed_is_reproducible_and_choice_i_uses_seed_plus_i(client):
 def test_stop_string_ends_the_text(client):
     full = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=20, temperature=0)
     text = full.choices[0].text
-    stop = text[len(text) // 2: len(text) // 2 + 2]
+    stop = text[len(text) // 2 : len(text) // 2 + 2]
     assert stop.strip(), text
-    stopped = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=20, temperature=0,
-                                        stop=[stop, "zzzz"])
+    stopped = client.completions.create(
+        model="tiny", prompt=PROMPT, max_tokens=20, temperature=0, stop=[stop, "zzzz"]
+    )
     assert stopped.choices[0].text == text[: text.index(stop)]
     assert stopped.choices[0].finish_reason == "stop"
     assert stopped.usage.completion_tokens < 20
@@ -112,18 +119,21 @@ def test_stop_string_ends_the_text(client):
 
 def test_suffix_follows_the_completion(client):
     plain = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=4, temperature=0)
-    result = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=4, temperature=0,
-                                       suffix=" THE END")
+    result = client.completions.create(
+        model="tiny", prompt=PROMPT, max_tokens=4, temperature=0, suffix=" THE END"
+    )
     assert result.choices[0].text == plain.choices[0].text + " THE END"
 
 
 def test_best_of_returns_the_candidate_with_the_highest_mean_logprob(client):
-    candidates = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=6, n=3, seed=11,
-                                           temperature=1.0, logprobs=0).choices
+    candidates = client.completions.create(
+        model="tiny", prompt=PROMPT, max_tokens=6, n=3, seed=11, temperature=1.0, logprobs=0
+    ).choices
     means = [sum(c.logprobs.token_logprobs) / len(c.logprobs.token_logprobs) for c in candidates]
     best = candidates[means.index(max(means))].text
-    result = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=6, n=1, best_of=3,
-                                       seed=11, temperature=1.0)
+    result = client.completions.create(
+        model="tiny", prompt=PROMPT, max_tokens=6, n=1, best_of=3, seed=11, temperature=1.0
+    )
     assert [c.text for c in result.choices] == [best]
     assert result.choices[0].logprobs is None  # not asked for
     assert result.usage.completion_tokens == 18  # every candidate was generated
@@ -146,8 +156,14 @@ def test_token_id_prompts_and_several_prompts(api, client):
 
 def test_stream_matches_the_whole_answer_and_ends_with_usage(client):
     whole = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=10, temperature=0)
-    stream = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=10, temperature=0,
-                                       stream=True, stream_options={"include_usage": True})
+    stream = client.completions.create(
+        model="tiny",
+        prompt=PROMPT,
+        max_tokens=10,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].text for c in chunks if c.choices)
     assert text == whole.choices[0].text
@@ -158,9 +174,20 @@ def test_stream_matches_the_whole_answer_and_ends_with_usage(client):
 
 
 def test_stream_with_echo_logprobs_and_suffix(api):
-    response = requests.post(api.api_url + "/completions", json={
-        "prompt": PROMPT, "max_tokens": 3, "temperature": 0, "echo": True, "logprobs": 1,
-        "suffix": "!", "stream": True}, stream=True, timeout=30)
+    response = requests.post(
+        api.api_url + "/completions",
+        json={
+            "prompt": PROMPT,
+            "max_tokens": 3,
+            "temperature": 0,
+            "echo": True,
+            "logprobs": 1,
+            "suffix": "!",
+            "stream": True,
+        },
+        stream=True,
+        timeout=30,
+    )
     parts, done = chunks(response)
     assert not done  # python-requests clients get no [DONE] (see docs/api.md)
     whole = raw_completion(api, max_tokens=3, temperature=0, echo=True, logprobs=1, suffix="!")
