@@ -147,6 +147,7 @@ class Run:
         self.id = run_id
         self.created = int(time.time())
         self.model = engine.info.name
+        self._engine = engine
         self._to_pieces = to_pieces
         self._registry = registry
         self._per_prompt = per_prompt
@@ -181,9 +182,11 @@ class Run:
         return request_id == self.id or any(g.request_id == request_id for g in self.generations)
 
     def cancel(self, request_id: str | None = None) -> None:
+        """Stop generating (all choices, or the one with `request_id`). Unlike `close`, the
+        pieces keep coming to the end: the stopped choices finish with "stop" and usage."""
         for generation in self.generations:
             if request_id in (None, self.id, generation.request_id):
-                generation.cancel()
+                self._engine.cancel(generation.request_id)
 
     def close(self) -> None:
         for generation in self.generations:
