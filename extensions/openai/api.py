@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 from pydantic import BaseModel
 
 from modules.app import health, services
 
 from . import chat, completions, internal, models, openapi
-from .http import admin_only, check_api_key, install_error_handlers
+from .http import admin_only, check_api_key, install_error_handlers, json_response
 from .protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -69,7 +69,7 @@ class Endpoint:
 
 def _json(make: Callable[..., BaseModel]) -> Callable[..., Response]:
     def view(**kwargs) -> Response:
-        return jsonify(make(**kwargs).model_dump(mode="json"))
+        return json_response(make(**kwargs))
 
     view.__name__ = make.__name__
     return view

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import chain
 
-from flask import Response, jsonify
+from flask import Response
 from pydantic import BaseModel
 
 from modules.app import services
@@ -14,7 +13,7 @@ from modules.chat.tools import tool_choice_from_function_call, tools_from_functi
 from modules.engines.base import Generation, TextEngine
 from modules.errors import InvalidRequest
 
-from .http import read_json
+from .http import json_response, read_json
 from .models import engine_for
 from .protocol import ChatCompletionRequest, ChatMessageIn, EditRequest, SamplingRequest
 from .responses import (
@@ -50,7 +49,7 @@ def chat_completions() -> Response:
     if body.stream:
         return stream_chat(run, body)
     try:
-        return jsonify(whole_chat(run, body).model_dump(mode="json"))
+        return json_response(whole_chat(run, body))
     finally:
         run.close()
 
@@ -202,16 +201,11 @@ def whole_chat(run: Run, body: ChatCompletionRequest) -> ChatCompletion:
 
 
 def stream_chat(run: Run, body: ChatCompletionRequest) -> Response:
-    pieces = run.pieces()
-    try:
-        first = next(pieces)  # a request that fails at once still gets a plain HTTP error
-    except BaseException:
-        run.close()
-        raise
+    pieces = run.started_pieces()
 
     def chunks() -> Iterator[ChatCompletionChunk]:
         current = None
-        for piece in chain([first], pieces):
+        for piece in pieces:
             if piece.index != current:
                 current = piece.index
                 yield role_chunk(run, piece.index)
@@ -240,7 +234,6 @@ def edits() -> Response:
     run = start_chat(chat, engine, options, prepare_prompt(chat, options, engine), prefix="edit")
     try:
         choices = [EditChoice(text="".join(c.text), index=c.index) for c in Collected.all(run)]
-        edit = Edit(created=run.created, choices=choices, usage=run.usage())
-        return jsonify(edit.model_dump(mode="json"))
+        return json_response(Edit(created=run.created, choices=choices, usage=run.usage()))
     finally:
         run.close()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Response, jsonify
+from flask import Response
 
 from modules.engines.base import Generation
 
-from .http import read_json
+from .http import json_response, read_json
 from .models import engine_for
 from .protocol import CompletionRequest
 from .responses import Completion, CompletionChoice, legacy_logprobs
@@ -39,7 +39,7 @@ def completions() -> Response:
     if body.stream:
         return stream_completion(run, body)
     try:
-        return jsonify(whole_completion(run, body, per_prompt).model_dump(mode="json"))
+        return json_response(whole_completion(run, body, per_prompt))
     finally:
         run.close()
 
@@ -83,15 +83,9 @@ def best_of(collected: list[Collected], per_prompt: int, n: int) -> list[Collect
 
 def stream_completion(run: Run, body: CompletionRequest) -> Response:
     logprobs = body.logprobs is not None
-    pieces = run.pieces()
-    try:
-        first = next(pieces)
-    except BaseException:
-        run.close()
-        raise
+    pieces = run.started_pieces()
 
     def chunks() -> Iterator[Completion]:
-        yield chunk(run, first, logprobs)
         for piece in pieces:
             yield chunk(run, piece, logprobs)
         if body.include_usage:

@@ -164,6 +164,11 @@ def _is_type_tag(part: str) -> bool:
 # --- Errors -------------------------------------------------------------------------------------
 
 
+def json_response(body: BaseModel) -> Response:
+    """A typed response body as JSON (fields a model marks to omit when empty are left out)."""
+    return jsonify(body.model_dump(mode="json"))
+
+
 def error_response(error: HearthError) -> Response:
     response = jsonify(error.to_dict())
     response.status_code = error.status

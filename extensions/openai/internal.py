@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 
-from flask import Response, jsonify
-from pydantic import BaseModel
+from flask import Response
 
 from modules.app import services
 from modules.errors import InvalidRequest, NotFound, Unauthorized
 
 from . import chat
-from .http import key_matches, presented_key, read_json
+from .http import json_response, key_matches, presented_key, read_json
 from .models import engine_for
 from .protocol import (
     ChatCompletionRequest,
@@ -38,15 +37,11 @@ from .state import api_state
 DEFAULT_TOP_LOGITS = 50
 
 
-def _json(model: BaseModel) -> Response:
-    return jsonify(model.model_dump(mode="json"))
-
-
 def encode() -> Response:
     body = read_json(EncodeRequest)
     engine = engine_for(body.model)
     tokens = engine.tokenize(body.text, add_bos=body.add_bos is not False)
-    return _json(EncodeResponse(tokens=tokens, length=len(tokens)))
+    return json_response(EncodeResponse(tokens=tokens, length=len(tokens)))
 
 
 def decode() -> Response:
@@ -54,13 +49,13 @@ def decode() -> Response:
     engine = engine_for(body.model)
     if any(token >= engine.info.n_vocab for token in body.tokens):
         raise InvalidRequest(f"Token ids must be below {engine.info.n_vocab} for this model.", param="tokens")
-    return _json(DecodeResponse(text=engine.detokenize(body.tokens)))
+    return json_response(DecodeResponse(text=engine.detokenize(body.tokens)))
 
 
 def token_count() -> Response:
     body = read_json(EncodeRequest)
     engine = engine_for(body.model)
-    return _json(TokenCountResponse(length=len(engine.tokenize(body.text))))
+    return json_response(TokenCountResponse(length=len(engine.tokenize(body.text))))
 
 
 def logits() -> Response:
@@ -75,7 +70,7 @@ def logits() -> Response:
     for entry in top:
         if entry.logprob > -math.inf and entry.token not in probabilities:
             probabilities[entry.token] = math.exp(entry.logprob)
-    return _json(LogitsResponse(logits=probabilities))
+    return json_response(LogitsResponse(logits=probabilities))
 
 
 def chat_prompt() -> Response:
@@ -83,7 +78,7 @@ def chat_prompt() -> Response:
     body = read_json(ChatCompletionRequest)
     engine = engine_for(body.model)
     prepared = chat.prepare_prompt(body, chat.chat_options(body, engine), engine)
-    return _json(ChatPromptResponse(prompt=prepared.prompt))
+    return json_response(ChatPromptResponse(prompt=prepared.prompt))
 
 
 def stop_generation() -> Response:
@@ -95,13 +90,13 @@ def stop_generation() -> Response:
             raise Unauthorized("Stopping every generation needs the admin key; send an id.")
         manager = services().models
         stopped = sum(manager.get_loaded(name).cancel_all() for name in manager.loaded_ids())
-        return _json(StatusResponse(stopped=stopped))
+        return json_response(StatusResponse(stopped=stopped))
     runs = [run for run in list(api_state().running.values()) if run.owns(body.id)]
     if not runs:
         raise NotFound(f"No generation with id {body.id!r} is running.", param="id")
     for run in runs:
         run.cancel(body.id)
-    return _json(StatusResponse(stopped=len(runs)))
+    return json_response(StatusResponse(stopped=len(runs)))
 
 
 def model_info() -> Response:
@@ -109,9 +104,9 @@ def model_info() -> Response:
     engine = manager.get_loaded()
     loaded = manager.loaded_ids()
     if engine is None:
-        return _json(ModelInfoResponse(model_name=None, loaded=loaded))
+        return json_response(ModelInfoResponse(model_name=None, loaded=loaded))
     info, stats = engine.info, engine.stats()
-    return _json(
+    return json_response(
         ModelInfoResponse(
             model_name=info.name,
             loader=info.loader,
@@ -127,7 +122,7 @@ def model_info() -> Response:
 
 
 def model_list() -> Response:
-    return _json(ModelListResponse(model_names=[spec.id for spec in services().models.catalog()]))
+    return json_response(ModelListResponse(model_names=[spec.id for spec in services().models.catalog()]))
 
 
 def model_load() -> Response:
@@ -141,11 +136,11 @@ def model_load() -> Response:
         templates[spec.id] = body.template
     else:
         templates.pop(spec.id, None)
-    return _json(StatusResponse(model_name=spec.id))
+    return json_response(StatusResponse(model_name=spec.id))
 
 
 def model_unload() -> Response:
     body = read_json(ModelUnloadRequest, allow_empty=True)
     manager = services().models
     name = manager.resolve(body.model_name).id if body.model_name else None
-    return _json(StatusResponse(unloaded=manager.unload(name)))
+    return json_response(StatusResponse(unloaded=manager.unload(name)))

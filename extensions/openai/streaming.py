@@ -11,6 +11,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 
 from modules.chat.replies import ContentDelta, ReasoningDelta, ToolCallDelta
 from modules.engines.base import (
@@ -172,6 +173,18 @@ class Run:
                 if piece.usage is not None:
                     self.usages[index] = piece.usage
                 yield piece
+
+    def started_pieces(self) -> Iterator[Piece]:
+        """`pieces()` with the first piece already taken, for streams: a request that fails
+        at once (a grammar that cannot be built, ...) raises here, while a plain HTTP error
+        can still be sent; later failures become an error event."""
+        pieces = self.pieces()
+        try:
+            first = next(pieces, None)
+        except BaseException:
+            self.close()
+            raise
+        return chain([] if first is None else [first], pieces)
 
     def usage(self) -> UsageOut:
         """Prompt tokens once per prompt, completion tokens of every generation (best_of too)."""
