@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from modules.app import services
 from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
 from modules.chat.tools import tool_choice_from_function_call, tools_from_functions
-from modules.engines.base import Generation, TextEngine
+from modules.engines.base import Generation, TextEngine, new_request_id
 from modules.errors import InvalidRequest
 
 from .http import json_response, read_json
@@ -133,7 +133,7 @@ def start_chat(
         grammar=prepared.grammar,
         json_schema=schema,
     )
-    run_id = Run.new_id(prefix)
+    run_id = new_request_id(prefix)
 
     chat_service = services().chat
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from flask import Response
 
-from modules.engines.base import Generation
+from modules.engines.base import Generation, new_request_id
 
 from .http import json_response, read_json
 from .models import engine_for
@@ -28,7 +28,7 @@ def completions() -> Response:
     params = body.sampling(
         max_tokens=body.max_new_tokens, n_vocab=engine.info.n_vocab, logprobs=wants_logprobs
     )
-    run_id = Run.new_id("cmpl")
+    run_id = new_request_id("cmpl")
     echo, suffix = bool(body.echo), body.suffix or ""
 
     def pieces(generation: Generation, index: int) -> Iterator[Piece]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from modules.app import services
 from modules.engines.base import TextEngine
 from modules.errors import ModelNotFound
@@ -38,7 +40,14 @@ def _created(path: Path) -> int:
 
 
 def all_models() -> list[ModelCard]:
-    return [card for source in api_state().model_sources for card in source()]
+    return [_card(entry) for source in api_state().model_sources for entry in source()]
+
+
+def _card(entry: ModelCard | BaseModel | dict) -> ModelCard:
+    """Sources may return plain dicts (`id`, `created`, `kind`, extra fields) or cards."""
+    if isinstance(entry, ModelCard):
+        return entry
+    return ModelCard.model_validate(entry.model_dump() if isinstance(entry, BaseModel) else entry)
 
 
 def list_models() -> ModelList:

@@ -22,8 +22,9 @@ class ApiState:
     # Instruction template set with /v1/internal/model/load, by model id.
     templates: dict[str, str] = field(default_factory=dict)
     # Where /v1/models gets its entries, in order: text models first. Other model kinds
-    # (embeddings, audio, images) append a function returning their cards.
-    model_sources: list[Callable[[], list[ModelCard]]] = field(default_factory=list)
+    # (embeddings, audio, images) append a function returning their entries: dicts with
+    # `id`, `created` and `kind` (plus any fields of their own), or ModelCards.
+    model_sources: list[Callable[[], list[ModelCard | dict]]] = field(default_factory=list)
 
 
 def api_state() -> ApiState:

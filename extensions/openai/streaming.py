@@ -22,7 +22,6 @@ from modules.engines.base import (
     TextEngine,
     TokenLogprob,
     Usage,
-    new_request_id,
 )
 
 from .responses import UsageOut, total_usage
@@ -161,10 +160,6 @@ class Run:
             self.close()
             raise
         registry[run_id] = self
-
-    @staticmethod
-    def new_id(prefix: str) -> str:
-        return new_request_id(prefix)
 
     def pieces(self) -> Iterator[Piece]:
         """Every piece of every choice, choice after choice (all choices run from the start)."""
