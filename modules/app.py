@@ -20,6 +20,7 @@ from .engines.crossthread import Mailer, make_mailer
 from .engines.manager import ModelManager
 from .engines.registry import LoadOptions, default_loaders
 from .extensions import Extension, extension_dirs, load_extensions
+from .metrics import Metrics
 from .settings import PROJECT_ROOT, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Services:
     models: ModelManager
     chat: ChatService
     mailer: Mailer
+    metrics: Metrics
     extensions: list[Extension] = field(default_factory=list)
 
     def close(self) -> None:
@@ -51,6 +53,10 @@ def load_options(settings: Settings) -> LoadOptions:
         threads_batch=settings.threads_batch or cpus,
         batch_size=settings.batch_size,
         parallel=settings.parallel,
+        queue_size=settings.queue_size,
+        request_timeout=settings.request_timeout,
+        prompt_cache_mb=settings.prompt_cache_mb,
+        flash_attn=settings.flash_attn,
     )
 
 
@@ -59,6 +65,7 @@ def build_services(settings: Settings) -> Services:
 
     mailer = make_mailer()
     set_library_logging(settings.verbose)
+    metrics = Metrics()
     models = ModelManager(
         model_dir=settings.models_path,
         preferred=settings.model,
@@ -66,8 +73,11 @@ def build_services(settings: Settings) -> Services:
         default_loader=settings.loader,
         options=load_options(settings),
         mailer=mailer,
+        observer=metrics,
     )
-    return Services(settings=settings, models=models, chat=build_chat(settings), mailer=mailer)
+    metrics.watch(models)
+    return Services(settings=settings, models=models, chat=build_chat(settings), mailer=mailer,
+                    metrics=metrics)
 
 
 def build_chat(settings: Settings) -> ChatService:
@@ -92,13 +102,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     hearth = build_services(settings)
     app.extensions["hearth"] = hearth
+    hearth.metrics.install(app)
     app.register_blueprint(_core_blueprint())
     dirs = extension_dirs(PROJECT_ROOT, settings.user_data_dir)
     hearth.extensions = load_extensions(settings.enabled_extensions, dirs, settings.extension_params)
     for extension in hearth.extensions:
         make_blueprint = extension.hook("blueprint")
-        if make_blueprint is not None:
+        if make_blueprint is None:
+            continue
+        try:
             app.register_blueprint(make_blueprint())
+        except Exception:
+            log.exception("extension %s: its blueprint failed and is skipped", extension.name)
     return app
 
 
@@ -108,6 +123,11 @@ def _core_blueprint():
     core = Blueprint("core", __name__)
 
     core.get("/health")(health)
+
+    @core.get("/metrics")
+    def metrics():
+        return services().metrics.render()
+
     return core
 
 
