@@ -11,10 +11,11 @@ from api_helpers import post
 
 pytestmark = pytest.mark.real_model
 
-QUESTION = [
-    {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "What is the capital of France?"},
-]
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# The prompt of the engine's own truth test (tests/engine/test_default_model.py). SmolLM2's
+# GGUF template would add its default system prompt, with which this 135M model drifts into
+# French nonsense on this question; the shipped ChatML template adds none.
+CHATML = {"instruction_template": "ChatML"}
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +35,23 @@ def smol_client(smol):
 
 def test_it_answers_and_stops_by_itself(smol, smol_client):
     reply = smol_client.chat.completions.create(
-        model="SmolLM2-135M-Instruct", messages=QUESTION, temperature=0, max_tokens=60
+        model="SmolLM2-135M-Instruct", messages=QUESTION, temperature=0, max_tokens=60, extra_body=CHATML
     )
     assert "Paris" in reply.choices[0].message.content
     assert reply.choices[0].finish_reason == "stop" and reply.usage.completion_tokens < 60
-    prompt = post(smol, "/v1/internal/chat-prompt", {"messages": QUESTION}).json()["prompt"]
+    prompt = post(smol, "/v1/internal/chat-prompt", {"messages": QUESTION, **CHATML}).json()["prompt"]
+    assert prompt == "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
     assert reply.usage.prompt_tokens == post(smol, "/v1/internal/encode", {"text": prompt}).json()["length"]
 
 
 def test_streamed_answer_is_the_whole_answer(smol_client):
-    kwargs = {"model": "SmolLM2-135M-Instruct", "messages": QUESTION, "temperature": 0, "max_tokens": 60}
+    kwargs = {
+        "model": "SmolLM2-135M-Instruct",
+        "messages": QUESTION,
+        "temperature": 0,
+        "max_tokens": 60,
+        "extra_body": CHATML,
+    }
     whole = smol_client.chat.completions.create(**kwargs).choices[0].message.content
     stream = smol_client.chat.completions.create(**kwargs, stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in stream) == whole
