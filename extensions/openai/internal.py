@@ -88,8 +88,7 @@ def stop_generation() -> Response:
     if body.id is None:
         if not key_matches(services().settings.effective_admin_key, presented_key()):
             raise Unauthorized("Stopping every generation needs the admin key; send an id.")
-        manager = services().models
-        stopped = sum(manager.get_loaded(name).cancel_all() for name in manager.loaded_ids())
+        stopped = sum(engine.cancel_all() for _, engine in services().models.loaded_engines())
         return json_response(StatusResponse(stopped=stopped))
     runs = [run for run in list(api_state().running.values()) if run.owns(body.id)]
     if not runs:

@@ -422,6 +422,7 @@ class ModelLoadArgs(ApiModel):
     threads_batch: int | None = _field(None, "Prompt-processing threads.", ge=1, le=1024)
     batch_size: int | None = _field(None, "Prompt tokens per step.", ge=1, le=1 << 16)
     parallel: int | None = _field(None, "Sequences generated at once.", ge=1, le=64)
+    flash_attn: bool | None = _field(None, "Flash attention (faster on CPU; batched text may vary).")
 
     def overrides(self) -> dict[str, int]:
         return self.model_dump(exclude_none=True)

@@ -157,9 +157,9 @@ CASES = [
     (
         "load with unknown args",
         "/v1/internal/model/load",
-        {"model_name": "tiny", "args": {"flash_attn": True}},
+        {"model_name": "tiny", "args": {"cache_type": "q8_0"}},
         400,
-        "args.flash_attn",
+        "args.cache_type",
     ),
     ("load an unknown model", "/v1/internal/model/load", {"model_name": "nope"}, 404, "model"),
     ("stop an unknown id", "/v1/internal/stop-generation", {"id": "chatcmpl-nope"}, 404, "id"),

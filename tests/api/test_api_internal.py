@@ -61,7 +61,7 @@ def test_model_list_load_info_and_unload(server):
     loaded = post(
         server,
         "/v1/internal/model/load",
-        {"model_name": "Tiny Two Instruct", "args": {"ctx_size": 2048, "parallel": 2}},
+        {"model_name": "Tiny Two Instruct", "args": {"ctx_size": 2048, "parallel": 2, "flash_attn": True}},
     )
     assert loaded.status_code == 200 and loaded.json()["model_name"] == "Tiny Two Instruct"
     info = get(server, "/v1/internal/model/info")
