@@ -128,6 +128,8 @@ def model_load() -> Response:
     body = read_json(ModelLoadRequest)
     manager = services().models
     spec = manager.resolve(body.model_name)
+    if body.template:
+        services().chat.templates.get(body.template)  # an unknown name is a 404 now, not per chat
     overrides = body.args.overrides() if body.args else {}
     manager.load(spec.id, overrides or None)
     templates = api_state().templates

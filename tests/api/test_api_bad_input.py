@@ -162,6 +162,13 @@ CASES = [
         "args.cache_type",
     ),
     ("load an unknown model", "/v1/internal/model/load", {"model_name": "nope"}, 404, "model"),
+    (
+        "load with an unknown template",
+        "/v1/internal/model/load",
+        {"model_name": "tiny", "instruction_template": "NoSuchTemplate"},
+        404,
+        None,
+    ),
     ("stop an unknown id", "/v1/internal/stop-generation", {"id": "chatcmpl-nope"}, 404, "id"),
     ("unknown route", "/v1/nothing/here", {}, 404, None),
 ]
