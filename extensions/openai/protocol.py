@@ -119,7 +119,7 @@ class SamplingRequest(ApiModel):
         grammar: str | None = None,
         json_schema: dict | None = None,
     ) -> SamplingParams:
-        """The engine's parameters for this request (choice 0; see `for_choice`)."""
+        """The engine's parameters for this request (choice i adds i to the seed: `choice_requests`)."""
         bias = {int(token): bias for token, bias in (self.logit_bias or {}).items()}
         for token in bias:
             if token >= n_vocab:
