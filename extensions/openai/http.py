@@ -161,7 +161,7 @@ def _is_type_tag(part: str) -> bool:
     return part in ("str", "int", "float", "bool") or "[" in part or "-" in part
 
 
-# --- Errors -------------------------------------------------------------------------------------
+# --- Responses and errors ------------------------------------------------------------------------
 
 
 def json_response(body: BaseModel) -> Response:
