@@ -94,6 +94,9 @@ class Settings(BaseModel):
     api_disable_ipv4: bool = _opt(False, "Do not serve the API on IPv4.",
                                   env="OPENEDAI_DISABLE_IPV4")
     api_debug: bool = _opt(False, "Log every API request.", env="OPENEDAI_DEBUG")
+    cors_origins: list[str] = _opt(
+        ["*"], "Browser origins allowed to call the API (CORS); '*' allows any.",
+        metavar="ORIGIN")
     public_api: bool = _opt(False, "Publish the API through a Cloudflare quick tunnel.")
     public_api_id: str | None = _opt(None, "Run this named Cloudflare tunnel instead.",
                                      metavar="ID")

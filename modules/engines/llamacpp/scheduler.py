@@ -346,6 +346,9 @@ class Scheduler:
                 return
             if job.echo_text is not None:
                 job.channel.put(Delta(text=job.echo_text, logprobs=tuple(job.echo_logprobs)))
+            if job.limit <= 0:  # max_tokens=0: only the prompt (and its logprobs) was wanted
+                self._finish(job, FINISH_LENGTH)
+                return
         logprobs = None
         if job.wants_logprobs:
             logprobs = log_softmax(logits_at(self._ctx, index, model.n_vocab))
