@@ -129,18 +129,21 @@ def _core_blueprint():
 
     core = Blueprint("core", __name__)
 
-    @core.get("/health")
-    def health():
-        models = services().models
-        if models.loading:
-            return jsonify(status="loading"), 503
-        return jsonify(status="ok", models=models.loaded_ids())
+    core.get("/health")(health)
 
     @core.get("/metrics")
     def metrics():
         return services().metrics.render()
 
     return core
+
+
+def health():
+    """ok, or 503 while a model loads. The API serves the same answer at /v1/internal/health."""
+    models = services().models
+    if models.loading:
+        return jsonify(status="loading"), 503
+    return jsonify(status="ok", models=models.loaded_ids())
 
 
 def close_app(app: Flask) -> None:

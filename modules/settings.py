@@ -98,6 +98,9 @@ class Settings(BaseModel):
                                   env="OPENEDAI_DISABLE_IPV4")
     api_debug: bool = _opt(False, "Log every request (method, path, status, bytes, time).",
                            env="OPENEDAI_DEBUG")
+    cors_origins: list[str] = _opt(
+        ["*"], "Browser origins allowed to call the API (CORS); '*' allows any.",
+        metavar="ORIGIN")
     public_api: bool = _opt(False, "Publish the API through a Cloudflare quick tunnel "
                             "(implies --api).")
     public_api_id: str | None = _opt(None, "Run this named Cloudflare tunnel instead "
