@@ -95,8 +95,9 @@ class HostGuard:
         self._allowed.add((split_host(host)[0], None))
 
 
-def install_guards(app: Flask, settings: Settings) -> HostGuard:
-    """Register both checks before any blueprint's own (so a bad Host never reaches a view)."""
+def install_guards(app: Flask, settings: Settings) -> None:
+    """Register both checks before any blueprint's own (so a bad Host never reaches a view).
+    The guard is kept on the app, where the tunnel adds its hostname."""
     guard = HostGuard(settings)
     app.extensions["hearth.host_guard"] = guard
 
@@ -110,7 +111,7 @@ def install_guards(app: Flask, settings: Settings) -> HostGuard:
                 listener,
                 InvalidRequest(
                     f"Host '{name}' is not allowed: Hearth answers requests addressed to localhost "
-                    "or an IP address (a guard against DNS rebinding). To use this name, start it "
+                    "or an IP address (a guard against DNS rebinding). To use this name, start Hearth "
                     f"with --allowed-hosts {name}.",
                     code="host_not_allowed",
                 ),
@@ -126,8 +127,6 @@ def install_guards(app: Flask, settings: Settings) -> HostGuard:
                 ),
             )
         return None
-
-    return guard
 
 
 def _refuse(listener: str | None, error: HearthError) -> Response:

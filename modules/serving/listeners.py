@@ -55,22 +55,18 @@ class Listener:
 
 
 def plan(settings: Settings) -> list[Listener]:
-    listeners = []
-    if not settings.nowebui:
-        host = settings.listen_host or ("0.0.0.0" if settings.listen else "127.0.0.1")
-        listeners.append(Listener(UI, host, settings.listen_port, "--listen-port"))
-    if settings.api_enabled:
-        listeners += [Listener(API, host, settings.api_port, "--api-port") for host in api_hosts(settings)]
-    if (
-        listeners
-        and not settings.nowebui
-        and settings.api_enabled
-        and settings.listen_port == settings.api_port
-    ):
+    ui, api = not settings.nowebui, settings.api_enabled
+    if ui and api and settings.listen_port == settings.api_port:
         raise StartupError(
             f"the UI and the API need different ports (both are {settings.api_port}); "
             "change --listen-port or --api-port"
         )
+    listeners = []
+    if ui:
+        host = settings.listen_host or ("0.0.0.0" if settings.listen else "127.0.0.1")
+        listeners.append(Listener(UI, host, settings.listen_port, "--listen-port"))
+    if api:
+        listeners += [Listener(API, host, settings.api_port, "--api-port") for host in api_hosts(settings)]
     return listeners
 
 

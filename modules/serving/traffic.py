@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..errors import Unavailable
 from .listeners import LISTENER
 
 log = logging.getLogger("hearth.requests")
@@ -26,14 +27,7 @@ log = logging.getLogger("hearth.requests")
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 _SHUTTING_DOWN = json.dumps(
-    {
-        "error": {
-            "message": "The server is shutting down.",
-            "type": "server_error",
-            "param": None,
-            "code": "shutting_down",
-        }
-    }
+    Unavailable("The server is shutting down.", code="shutting_down").to_dict()
 ).encode()
 
 
