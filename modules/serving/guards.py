@@ -118,20 +118,22 @@ def install_guards(app: Flask, settings: Settings) -> None:
             )
         side = route_side(request.endpoint)
         if listener is not None and side is not None and side != listener:
-            return _refuse(
-                listener,
-                NotFound(
-                    f"Unknown route {request.method} {request.path}: this port serves the API "
-                    "(see /docs); the browser UI has its own port.",
-                    code="wrong_port",
-                ),
-            )
+            return _refuse(listener, NotFound(wrong_port(settings, listener), code="wrong_port"))
         return None
+
+
+def wrong_port(settings: Settings, listener: str) -> str:
+    """Say where the route is: clients pointed at the wrong port are a common mistake."""
+    route = f"{request.method} {request.path}"
+    if listener == UI:
+        return f"{route} is an API route: the API is on port {settings.api_port}, not the UI's."
+    ui = "off (--nowebui)" if settings.nowebui else f"on port {settings.listen_port}"
+    return f"Unknown route {route} on the API port (see /docs); the browser UI is {ui}."
 
 
 def _refuse(listener: str | None, error: HearthError) -> Response:
     """OpenAI's error shape for API requests; the UI's own error pages otherwise."""
-    if listener == API or (listener is None and request.path.startswith("/v1")):
+    if listener == API or request.path.startswith("/v1"):
         response = jsonify(error.to_dict())
         response.status_code = error.status
         return response

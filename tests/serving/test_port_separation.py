@@ -45,9 +45,12 @@ def test_each_port_serves_its_own_routes(build_app):
 
 
 def test_api_routes_are_404_on_the_ui_port(build_app):
-    client = build_app().test_client()
+    client = build_app("--api-port", "5123").test_client()
     for path in ("/v1/things", "/v1/pictures", "/docs", "/metrics"):
         assert get(client, path, "ui").status_code == 404, path
+    error = get(client, "/v1/things", "ui").get_json()["error"]  # API clients get JSON
+    assert error["code"] == "wrong_port"
+    assert error["message"] == "GET /v1/things is an API route: the API is on port 5123, not the UI's."
 
 
 def test_ui_routes_are_openai_shaped_404s_on_the_api_port(build_app):
@@ -56,7 +59,10 @@ def test_ui_routes_are_openai_shaped_404s_on_the_api_port(build_app):
     assert response.status_code == 404
     error = response.get_json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    assert error["code"] == "wrong_port" and "GET /" in error["message"]
+    assert error["code"] == "wrong_port"
+    assert (
+        error["message"] == "Unknown route GET / on the API port (see /docs); the browser UI is on port 7860."
+    )
 
 
 def test_without_a_tag_one_port_serves_everything(build_app):
