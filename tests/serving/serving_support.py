@@ -13,16 +13,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-import requests
-from servers import PROJECT_ROOT
-
-# Tests of the OpenAI endpoints themselves wait for the API (branch openai-api) to land.
-needs_api = pytest.mark.skipif(
-    not (PROJECT_ROOT / "extensions" / "openai" / "api.py").exists(),
-    reason="the OpenAI API blueprint (extensions/openai/api.py) is not on this branch yet",
-)
-
 # The deployment command of docs/deployment.md, as the gunicorn test runs it.
 GUNICORN_COMMAND = "gunicorn -k gevent -w 1 -b 127.0.0.1:{port} 'modules.app:create_app()'"
 
@@ -205,7 +195,3 @@ def install_ws_extension(user_data: Path) -> str:
     (folder / "__init__.py").write_text("")
     (folder / "script.py").write_text(WS_EXTENSION)
     return "ws_echo"
-
-
-def get(url: str, **kwargs) -> requests.Response:
-    return requests.get(url, timeout=10, **kwargs)

@@ -15,7 +15,7 @@ import requests
 import simple_websocket
 from openai import OpenAI
 from servers import PROJECT_ROOT, free_port
-from serving_support import GUNICORN_COMMAND, install_ws_extension, needs_api, wait_until
+from serving_support import GUNICORN_COMMAND, install_ws_extension, wait_until
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
@@ -81,7 +81,6 @@ def test_gunicorn_serves_everything_on_one_port(gunicorn, user_data):
 
 
 @needs_gunicorn
-@needs_api
 def test_gunicorn_serves_a_chat_completion(gunicorn):
     _, base, _ = gunicorn("--api --api-key sk-test")
     client = OpenAI(base_url=base + "/v1", api_key="sk-test", max_retries=0)

@@ -11,7 +11,7 @@ import requests
 import simple_websocket
 from openai import DefaultHttpxClient, OpenAI
 from servers import PROJECT_ROOT
-from serving_support import install_ws_extension, needs_api, wait_until, write_certificate
+from serving_support import install_ws_extension, wait_until, write_certificate
 
 
 @pytest.fixture
@@ -19,7 +19,6 @@ def certificate(tmp_path):
     return write_certificate(tmp_path / "tls")
 
 
-@needs_api
 def test_openai_client_over_https(serve, certificate):
     cert, key = certificate
     server = serve("--api", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key), verify=str(cert))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from serving_support import install_ws_extension, needs_api
+from serving_support import install_ws_extension
 
 from modules.serving.guards import route_side
 from modules.serving.listeners import LISTENER
@@ -82,7 +82,6 @@ def test_real_server_separates_the_ports(serve, user_data):
         assert requests.get(base + "/health", timeout=10).json()["status"] == "ok"
 
 
-@needs_api
 def test_real_server_serves_the_api_on_its_port_only(serve):
     server = serve("--api")
     assert requests.get(server.api_url + "/models", timeout=10).status_code == 200

@@ -8,12 +8,11 @@ import time
 
 import requests
 import simple_websocket
-from serving_support import install_ws_extension, needs_api, wait_until
+from serving_support import install_ws_extension, wait_until
 
 MAX_TOKENS = 1900  # the tiny model needs ~2 s for these; the signal comes after 5 chunks
 
 
-@needs_api
 def test_sigterm_during_a_stream_ends_it_cleanly(serve):
     server = serve("--api", "--ctx-size", "2048")
     body = {
