@@ -37,6 +37,7 @@ from .library import llama_library
 from .model import LlamaModel
 from .prompt_cache import PromptCache, common_prefix
 from .sampler import SequenceSampler, filtered_logprobs, log_softmax, logits_at, top_logprobs
+from .threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,8 @@ class Scheduler:
             raise EngineFailure("llama.cpp could not create a context (out of memory?)")
         self._memory = lib.llama_get_memory(self._ctx)
         self._batch = Batch(params.n_batch)
+        self._governor = ThreadGovernor(o.threads, o.threads_batch)
+        self._threads_in_use = -1
 
     def _serve_once(self):
         """Take commands, admit waiting jobs, run one step. Returns the stop reply, if any."""
@@ -312,7 +315,13 @@ class Scheduler:
                 to_sample.append((job, index + len(chunk) - 1))
         if batch.size == 0:
             return
+        threads = self._governor.choose(batch.size)
+        if threads != self._threads_in_use:
+            self._lib.llama_set_n_threads(self._ctx, threads, threads)
+            self._threads_in_use = threads
+        started = time.perf_counter()
         code = self._lib.llama_decode(self._ctx, batch.as_struct())
+        self._governor.record(batch.size, threads, time.perf_counter() - started)
         if code != 0:
             jobs = {job for job, _ in to_sample} | {job for job, _, _ in prefill_chunks}
             for job in jobs:
@@ -340,6 +349,9 @@ class Scheduler:
                 return
             if job.echo_text is not None:
                 job.channel.put(Delta(text=job.echo_text, logprobs=tuple(job.echo_logprobs)))
+            if job.limit <= 0:  # max_tokens=0: only the prompt (and its logprobs) was wanted
+                self._finish(job, FINISH_LENGTH)
+                return
         logprobs = None
         if job.wants_logprobs:
             logprobs = log_softmax(logits_at(self._ctx, index, model.n_vocab))
