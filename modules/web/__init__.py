@@ -23,7 +23,8 @@ from werkzeug.exceptions import HTTPException
 from modules.errors import HearthError
 from modules.settings import PROJECT_ROOT
 
-from .api import create_api_blueprint, summary_json
+from .api import create_api_blueprint
+from .chats import summary_json
 from .choices import choices_from
 from .pages import register_pages
 from .presets import PresetStore

@@ -14,7 +14,8 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 
 from modules.app import services
 
-from .api import character_json, status_json
+from .api import status_json
+from .characters import character_json
 from .security import safe_next, same_origin
 from .state import web_state
 

@@ -1,0 +1,66 @@
+"""Request and response plumbing for the UI's JSON endpoints: bodies and error messages.
+
+Every failure leaves as `{"error": {"message": ...}}` with a 4xx status, for the page to show.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from modules.errors import HearthError, InvalidRequest, PayloadTooLarge
+
+from .pictures import MAX_UPLOAD_BYTES
+
+MAX_JSON_BYTES = 1024 * 1024
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def error_response(message: str, status: int) -> tuple[Response, int]:
+    return jsonify(error={"message": message}), status
+
+
+def install_error_handlers(api: Blueprint) -> None:
+    @api.errorhandler(HearthError)
+    def hearth_error(error: HearthError):
+        response, status = error_response(error.message, error.status)
+        response.headers.update(error.headers)
+        return response, status
+
+    @api.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        messages = {
+            400: "The request could not be read.",
+            404: "Not found.",
+            405: f"{request.method} is not allowed here.",
+            413: f"The upload is too large (the limit is {MAX_UPLOAD_BYTES // (1024 * 1024)} MB).",
+        }
+        return error_response(
+            messages.get(error.code or 500, error.description or "Error."), error.code or 500
+        )
+
+
+def json_body(model: type[Model]) -> Model:
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_JSON_BYTES:
+        raise PayloadTooLarge("The request is too large.")
+    try:
+        data = json.loads(raw or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return checked(model, data)
+
+
+def checked(model: type[Model], data: dict) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "value"
+        raise InvalidRequest(f"{where}: {first['msg']}.", param=where) from None
