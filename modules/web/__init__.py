@@ -2,12 +2,15 @@
 
 `init_web(app, hearth)` is called by `create_app` unless `--nowebui`. Layout:
 
-    pages.py     /, /characters, /models, /settings, /login, /logout
-    api.py       /ui/api/... (characters, chats, models, presets, settings)
-    socket.py    /ui/ws: generate / stop, streamed deltas
-    turns.py     one chat turn: prompt (ChatService), generation, saving
-    security.py  login, same-origin checks, loopback-only hosts, CSP
-    presets.py, choices.py, pictures.py
+    pages.py       /, /characters, /models, /settings, /login, /logout
+    api.py         /ui/api/...: status, models, presets, settings, extensions
+    characters.py  /ui/api/characters/...: gallery, pictures, import, export
+    chats.py       /ui/api/chats/...: the sidebar's chats
+    http.py        JSON bodies and error messages for all of them
+    socket.py      /ui/ws: generate / stop, streamed deltas
+    turns.py       one chat turn: prompt (ChatService), generation, saving
+    security.py    login, same-origin checks, CSP and other headers
+    presets.py, choices.py, pictures.py, state.py
 """
 
 from __future__ import annotations
