@@ -20,8 +20,8 @@ def _stand_in_blueprints() -> list[Blueprint]:
     child = Blueprint("media", __name__, url_prefix="/v1")  # a child blueprint, as the media one is
     child.add_url_rule("/pictures", "pictures", lambda: jsonify(data=[]))
     api.register_blueprint(child)
-    ui = Blueprint("web", __name__)
-    ui.add_url_rule("/", "index", lambda: "the chat UI")
+    ui = Blueprint("ui_stand_in", __name__)  # beside the real UI, which create_app registers
+    ui.add_url_rule("/ui-stand-in", "index", lambda: "the chat UI")
     return [api, ui]
 
 

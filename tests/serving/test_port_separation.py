@@ -35,7 +35,8 @@ def get(client, path: str, listener: str | None):
 
 def test_each_port_serves_its_own_routes(build_app):
     client = build_app().test_client()
-    assert get(client, "/", "ui").get_data(as_text=True) == "the chat UI"
+    assert get(client, "/ui-stand-in", "ui").get_data(as_text=True) == "the chat UI"
+    assert get(client, "/", "ui").status_code == 200  # the real chat page
     assert get(client, "/v1/things", "api").status_code == 200
     assert get(client, "/v1/pictures", "api").status_code == 200  # a child of the API blueprint
     assert get(client, "/docs", "api").status_code == 200
@@ -67,7 +68,7 @@ def test_ui_routes_are_openai_shaped_404s_on_the_api_port(build_app):
 
 def test_without_a_tag_one_port_serves_everything(build_app):
     client = build_app().test_client()
-    for path in ("/", "/v1/things", "/docs", "/health", "/metrics"):
+    for path in ("/", "/ui-stand-in", "/v1/things", "/docs", "/health", "/metrics"):
         assert get(client, path, None).status_code == 200, path
 
 
