@@ -20,7 +20,7 @@ from .chat.templates import TemplateStore, load_model_table
 from .engines.crossthread import Mailer, make_mailer
 from .engines.manager import ModelManager
 from .engines.registry import LoadOptions, default_loaders
-from .extensions import Extension, extension_dirs, load_extensions
+from .extensions import Extensions, extension_dirs, load_extensions
 from .metrics import Metrics
 from .serving.guards import install_guards
 from .serving.traffic import Traffic
@@ -36,9 +36,10 @@ class Services:
     chat: ChatService
     mailer: Mailer
     metrics: Metrics
-    extensions: list[Extension] = field(default_factory=list)
+    extensions: Extensions = field(default_factory=Extensions)
 
     def close(self) -> None:
+        self.extensions.close()
         self.models.close()
         self.mailer.close()
 
@@ -111,21 +112,33 @@ def create_app(settings: Settings | None = None) -> Flask:
                                                              log_requests=settings.api_debug)
     hearth.metrics.install(app)
     app.register_blueprint(_core_blueprint())
-    if not settings.nowebui:
-        from .web import init_web
-
-        init_web(app, hearth)
-    dirs = extension_dirs(PROJECT_ROOT, settings.user_data_dir)
-    hearth.extensions = load_extensions(settings.enabled_extensions, dirs, settings.extension_params)
-    for extension in hearth.extensions:
-        make_blueprint = extension.hook("blueprint")
-        if make_blueprint is None:
-            continue
-        try:
-            app.register_blueprint(make_blueprint())
-        except Exception:
-            log.exception("extension %s: its blueprint failed and is skipped", extension.name)
+    load_app_extensions(app, hearth)
     return app
+
+
+def load_app_extensions(app: Flask, hearth: Services) -> None:
+    """Load the enabled extensions, let the chat service call their hooks, and register
+    their blueprints: `ui_blueprint`s inside the UI's, `blueprint`s on the app (in app
+    context, so that the API's can mount the other extensions' `api_blueprint`s)."""
+    settings = hearth.settings
+    dirs = extension_dirs(PROJECT_ROOT, settings.user_data_dir)
+    hearth.extensions = Extensions(
+        load_extensions(settings.enabled_extensions, dirs, settings.extension_params, hearth))
+    hearth.chat.hooks = hearth.extensions.chat_hooks()
+    with app.app_context():
+        if not settings.nowebui:
+            from .web import init_web
+
+            init_web(app, hearth, extension_blueprints=hearth.extensions.blueprints("ui_blueprint"))
+        for blueprint in hearth.extensions.blueprints("blueprint"):
+            _register(app, blueprint)
+
+
+def _register(app: Flask, blueprint) -> None:
+    try:
+        app.register_blueprint(blueprint)
+    except Exception:
+        log.exception("the blueprint %s failed to register and is skipped", blueprint.name)
 
 
 def _core_blueprint():

@@ -6,7 +6,7 @@ built from the table, so the description cannot miss an endpoint.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -242,12 +242,16 @@ def is_api_request() -> bool:
     return request.path.startswith("/v1") or request.path in PUBLIC_PATHS
 
 
-def create_blueprint() -> Blueprint:
+def create_blueprint(children: Sequence[Blueprint] = ()) -> Blueprint:
+    """The API; `children` (other extensions' `api_blueprint`s) are mounted inside it, so their
+    routes get the API's port, keys, CORS and error shape."""
     bp = Blueprint("openai", __name__)
     for endpoint in ENDPOINTS:
         bp.add_url_rule(
             endpoint.path, endpoint=endpoint.view.__name__, view_func=endpoint.view, methods=[endpoint.method]
         )
+    for child in children:
+        bp.register_blueprint(child)
 
     @bp.record_once
     def setup(state) -> None:

@@ -28,6 +28,7 @@ from .responses import (
     EditChoice,
     FunctionDeltaOut,
     FunctionOut,
+    LocalDocsOut,
     ToolCallDeltaOut,
     ToolCallOut,
     chat_logprobs,
@@ -46,10 +47,11 @@ def chat_completions() -> Response:
     options = chat_options(body, engine)
     prepared = prepare_prompt(body, options, engine)
     run = start_chat(body, engine, options, prepared)
+    extras = response_extras(prepared)
     if body.stream:
-        return stream_chat(run, body)
+        return stream_chat(run, body, extras)
     try:
-        return json_response(whole_chat(run, body))
+        return json_response(whole_chat(run, body, extras))
     finally:
         run.close()
 
@@ -110,7 +112,26 @@ def prepare_prompt(body: ChatCompletionRequest, options: ChatOptions, engine: Te
         engine.info,
         count_tokens=engine.count_tokens,
         max_tokens=reserve,
+        request_state=request_state(body),
     )
+
+
+def request_state(body: ChatCompletionRequest) -> dict:
+    """The request's fields for extensions' hooks (their `state`)."""
+    if body.localdocs is None:
+        return {}
+    if services().extensions.get("localdocs") is None:
+        raise InvalidRequest(
+            "LocalDocs is not enabled on this server: start Hearth with --extensions localdocs.",
+            param="localdocs",
+        )
+    return {"localdocs": list(body.localdocs)}
+
+
+def response_extras(prepared: PreparedPrompt) -> dict:
+    """What extensions added for the response (fields of the chat completion)."""
+    extras = prepared.state.get("extras") or {}
+    return {"localdocs": LocalDocsOut.model_validate(extras["localdocs"])} if extras.get("localdocs") else {}
 
 
 def start_chat(
@@ -195,12 +216,14 @@ def whole_choice(collected: Collected, logprobs: bool) -> ChatChoice:
     )
 
 
-def whole_chat(run: Run, body: ChatCompletionRequest) -> ChatCompletion:
+def whole_chat(run: Run, body: ChatCompletionRequest, extras: dict | None = None) -> ChatCompletion:
     choices = [whole_choice(c, bool(body.logprobs)) for c in Collected.all(run)]
-    return ChatCompletion(id=run.id, created=run.created, model=run.model, choices=choices, usage=run.usage())
+    return ChatCompletion(
+        id=run.id, created=run.created, model=run.model, choices=choices, usage=run.usage(), **(extras or {})
+    )
 
 
-def stream_chat(run: Run, body: ChatCompletionRequest) -> Response:
+def stream_chat(run: Run, body: ChatCompletionRequest, extras: dict | None = None) -> Response:
     pieces = run.started_pieces()
 
     def chunks() -> Iterator[ChatCompletionChunk]:
@@ -209,7 +232,10 @@ def stream_chat(run: Run, body: ChatCompletionRequest) -> Response:
             if piece.index != current:
                 current = piece.index
                 yield role_chunk(run, piece.index)
-            yield chunk(run, piece, bool(body.logprobs))
+            out = chunk(run, piece, bool(body.logprobs))
+            if piece.finish_reason and extras:
+                out = out.model_copy(update=extras)
+            yield out
         if body.include_usage:
             yield ChatCompletionChunk(
                 id=run.id, created=run.created, model=run.model, choices=[], usage=run.usage()

@@ -374,6 +374,12 @@ class ChatCompletionRequest(SamplingRequest):
     continue_: bool | None = _field(
         None, "Hearth: the last message is a partial assistant reply: continue it."
     )
+    localdocs: list[str] | None = _field(
+        None,
+        "Hearth: LocalDocs collections to search for the last user message; the best excerpts "
+        "go into the prompt and the response lists them (needs the localdocs extension).",
+        max_length=32,
+    )
 
     @model_validator(mode="after")
     def _logprobs(self) -> ChatCompletionRequest:

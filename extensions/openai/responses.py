@@ -136,6 +136,18 @@ class ChatChoice(Out):
     finish_reason: Literal["stop", "length", "tool_calls"]
 
 
+class LocalDocsSource(Out):
+    collection: str
+    path: str
+    score: float = Field(description="Cosine similarity of the chunk to the user's message (-1 to 1).")
+    location: str = Field("", description="Where in the file: lines 12-40, or page 3 of a PDF.")
+
+
+class LocalDocsOut(Out):
+    collections: list[str] = Field(description="The collections searched.")
+    sources: list[LocalDocsSource] = Field(description="The chunks put into the prompt, best first.")
+
+
 class ChatCompletion(Out):
     id: str
     object: Literal["chat.completion"] = "chat.completion"
@@ -143,6 +155,8 @@ class ChatCompletion(Out):
     model: str
     choices: list[ChatChoice]
     usage: UsageOut
+    localdocs: LocalDocsOut | None = _omit(
+        description="Hearth: with the `localdocs` field, the excerpts used (from the LocalDocs extension).")
 
 
 class FunctionDeltaOut(Out):
@@ -186,6 +200,8 @@ class ChatCompletionChunk(Out):
     model: str
     choices: list[ChunkChoice]
     usage: UsageOut | None = _omit()
+    localdocs: LocalDocsOut | None = _omit(
+        description="Hearth: on each choice's last chunk, the LocalDocs excerpts used.")
 
 
 # --- Completions and edits ----------------------------------------------------------------------

@@ -9,6 +9,9 @@ params: dict = {}
 
 
 def blueprint():
+    """The API, with the other extensions' `api_blueprint`s mounted inside it."""
+    from modules.app import services
+
     from .api import create_blueprint
 
-    return create_blueprint()
+    return create_blueprint(children=services().extensions.blueprints("api_blueprint"))

@@ -6,7 +6,8 @@ OpenAI request objects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 MODES = ("chat", "chat-instruct", "instruct")
 
@@ -91,3 +92,8 @@ class PreparedPrompt:
     tools_enabled: bool = False  # parse tool calls out of the reply
     tool_names: tuple[str, ...] = ()
     starts_in_reasoning: bool = False  # the prompt itself opened a <think> block
+    # The hooks' state for this request (output_modifier gets the same dict; its "extras"
+    # hold what extensions add to the response), and the new user message as the UI saves
+    # it (chat_input_modifier's visible_text; None when the request had no new message).
+    state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    visible_text: str | None = None

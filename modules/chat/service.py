@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from modules.chat import tools as toolbox
@@ -58,8 +58,12 @@ class ChatService:
         *,
         count_tokens: Callable[[str], int],
         max_tokens: int,
+        request_state: Mapping[str, Any] | None = None,
     ) -> PreparedPrompt:
-        """The prompt, stop strings and grammar for one request (see docs/chat.md)."""
+        """The prompt, stop strings and grammar for one request (see docs/chat.md).
+
+        `request_state` adds request fields for extensions to the hooks' `state` (e.g. the
+        API's `localdocs`)."""
         if options.mode not in MODES:
             raise InvalidRequest(
                 f"Invalid mode {options.mode!r}: use one of {', '.join(MODES)}.",
@@ -74,8 +78,9 @@ class ChatService:
         setup = toolbox.setup_tools(options.tools, options.tool_choice)
         character = self._character(options) if options.mode != "instruct" else None
         user_name, bot_name = self._names(options, character)
-        state = self.hook_state(options, user_name, bot_name)
-        history = self._modified_history(messages, options, state)
+        state = self.hook_state(options, user_name, bot_name, request_state)
+        state = self.hooks.state_modifier(state)
+        history, visible_text = self._modified_history(messages, options, state)
         builder, history = self._builder(
             history, options, model, character, setup, state
         )
@@ -102,13 +107,15 @@ class ChatService:
             tools_enabled=setup.parse_calls and not options.impersonate,
             tool_names=setup.names,
             starts_in_reasoning=prompt_opens_reasoning(prompt),
+            state=state,
+            visible_text=visible_text,
         )
 
     def reply_parser(
         self, options: ChatOptions, prepared: PreparedPrompt
     ) -> ReplyParser:
         """A fresh parser for the reply to `prepared` (feed it the streamed text)."""
-        state = self.hook_state(options, prepared.user_name, prepared.bot_name)
+        state = prepared.state or self.hook_state(options, prepared.user_name, prepared.bot_name)
         chat = prepared.mode != "instruct"
         return ReplyParser(
             parse_tools=prepared.tools_enabled,
@@ -123,16 +130,21 @@ class ChatService:
 
     @staticmethod
     def hook_state(
-        options: ChatOptions, user_name: str, bot_name: str
+        options: ChatOptions,
+        user_name: str,
+        bot_name: str,
+        request_state: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The `state` the hooks get: a fresh dict per call."""
+        """The `state` the hooks get: a fresh dict per request."""
         return {
+            **(request_state or {}),
             "mode": options.mode,
             "name1": user_name,
             "name2": bot_name,
             "character": options.character,
             "continue": options.continue_,
             "impersonate": options.impersonate,
+            "extras": {},
         }
 
     def _character(self, options: ChatOptions) -> Character:
@@ -157,17 +169,21 @@ class ChatService:
         messages: Sequence[ChatMessage],
         options: ChatOptions,
         state: dict[str, Any],
-    ) -> list[ChatMessage]:
-        history = list(self.hooks.history_modifier(list(messages), state))
+    ) -> tuple[list[ChatMessage], str | None]:
+        """The conversation after the hooks, and the new user message as the UI should save
+        it (None when there is no new message)."""
+        history = list(messages)
         last = history[-1] if history else None
+        visible_text = None
         if (
             last
             and last.role == "user"
             and not (options.continue_ or options.impersonate)
         ):
-            text = self.hooks.input_modifier(last.content, state)
+            text, visible_text = self.hooks.chat_input_modifier(last.content, last.content, state)
+            text = self.hooks.input_modifier(text, state)
             history[-1] = dataclasses.replace(last, content=text)
-        return history
+        return list(self.hooks.history_modifier(history, state)), visible_text
 
     def _builder(
         self,

@@ -8,6 +8,7 @@
     chats.py       /ui/api/chats/...: the sidebar's chats
     http.py        JSON bodies and error messages for all of them
     socket.py      /ui/ws: generate / stop, streamed deltas
+    extension_routes.py  /ui/extensions.css, .js, and the panels' params
     turns.py       one chat turn: prompt (ChatService), generation, saving
     security.py    login, same-origin checks, CSP and other headers
     presets.py, choices.py, pictures.py, state.py
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from modules.settings import PROJECT_ROOT
 from .api import create_api_blueprint
 from .chats import summary_json
 from .choices import choices_from
+from .extension_routes import register_extension_routes
 from .pages import register_pages
 from .presets import PresetStore
 from .security import add_headers, check_request, is_websocket, make_guard
@@ -41,7 +44,9 @@ HERE = Path(__file__).resolve().parent
 MAX_SOCKET_MESSAGE = 1024 * 1024
 
 
-def init_web(app: Flask, hearth) -> None:
+def init_web(app: Flask, hearth, extension_blueprints: Sequence[Blueprint] = ()) -> None:
+    """The UI blueprint, with extensions' `ui_blueprint`s inside it (so their routes get
+    the UI's login, same-origin checks, headers and port)."""
     settings = hearth.settings
     guard = make_guard(settings)
     app.extensions[EXTENSION_KEY] = WebState(
@@ -69,10 +74,10 @@ def init_web(app: Flask, hearth) -> None:
     app.config.setdefault(
         "SOCK_SERVER_OPTIONS", {"ping_interval": 25, "max_message_size": MAX_SOCKET_MESSAGE}
     )
-    app.register_blueprint(create_blueprint())
+    app.register_blueprint(create_blueprint(extension_blueprints))
 
 
-def create_blueprint() -> Blueprint:
+def create_blueprint(extension_blueprints: Sequence[Blueprint] = ()) -> Blueprint:
     web = Blueprint(
         "web",
         __name__,
@@ -97,6 +102,12 @@ def create_blueprint() -> Blueprint:
 
     register_pages(web)
     web.register_blueprint(create_api_blueprint())
+    register_extension_routes(web)
+    for child in extension_blueprints:
+        try:
+            web.register_blueprint(child)
+        except Exception:
+            log.exception("the UI blueprint %s failed to register and is skipped", child.name)
     _register_socket(web)
     return web
 

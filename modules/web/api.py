@@ -185,6 +185,7 @@ def extensions_json(hearth: Services) -> list[dict]:
     names = sorted(
         set(available_extensions(extension_dirs(PROJECT_ROOT, settings.user_data_dir))) | set(wanted)
     )
+    panels = hearth.extensions.panels()
     out = []
     for name in names:
         if name in loaded:
@@ -194,7 +195,8 @@ def extensions_json(hearth: Services) -> list[dict]:
         else:
             state = "available"
         params = {k: v for k, v in loaded[name].params.items()} if name in loaded else {}
-        out.append({"name": name, "state": state, "params": json.loads(json.dumps(params, default=str))})
+        out.append({"name": name, "state": state, "params": json.loads(json.dumps(params, default=str)),
+                    "panel": panels.get(name, [])})
     return out
 
 

@@ -5,7 +5,8 @@ Client -> server (JSON text frames):
     {"type": "generate", "id": "g1", "action": "send" | "regenerate" | "continue" | "impersonate",
      "chat": {"mode": "chat", "character": "Ada", "id": "20250101-..."},
      "text": "...", "sampling": {...preset fields...},
-     "user_name": "", "user_bio": "", "instruction_template": ""}
+     "user_name": "", "user_bio": "", "instruction_template": "",
+     "extensions": {"localdocs": ["notes"]}}   (optional: state for extensions' hooks)
     {"type": "stop", "id": "g1"}
     {"type": "ping"}
 
@@ -16,7 +17,8 @@ Server -> client:
     {"type": "delta", "id": "g1", "text": "Hel"}          (reply text, in order)
     {"type": "reasoning", "id": "g1", "text": "..."}      (inside <think>, if the model thinks)
     {"type": "done", "id": "g1", "finish_reason": "stop" | "length" | "cancelled",
-     "text": "<the whole message>", "saved": true, "chat": {...summary...}, "stats": {...}}
+     "text": "<the whole message>", "saved": true, "chat": {...summary...}, "stats": {...},
+     "extras": {...}}                                     (what extensions add, e.g. "localdocs")
     {"type": "error", "id": "g1" | null, "message": "..."}
     {"type": "pong"}
 
@@ -70,6 +72,10 @@ class GenerateMessage(BaseModel):
     user_name: str = Field("", max_length=100)
     user_bio: str = Field("", max_length=4000)
     instruction_template: str = Field("", max_length=100)
+    # Per-request state for extensions' hooks, added by their scripts (e.g. LocalDocs'
+    # {"localdocs": ["notes"]}).
+    extensions: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")], Any] = Field(
+        default_factory=dict, max_length=32)
 
 
 class StopMessage(BaseModel):
@@ -123,6 +129,7 @@ def turn_request(message: GenerateMessage) -> TurnRequest:
         user_name=" ".join(message.user_name.split()),
         user_bio=message.user_bio.strip(),
         instruction_template=message.instruction_template,
+        state=dict(message.extensions),
     )
 
 
@@ -241,4 +248,5 @@ class ChatSocket:
             truncated=turn.prepared.truncated,
             chat=self.summarize(saved) if saved is not None else None,
             stats=turn.stats(),
+            extras=turn.prepared.state.get("extras") or {},
         )

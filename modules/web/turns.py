@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from modules.chat.chat_log import (
     Chat,
@@ -51,6 +52,7 @@ class TurnRequest:
     user_name: str = ""
     user_bio: str = ""
     instruction_template: str = ""
+    state: dict[str, Any] = field(default_factory=dict, compare=False)  # for extensions' hooks
 
 
 @dataclass(frozen=True)
@@ -157,16 +159,18 @@ def start_turn(chat: ChatService, engine: TextEngine, request: TurnRequest) -> T
     wanted = request.sampling.max_tokens
     # History is trimmed to leave room for the reply, but never more than half the context.
     prepared = chat.prepare(
-        messages, options, engine.info, count_tokens=engine.count_tokens, max_tokens=min(wanted, n_ctx // 2)
+        messages, options, engine.info, count_tokens=engine.count_tokens, max_tokens=min(wanted, n_ctx // 2),
+        request_state=request.state,
     )
     prompt_tokens = engine.count_tokens(prepared.prompt) + 1  # + BOS
     max_tokens = wanted if prompt_tokens + wanted <= n_ctx else None  # None: to the context's end
     params = request.sampling.params(max_tokens=max_tokens, stop=prepared.stop, grammar=prepared.grammar)
     generation = engine.generate(GenerationRequest(prepared.prompt, params))
     if request.action == "send" and request.text:
+        shown = prepared.visible_text if prepared.visible_text is not None else request.text
         try:
             history.update(
-                request.mode, request.character, request.chat_id, lambda c: append_exchange(c, request.text)
+                request.mode, request.character, request.chat_id, lambda c: append_exchange(c, shown)
             )
         except HearthError:
             generation.cancel()

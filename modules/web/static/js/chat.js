@@ -246,10 +246,15 @@ function generate(action) {
   setBusy(true);
   stick = true;
   follow();
+  // Extensions' scripts may add per-request state for their hooks (docs/extensions.md).
+  const extensions = {};
+  const chatRef = { mode: state.mode, character: characterKey(), id: state.chat.id };
+  document.dispatchEvent(new CustomEvent("hearth:generate", { detail: { action, chat: chatRef, extensions } }));
   try {
     socket.send({
       type: "generate", id: gen.id, action,
-      chat: { mode: state.mode, character: characterKey(), id: state.chat.id },
+      chat: chatRef,
+      ...(Object.keys(extensions).length ? { extensions } : {}),
       text: action === "send" || action === "impersonate" ? typed : "",
       sampling: state.sampling,
       user_name: state.userName || "",
@@ -358,6 +363,9 @@ function finishGeneration(message) {
     gen.view.stats.textContent = statsText(message);
   }
   setBusy(false);
+  document.dispatchEvent(new CustomEvent("hearth:reply", {
+    detail: { action: gen.action, message, element: gen.action === "impersonate" ? null : gen.view?.article || null },
+  }));
   if (message.chat) updateSummary(message.chat);
   if (!message.saved && gen.action !== "impersonate") reloadChat();
   follow();
@@ -501,6 +509,7 @@ async function openChat(id) {
   history.replaceState(null, "", url);
   renderChatList();
   renderMessages();
+  document.dispatchEvent(new CustomEvent("hearth:chat", { detail: { mode: state.mode, character: characterKey(), id } }));
 }
 
 async function reloadChat() {
