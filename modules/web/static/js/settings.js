@@ -53,9 +53,43 @@ async function loadExtensions() {
         : el("span", { class: "muted", text: "—" }))));
     $("extensions-table").tBodies[0].replaceChildren(...(rows.length ? rows
       : [el("tr", {}, el("td", { colspan: "3", class: "muted", text: "No extensions found." }))]));
+    $("extension-panels").replaceChildren(...data.extensions.filter((ext) => ext.panel.length).map(panel));
   } catch (error) {
     toast(error.message, "error");
   }
+}
+
+// An extension's panel: its ui() controls, bound to its params, changed for the running server.
+function panel(ext) {
+  const controls = ext.panel.map((control) => {
+    const value = ext.params[control.param];
+    const id = `ext-${ext.name}-${control.param}`;
+    let input;
+    if (control.type === "checkbox") {
+      input = el("input", { type: "checkbox", id, checked: value });
+    } else if (control.type === "textarea") {
+      input = el("textarea", { id, rows: "3", value });
+    } else if (control.type === "select") {
+      input = el("select", { id }, ...control.choices.map((c) => el("option", { value: c, text: c, selected: c === value })));
+    } else {
+      input = el("input", { id, type: control.type === "number" ? "number" : "text", value: String(value ?? ""),
+        min: control.min ?? undefined, max: control.max ?? undefined, step: control.step ?? (control.type === "number" ? "any" : undefined) });
+    }
+    input.addEventListener("change", async () => {
+      const next = control.type === "checkbox" ? input.checked : control.type === "number" ? Number(input.value) : input.value;
+      try {
+        await api(`/ui/api/extensions/${encodeURIComponent(ext.name)}/params`, { method: "PUT", json: { [control.param]: next } });
+        toast(`${ext.name}: ${control.label} changed until Hearth restarts.`, "success");
+      } catch (error) {
+        toast(error.message, "error");
+      }
+    });
+    const label = el("label", { class: control.type === "checkbox" ? "field checkbox-field" : "field", for: id },
+      el("span", { text: control.label }), input);
+    return control.help ? el("div", {}, label, el("p", { class: "muted small", text: control.help })) : label;
+  });
+  return el("section", { class: "card extension-panel", "data-extension": ext.name },
+    el("h2", { text: ext.name }), el("div", { class: "settings-grid" }, ...controls));
 }
 
 function renderAccess() {
