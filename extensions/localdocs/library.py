@@ -228,7 +228,8 @@ class LocalDocs:
                 if run.cancelled:
                     break
                 batch = planned[start:start + BATCH_FILES]
-                counts = self.embedder.run(lambda embed, batch=batch: self._index_batch(collection, batch, embed))
+                counts = self.embedder.run(
+                    lambda embed, batch=batch: self._index_batch(collection, batch, embed))
                 run.files_indexed += counts[0]
                 run.files_unchanged += counts[1]
                 run.files_failed += counts[2]

@@ -189,8 +189,8 @@ class Store:
                     db.executemany(
                         "INSERT INTO chunks (file_id, position, location, text, embedding) "
                         "VALUES (?, ?, ?, ?, ?)",
-                        [(file_id, c.position, c.location, c.text,
-                          np.asarray(v, dtype="<f4").tobytes()) for c, v in zip(chunks, vectors, strict=True)])
+                        [(file_id, c.position, c.location, c.text, np.asarray(v, dtype="<f4").tobytes())
+                         for c, v in zip(chunks, vectors, strict=True)])
             db.execute("UPDATE collections SET version = version + 1 WHERE id = ?", (collection_id,))
 
     def forget(self, collection_id: int, file_ids: list[int]) -> None:
