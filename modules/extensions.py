@@ -73,7 +73,7 @@ HOOKS: tuple[HookSpec, ...] = (
     HookSpec("bot_prefix_modifier", "bot_prefix_modifier(string, state) -> str", (str,),
              "chat modes: the `Bot:` prefix the reply starts after"),
     HookSpec("custom_generate_chat_prompt",
-             "custom_generate_chat_prompt(user_input, state, **kwargs) -> str | None",
+             "custom_generate_chat_prompt(user_input, state, **kwargs) -> Optional[str]",
              (str, type(None)),
              "last: a prompt to use instead of the built one; the first extension to return "
              "a string wins"),
