@@ -14,6 +14,7 @@ from flask import Flask, current_app, jsonify
 
 from .engines.crossthread import Mailer, make_mailer
 from .engines.manager import ModelManager
+from .engines.media.manager import MediaConfig, MediaModels
 from .engines.registry import LoadOptions, default_loaders
 from .extensions import Extension, extension_dirs, load_extensions
 from .settings import PROJECT_ROOT, Settings, load_settings
@@ -26,10 +27,12 @@ class Services:
     settings: Settings
     models: ModelManager
     mailer: Mailer
+    media: MediaModels
     extensions: list[Extension] = field(default_factory=list)
 
     def close(self) -> None:
         self.models.close()
+        self.media.close()
         self.mailer.close()
 
 
@@ -62,7 +65,8 @@ def build_services(settings: Settings) -> Services:
         options=load_options(settings),
         mailer=mailer,
     )
-    return Services(settings=settings, models=models, mailer=mailer)
+    media = MediaModels(MediaConfig.from_settings(settings), mailer)
+    return Services(settings=settings, models=models, mailer=mailer, media=media)
 
 
 def create_app(settings: Settings | None = None) -> Flask:

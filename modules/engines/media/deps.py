@@ -1,0 +1,47 @@
+"""Which optional packages each media feature needs, checked without importing them.
+
+Without them the endpoints answer 501 naming what to install, instead of failing on import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from ...errors import NotInstalled
+
+REQUIREMENTS_FILE = "requirements/media.txt"
+
+# feature -> (import name, PyPI package) pairs
+NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "embedding": (("torch", "torch"), ("sentence_transformers", "sentence-transformers")),
+    "image": (("torch", "torch"), ("diffusers", "diffusers"), ("transformers", "transformers"),
+              ("PIL", "pillow")),
+    "transcription": (("faster_whisper", "faster-whisper"), ("av", "av")),
+    "speech": (("piper", "piper-tts"), ("onnxruntime", "onnxruntime"), ("av", "av")),
+}
+
+FEATURE_NAMES = {
+    "embedding": "Embeddings and moderations",
+    "image": "Image generation",
+    "transcription": "Speech-to-text",
+    "speech": "Text-to-speech",
+}
+
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require(feature: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
+    """Raise NotInstalled (501) naming the missing packages for `feature`."""
+    missing = [package for module, package in (*NEEDS[feature], *extra) if not installed(module)]
+    if missing:
+        raise NotInstalled(
+            f"{FEATURE_NAMES[feature]} need {', '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed. Install the media "
+            f"dependencies with: pip install -r {REQUIREMENTS_FILE}",
+            code="dependency_missing",
+        )
