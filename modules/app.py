@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app, jsonify
 
+from .chat.characters import CharacterStore
+from .chat.history import HistoryStore
+from .chat.service import ChatService
+from .chat.templates import TemplateStore, load_model_table
 from .engines.crossthread import Mailer, make_mailer
 from .engines.manager import ModelManager
 from .engines.media.manager import MediaConfig, MediaModels
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 class Services:
     settings: Settings
     models: ModelManager
+    chat: ChatService
     mailer: Mailer
     media: MediaModels
     extensions: list[Extension] = field(default_factory=list)
@@ -66,7 +71,23 @@ def build_services(settings: Settings) -> Services:
         mailer=mailer,
     )
     media = MediaModels(MediaConfig.from_settings(settings), mailer)
-    return Services(settings=settings, models=models, mailer=mailer, media=media)
+    return Services(settings=settings, models=models, chat=build_chat(settings), mailer=mailer,
+                    media=media)
+
+
+def build_chat(settings: Settings) -> ChatService:
+    """Shipped characters and templates, with the user's (which win) from user_data."""
+    user = settings.user_data_dir
+    templates_dir = PROJECT_ROOT / "instruction-templates"
+    return ChatService(
+        characters=CharacterStore(builtin_dir=PROJECT_ROOT / "characters", user_dir=user / "characters"),
+        templates=TemplateStore(
+            dirs=[templates_dir, user / "instruction-templates"],
+            model_table=load_model_table(templates_dir / "models.yaml", user / "models.yaml"),
+        ),
+        history=HistoryStore(root=user / "logs"),
+        default_character=settings.character,
+    )
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -323,3 +323,22 @@ def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = 
     if merged.get("listen_host"):
         merged["listen"] = True
     return Settings(**merged)
+
+
+def reference_table() -> str:
+    """The Markdown table of every setting that docs/configuration.md must contain."""
+    rows = ["| setting (settings.yaml key) | flag | environment | default | description |",
+            "|---|---|---|---|---|"]
+    for meta in all_fields():
+        if not meta["cli"] and not meta["yaml"]:
+            continue  # filled from other keys (extension parameters), described in the text
+        default = meta["default"]
+        if isinstance(default, Path):
+            default = "USER_DATA_DIR" if meta["name"] != "user_data_dir" else "user_data"
+        shown = "—" if default in (None, "", [], {}) else f"`{default}`"
+        key = f"`{meta['name']}`" if meta["yaml"] else f"`{meta['name']}` (not in the file)"
+        flag = f"`{meta['flag']}`" if meta["flag"] else "—"
+        env = f"`{meta['env']}`" if meta["env"] else "—"
+        rows.append(f"| {key} | {flag} | {env} | {shown} | {meta['help']} |")
+    return "\n".join(rows)
+

@@ -64,6 +64,7 @@ class TopLogprob:
     token: str
     bytes: bytes
     logprob: float
+    id: int = -1  # the token id in the model's vocabulary
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class TokenLogprob:
     logprob: float | None  # None for the first echoed prompt token
     top: tuple[TopLogprob, ...] = ()
     offset: int = 0  # character offset of this token in the generated text
+    id: int = -1  # the token id in the model's vocabulary
 
 
 @dataclass(frozen=True)

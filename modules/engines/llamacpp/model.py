@@ -33,6 +33,10 @@ class LlamaModel:
         self.add_bos = bool(lib.llama_vocab_get_add_bos(self.vocab))
         self.metadata = self._read_metadata()
         self._pieces: dict[int, bytes] = {}
+        # SentencePiece vocabularies put a space before the text they tokenize; detokenizing
+        # must take it away again for text to round-trip.
+        probe = self.tokenize("a", add_bos=False)
+        self._space_prefix = bool(probe) and self.piece(probe[0]).startswith(b" ")
 
     def _read_metadata(self) -> dict[str, str]:
         lib, out = self._lib, {}
@@ -99,7 +103,8 @@ class LlamaModel:
         if n < 0:
             buf = ctypes.create_string_buffer(-n)
             n = self._lib.llama_detokenize(self.vocab, array, len(tokens), buf, -n, True, special)
-        return buf.raw[:n].decode("utf-8", "replace")
+        text = buf.raw[:n].decode("utf-8", "replace")
+        return text[1:] if self._space_prefix and text.startswith(" ") else text
 
     def check_tokens(self, tokens: Sequence[int]) -> None:
         for token in tokens:

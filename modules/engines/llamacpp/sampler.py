@@ -9,13 +9,13 @@ asked for: no `logits_all` buffer of n_ctx x n_vocab floats (../shared/FACTS.md)
 from __future__ import annotations
 
 import ctypes
-import json
 from collections.abc import Sequence
 
 import numpy as np
 
 from ...errors import InvalidRequest
 from ..base import SamplingParams, TopLogprob
+from .json_grammar import json_schema_grammar
 from .library import llama_library
 from .model import LlamaModel
 
@@ -31,21 +31,18 @@ def grammar_for(params: SamplingParams) -> str | None:
     return None
 
 
-def json_schema_grammar(schema: object) -> str:
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    try:
-        return json_schema_to_gbnf(json.dumps(schema))
-    except Exception as exc:  # the converter raises plain exceptions on bad schemas
-        raise InvalidRequest(f"Unsupported JSON schema: {exc}", param="response_format") from None
-
-
 class SequenceSampler:
     """The sampler chain of one sequence. Build and use it on the scheduler's thread."""
 
     def __init__(self, model: LlamaModel, params: SamplingParams, prompt: Sequence[int]) -> None:
         lib = llama_library()
         self._lib = lib
+        self._n_vocab = model.n_vocab
+        # Plain greedy needs no chain: the argmax of the logits is the same token, without
+        # building a candidate array of the whole vocabulary every step.
+        self._argmax_only = (params.temperature <= 0 and not params.logit_bias
+                             and grammar_for(params) is None and params.repetition_penalty == 1.0
+                             and not params.presence_penalty and not params.frequency_penalty)
         self.chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         try:
             self._build(model, params, prompt)
@@ -98,6 +95,8 @@ class SequenceSampler:
 
     def sample(self, ctx: int, index: int) -> int:
         """Pick the next token from the logits at batch `index` (and record it)."""
+        if self._argmax_only:
+            return int(np.argmax(logits_at(ctx, index, self._n_vocab)))
         return self._lib.llama_sampler_sample(self.chain, ctx, index)
 
     def free(self) -> None:
@@ -149,4 +148,4 @@ def top_logprobs(model: LlamaModel, logprobs: np.ndarray, n: int) -> tuple[TopLo
 
 def entry(model: LlamaModel, token: int, logprob: float) -> TopLogprob:
     raw = model.token_text(token)
-    return TopLogprob(raw.decode("utf-8", "replace"), raw, logprob)
+    return TopLogprob(raw.decode("utf-8", "replace"), raw, logprob, token)

@@ -285,7 +285,7 @@ class Scheduler:
         if logprobs is not None:
             piece = model.token_text(token)
             entry = TokenLogprob(piece.decode("utf-8", "replace"), piece, float(logprobs[token]),
-                                 top_logprobs(model, logprobs, job.params.logprobs))
+                                 top_logprobs(model, logprobs, job.params.logprobs), id=token)
         text, ready = job.assembler.feed(model.piece(token), entry)
         if text or ready:
             job.channel.put(Delta(text=text, logprobs=tuple(ready)))
@@ -307,12 +307,13 @@ class Scheduler:
             piece = model.token_text(token)
             if position == 0 or job.last_logprobs is None:
                 if not (position == 0 and token == model.bos and model.add_bos):
-                    job.echo_logprobs.append(TokenLogprob(piece.decode("utf-8", "replace"), piece, None))
+                    job.echo_logprobs.append(
+                        TokenLogprob(piece.decode("utf-8", "replace"), piece, None, id=token))
             else:
                 lp = job.last_logprobs
                 job.echo_logprobs.append(TokenLogprob(
                     piece.decode("utf-8", "replace"), piece, float(lp[token]),
-                    top_logprobs(model, lp, n)))
+                    top_logprobs(model, lp, n), id=token))
             job.last_logprobs = log_softmax(logits_at(self._ctx, index + i, model.n_vocab))
 
     def _answer_probe(self, job: Job, index: int) -> None:
@@ -328,12 +329,12 @@ class Scheduler:
             text, ready = job.assembler.finish()
         usage = Usage(prompt_tokens=len(job.prompt), completion_tokens=job.generated,
                       cached_tokens=job.reused)
+        self._release(job)  # before the last delta: once a caller sees the end, the job is gone
         job.channel.put(Delta(text=text, logprobs=tuple(ready), finish_reason=reason, usage=usage))
-        self._release(job)
 
     def _fail(self, job: Job, error: HearthError) -> None:
-        job.channel.put(error)
         self._release(job)
+        job.channel.put(error)
 
     def _release(self, job: Job) -> None:
         if job.sampler is not None:

@@ -1,0 +1,104 @@
+"""Engine overhead: Hearth's llama.cpp engine against raw `llama_cpp.Llama.create_completion`.
+
+Same model (the default SmolLM2-135M-Instruct), prompt, greedy sampling, threads and
+flash-attention setting; the two runs alternate round by round in one process so that
+machine noise hits both alike. Prints tokens/s and time to first token for each and the
+engine/raw ratio of the medians.
+
+    python bench/bench_engine.py [--rounds 7] [--tokens 128] [--threads 1] [--threads-batch 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+PROMPT = ("<|im_start|>user\nWrite a long, detailed story about a lighthouse keeper who "
+          "finds a message in a bottle. Describe every day of the week.<|im_end|>\n"
+          "<|im_start|>assistant\n")
+
+
+def run_raw(llm, prompt: str, tokens: int) -> tuple[float, float, int]:
+    start = time.perf_counter()
+    first = None
+    count = 0
+    for chunk in llm.create_completion(prompt, max_tokens=tokens, temperature=0, stream=True):
+        if chunk["choices"][0]["text"] and first is None:
+            first = time.perf_counter()
+        count += 1 if chunk["choices"][0]["text"] else 0
+    end = time.perf_counter()
+    return first - start, end - start, count
+
+
+def run_engine(engine, prompt: str, tokens: int) -> tuple[float, float, int]:
+    from modules.engines.base import GenerationRequest, SamplingParams
+
+    start = time.perf_counter()
+    first = None
+    usage = None
+    for delta in engine.generate(GenerationRequest(prompt, SamplingParams(max_tokens=tokens, temperature=0))):
+        if delta.text and first is None:
+            first = time.perf_counter()
+        usage = delta.usage or usage
+    end = time.perf_counter()
+    return first - start, end - start, usage.completion_tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads-batch", type=int, default=2)
+    args = parser.parse_args()
+
+    from llama_cpp import Llama
+
+    from modules.engines.crossthread import make_mailer
+    from modules.engines.llamacpp.engine import LlamaCppEngine
+    from modules.engines.llamacpp.library import set_library_logging
+    from modules.engines.llamacpp.scheduler import ContextOptions
+    from modules.engines.manager import builtin_model_path
+
+    set_library_logging(False)
+    path = builtin_model_path()
+    raw = Llama(model_path=str(path), n_ctx=2048, n_batch=512, n_threads=args.threads,
+                n_threads_batch=args.threads_batch, flash_attn=True, verbose=False)
+    engine = LlamaCppEngine("bench", path, ContextOptions(
+        n_ctx=2048, parallel=1, threads=args.threads, threads_batch=args.threads_batch,
+        batch_size=512), make_mailer())
+
+    results: dict[str, list[tuple[float, float, int]]] = {"raw": [], "engine": []}
+    for round_ in range(args.rounds + 1):
+        # A fresh prompt each round: both sides evaluate it in full (no prefix reuse).
+        prompt = f"<|im_start|>system\nRound {round_}.<|im_end|>\n" + PROMPT
+        order = [("raw", run_raw, raw), ("engine", run_engine, engine)]
+        if round_ % 2:
+            order.reverse()
+        for name, runner, target in order:
+            time.sleep(0.3)  # let the other side's worker threads go idle
+            result = runner(target, prompt, args.tokens)
+            if round_ > 0:  # round 0 warms both up
+                results[name].append(result)
+    engine.close()
+
+    print(f"SmolLM2-135M-Instruct Q4_1, {args.tokens} tokens, greedy, threads {args.threads}/"
+          f"{args.threads_batch}, {args.rounds} interleaved rounds (medians)")
+    rates = {}
+    for name, runs in results.items():
+        tps = [(count - 1) / (total - ttft) for ttft, total, count in runs]
+        rates[name] = statistics.median(tps)
+        ttft_ms = statistics.median(ttft for ttft, _, _ in runs) * 1000
+        tokens = {count for _, _, count in runs}
+        print(f"  {name:7s} {rates[name]:7.1f} tokens/s   time to first token {ttft_ms:6.1f} ms"
+              f"   tokens per run {sorted(tokens)}")
+    print(f"  engine/raw tokens/s ratio: {rates['engine'] / rates['raw']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

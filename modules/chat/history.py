@@ -1,0 +1,249 @@
+"""Saved conversations: `<root>/chat/<character>/<id>.json` and `<root>/instruct/<id>.json`.
+
+Ids are made by the server (or chosen by an API caller) and checked on every access, like
+character names, so no request can reach outside the logs folder. Every write is atomic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from modules.chat.chat_log import Chat, messages_from_internal
+from modules.chat.files import TEMP_SUFFIX, atomic_write
+from modules.chat.messages import MODES, ChatMessage
+from modules.chat.names import child_path, validate_history_id, validate_name
+from modules.errors import InvalidRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChatSummary:
+    id: str
+    mode: str
+    character: str | None
+    title: str
+    updated: float
+
+
+class HistoryStore:
+    def __init__(self, *, root: Path) -> None:
+        self.root = Path(root)
+        self._lock = (
+            threading.Lock()
+        )  # serialises read-modify-write within this process
+
+    # --- places ----------------------------------------------------------------------------
+
+    def folder(self, mode: str, character: str | None) -> Path:
+        if mode not in MODES:
+            raise InvalidRequest(f"Invalid mode {mode!r}.", param="mode")
+        if mode == "instruct":
+            return self.root / "instruct"
+        if not character:
+            raise InvalidRequest("A chat history needs a character.", param="character")
+        return child_path(self.root / "chat", validate_name(character))
+
+    def path(self, mode: str, character: str | None, history_id: str) -> Path:
+        validate_history_id(history_id)
+        return child_path(self.folder(mode, character), f"{history_id}.json")
+
+    @staticmethod
+    def new_id() -> str:
+        return f"{datetime.now():%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def list(self, mode: str, character: str | None = None) -> list[ChatSummary]:
+        """The saved chats of a mode (and character), newest first."""
+        folder = self.folder(mode, character)
+        if not folder.is_dir():
+            return []
+        chats = []
+        for path in folder.glob("*.json"):
+            if path.name.startswith(".") or path.name.endswith(TEMP_SUFFIX):
+                continue
+            try:
+                chat = self._read(path, mode, character)
+            except InvalidRequest as e:
+                log.warning("Skipping chat history %s: %s", path, e.message)
+                continue
+            chats.append(
+                ChatSummary(
+                    chat.id, chat.mode, chat.character, chat.display_title, chat.updated
+                )
+            )
+        return sorted(chats, key=lambda c: (c.updated, c.id), reverse=True)
+
+    def load(self, mode: str, character: str | None, history_id: str) -> Chat:
+        path = self.path(mode, character, history_id)
+        if not path.is_file():
+            raise NotFound(
+                f"The chat history '{history_id}' does not exist.", param="history_id"
+            )
+        return self._read(path, mode, character)
+
+    def exists(self, mode: str, character: str | None, history_id: str) -> bool:
+        return self.path(mode, character, history_id).is_file()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def new(
+        self,
+        mode: str,
+        character: str | None = None,
+        *,
+        greeting: str = "",
+        title: str = "",
+    ) -> Chat:
+        """A new, saved chat (opening with the greeting, if any)."""
+        now = time.time()
+        messages = (ChatMessage("assistant", greeting),) if greeting.strip() else ()
+        chat = Chat(
+            self.new_id(),
+            mode,
+            character if mode != "instruct" else None,
+            messages,
+            title,
+            now,
+            now,
+        )
+        return self.save(chat)
+
+    def save(self, chat: Chat) -> Chat:
+        """Write `chat` atomically (a crash leaves the old file or the new one, whole)."""
+        path = self.path(chat.mode, chat.character, chat.id)
+        now = time.time()
+        chat = dataclasses.replace(
+            chat, created=chat.created or now, updated=chat.updated or now
+        )
+        atomic_write(
+            path, json.dumps(_to_json(chat), ensure_ascii=False, indent=1).encode()
+        )
+        return chat
+
+    def update(
+        self,
+        mode: str,
+        character: str | None,
+        history_id: str,
+        change: Callable[[Chat], Chat],
+    ) -> Chat:
+        """Load, change and save one chat, with no other change in this process in between."""
+        with self._lock:
+            return self.save(change(self.load(mode, character, history_id)))
+
+    def rename(
+        self, mode: str, character: str | None, history_id: str, title: str
+    ) -> Chat:
+        title = " ".join(title.split())[:200]
+        return self.update(
+            mode, character, history_id, lambda c: dataclasses.replace(c, title=title)
+        )
+
+    def delete(self, mode: str, character: str | None, history_id: str) -> None:
+        path = self.path(mode, character, history_id)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise NotFound(
+                f"The chat history '{history_id}' does not exist.", param="history_id"
+            ) from None
+
+    def record(
+        self,
+        mode: str,
+        character: str | None,
+        history_id: str,
+        messages: Sequence[ChatMessage],
+        reply: ChatMessage | None,
+        *,
+        greeting: str = "",
+    ) -> Chat:
+        """Save an API conversation under the caller's `history_id` (created if new).
+
+        The request carries the whole conversation, so the saved chat becomes exactly its
+        messages plus the reply, opened by the greeting when the request did not start
+        with one. The title and creation time of an existing chat are kept.
+        """
+        character = character if mode != "instruct" else None
+        self.path(mode, character, history_id)  # validate before anything else
+        messages = list(messages)
+        first = next((m for m in messages if m.role != "system"), None)
+        if greeting.strip() and (first is None or first.role != "assistant"):
+            lead = next(
+                (i for i, m in enumerate(messages) if m.role != "system"), len(messages)
+            )
+            messages.insert(lead, ChatMessage("assistant", greeting))
+        if reply is not None:
+            messages.append(reply)
+        with self._lock:
+            try:
+                old = self.load(mode, character, history_id)
+                title, created = old.title, old.created
+            except (NotFound, InvalidRequest):
+                title, created = "", 0.0
+            chat = Chat(
+                history_id,
+                mode,
+                character,
+                tuple(messages),
+                title,
+                created,
+                time.time(),
+            )
+            return self.save(chat)
+
+    # --- files -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _read(path: Path, mode: str, character: str | None) -> Chat:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InvalidRequest(
+                f"The chat history {path.name} cannot be read: {e}"
+            ) from e
+        if not isinstance(data, dict):
+            raise InvalidRequest(f"The chat history {path.name} is not a JSON object.")
+        if isinstance(data.get("messages"), list):
+            messages = tuple(
+                ChatMessage.from_dict(m)
+                for m in data["messages"]
+                if isinstance(m, dict)
+            )
+        else:  # a text-generation-webui log: only the pairs
+            messages = messages_from_internal(data.get("internal") or [])
+        mtime = path.stat().st_mtime
+        return Chat(
+            id=path.stem,
+            mode=str(data.get("mode") or mode),
+            character=character if mode != "instruct" else None,
+            messages=messages,
+            title=str(data.get("title") or ""),
+            created=float(data.get("created") or mtime),
+            updated=float(data.get("updated") or mtime),
+        )
+
+
+def _to_json(chat: Chat) -> dict:
+    return {
+        "id": chat.id,
+        "mode": chat.mode,
+        "character": chat.character,
+        "title": chat.title,
+        "created": chat.created,
+        "updated": chat.updated,
+        "internal": chat.internal(),
+        "visible": chat.visible(),
+        "messages": [m.to_dict() for m in chat.messages],
+    }

@@ -1,0 +1,93 @@
+"""The plain types the chat engine speaks: messages in, options, and the prepared prompt out.
+
+The API and the UI convert their requests into these once; nothing below sees Flask or
+OpenAI request objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODES = ("chat", "chat-instruct", "instruct")
+
+DEFAULT_CHAT_INSTRUCT_COMMAND = (
+    'Continue the chat dialogue below. Write a single reply for the character "<|character|>".'
+    "\n\n<|prompt|>"
+)
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant" | "tool"
+    content: str
+    name: str | None = None
+    # OpenAI shape: {"id", "type": "function", "function": {"name", "arguments" (a JSON string)}}
+    tool_calls: tuple[dict, ...] = ()
+    tool_call_id: str | None = None
+
+    def to_dict(self) -> dict:
+        """The OpenAI message shape (only the fields that are set)."""
+        out: dict = {"role": self.role, "content": self.content}
+        if self.name:
+            out["name"] = self.name
+        if self.tool_calls:
+            out["tool_calls"] = [dict(call) for call in self.tool_calls]
+        if self.tool_call_id:
+            out["tool_call_id"] = self.tool_call_id
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ChatMessage:
+        content = data.get("content")
+        if isinstance(content, list):  # OpenAI content parts: keep the text ones
+            content = "".join(
+                p.get("text", "")
+                for p in content
+                if isinstance(p, dict) and p.get("type") == "text"
+            )
+        return cls(
+            role=str(data.get("role", "user")),
+            content=content or "",
+            name=data.get("name") or None,
+            tool_calls=tuple(data.get("tool_calls") or ()),
+            tool_call_id=data.get("tool_call_id") or None,
+        )
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """The chat knobs of one request (the API fields of the same names)."""
+
+    mode: str = "instruct"  # "chat" | "chat-instruct" | "instruct"
+    character: str | None = None  # None: the service's default character
+    instruction_template: str | None = None
+    instruction_template_str: str | None = None
+    user_name: str | None = None  # text-generation-webui's name1
+    bot_name: str | None = None  # name2 (overrides the character's name)
+    context: str | None = None  # overrides the character's context
+    greeting: str | None = None
+    user_bio: str | None = None
+    chat_instruct_command: str | None = None
+    continue_: bool = False  # the last assistant message is partial: continue it
+    impersonate: bool = False  # write the user's next message instead
+    tools: tuple[dict, ...] = ()  # OpenAI tool definitions
+    tool_choice: str | dict = "auto"
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    prompt: str
+    stop: tuple[str, ...]  # extra stop strings the mode needs (e.g. "\nYou:")
+    grammar: str | None  # GBNF when tool_choice forces a call, else None
+    template_name: (
+        str  # e.g. "ChatML", "model" (the GGUF's own), "custom"; "" in chat mode
+    )
+    truncated: bool
+    dropped_messages: int
+    bot_name: str
+    user_name: str
+    # What the reply parser needs to know about this prompt.
+    mode: str = "instruct"
+    tools_enabled: bool = False  # parse tool calls out of the reply
+    tool_names: tuple[str, ...] = ()
+    starts_in_reasoning: bool = False  # the prompt itself opened a <think> block

@@ -1,0 +1,34 @@
+"""`<think>...</think>` blocks: the model's reasoning, returned apart as `reasoning_content`.
+
+The streaming split itself is done by the reply parser; this module holds the markers and
+the two questions asked around it.
+"""
+
+from __future__ import annotations
+
+import re
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+_BLOCK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL)
+
+
+def prompt_opens_reasoning(prompt: str) -> bool:
+    """Whether the prompt ends inside a `<think>` block (some templates open it for the
+    model, e.g. DeepSeek-R1's and Qwen3's), so the reply starts as reasoning."""
+    tail = prompt.rstrip()
+    return tail.endswith(THINK_OPEN)
+
+
+def strip_reasoning(text: str) -> str:
+    """`text` without its reasoning, for putting an earlier reply back into a prompt.
+
+    Removes `<think>...</think>` blocks, an unterminated `<think>` to the end, and everything
+    before a `</think>` that has no opening (the prompt opened that block).
+    """
+    if THINK_OPEN not in text and THINK_CLOSE not in text:
+        return text
+    close = text.find(THINK_CLOSE)
+    if close >= 0 and (THINK_OPEN not in text[:close]):
+        text = text[close + len(THINK_CLOSE) :]
+    return _BLOCK.sub("", text).strip()

@@ -1,0 +1,247 @@
+"""The chat service: the one way the API and the UI turn a conversation into a prompt,
+and a model's reply back into content, reasoning and tool calls."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from modules.chat import tools as toolbox
+from modules.chat.characters import Character, CharacterStore
+from modules.chat.grammar import tool_call_grammar
+from modules.chat.history import HistoryStore
+from modules.chat.hooks import ChatHooks
+from modules.chat.messages import (
+    DEFAULT_CHAT_INSTRUCT_COMMAND,
+    MODES,
+    ChatMessage,
+    ChatOptions,
+    PreparedPrompt,
+)
+from modules.chat.placeholders import fill_placeholders
+from modules.chat.prompts import PromptBuilder, fit
+from modules.chat.reasoning import prompt_opens_reasoning
+from modules.chat.replies import ReplyParser
+from modules.chat.templates import TemplateStore
+from modules.engines.base import ModelInfo
+from modules.errors import ContextOverflow, InvalidRequest, NotFound
+
+DEFAULT_USER_NAME = "You"
+_START_LINE = re.compile(r"^\s*<START>\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        characters: CharacterStore,
+        templates: TemplateStore,
+        history: HistoryStore,
+        default_character: str = "Assistant",
+        hooks: ChatHooks | None = None,
+    ) -> None:
+        self.characters = characters
+        self.templates = templates
+        self.history = history
+        self.default_character = default_character
+        self.hooks = hooks or ChatHooks()
+
+    # --- prompts -------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        messages: Sequence[ChatMessage],
+        options: ChatOptions,
+        model: ModelInfo,
+        *,
+        count_tokens: Callable[[str], int],
+        max_tokens: int,
+    ) -> PreparedPrompt:
+        """The prompt, stop strings and grammar for one request (see docs/chat.md)."""
+        if options.mode not in MODES:
+            raise InvalidRequest(
+                f"Invalid mode {options.mode!r}: use one of {', '.join(MODES)}.",
+                param="mode",
+            )
+        budget = model.n_ctx - max(max_tokens, 0)
+        if budget <= 0:
+            raise ContextOverflow(
+                f"max_tokens ({max_tokens}) leaves no room for the prompt in the model's "
+                f"context window of {model.n_ctx} tokens."
+            )
+        setup = toolbox.setup_tools(options.tools, options.tool_choice)
+        character = self._character(options) if options.mode != "instruct" else None
+        user_name, bot_name = self._names(options, character)
+        state = self.hook_state(options, user_name, bot_name)
+        history = self._modified_history(messages, options, state)
+        builder, history = self._builder(
+            history, options, model, character, setup, state
+        )
+
+        custom = self.hooks.custom_generate_chat_prompt(history, state)
+        if custom is not None:
+            prompt, dropped = custom, 0
+        else:
+            fitted = fit(builder, history, count_tokens=count_tokens, budget=budget)
+            prompt, dropped = fitted.prompt, fitted.dropped
+        forced = setup.choice in ("required", "function") and not options.impersonate
+        return PreparedPrompt(
+            prompt=prompt,
+            stop=builder.stops(),
+            grammar=tool_call_grammar(setup.tools, setup.forced_name)
+            if forced
+            else None,
+            template_name=builder.template.name if builder.template else "",
+            truncated=dropped > 0,
+            dropped_messages=dropped,
+            bot_name=bot_name,
+            user_name=user_name,
+            mode=options.mode,
+            tools_enabled=setup.parse_calls and not options.impersonate,
+            tool_names=setup.names,
+            starts_in_reasoning=prompt_opens_reasoning(prompt),
+        )
+
+    def reply_parser(
+        self, options: ChatOptions, prepared: PreparedPrompt
+    ) -> ReplyParser:
+        """A fresh parser for the reply to `prepared` (feed it the streamed text)."""
+        state = self.hook_state(options, prepared.user_name, prepared.bot_name)
+        chat = prepared.mode != "instruct"
+        return ReplyParser(
+            parse_tools=prepared.tools_enabled,
+            tool_names=prepared.tool_names,
+            names=(prepared.user_name, prepared.bot_name) if chat else None,
+            starts_in_reasoning=prepared.starts_in_reasoning,
+            trim=chat and not options.continue_,
+            output_modifier=lambda text: self.hooks.output_modifier(text, state),
+        )
+
+    # --- the pieces ------------------------------------------------------------------------
+
+    @staticmethod
+    def hook_state(
+        options: ChatOptions, user_name: str, bot_name: str
+    ) -> dict[str, Any]:
+        """The `state` the hooks get: a fresh dict per call."""
+        return {
+            "mode": options.mode,
+            "name1": user_name,
+            "name2": bot_name,
+            "character": options.character,
+            "continue": options.continue_,
+            "impersonate": options.impersonate,
+        }
+
+    def _character(self, options: ChatOptions) -> Character:
+        key = options.character or self.default_character
+        try:
+            return self.characters.get(key)
+        except NotFound:
+            if options.character:  # the request named it: tell the caller
+                raise
+            return Character(
+                key=key, name=key
+            )  # the default is gone: a blank assistant
+
+    @staticmethod
+    def _names(options: ChatOptions, character: Character | None) -> tuple[str, str]:
+        user = options.user_name or (character.user_name if character else None)
+        bot = options.bot_name or (character.name if character else None)
+        return user or DEFAULT_USER_NAME, bot or "Assistant"
+
+    def _modified_history(
+        self,
+        messages: Sequence[ChatMessage],
+        options: ChatOptions,
+        state: dict[str, Any],
+    ) -> list[ChatMessage]:
+        history = list(self.hooks.history_modifier(list(messages), state))
+        last = history[-1] if history else None
+        if (
+            last
+            and last.role == "user"
+            and not (options.continue_ or options.impersonate)
+        ):
+            text = self.hooks.input_modifier(last.content, state)
+            history[-1] = dataclasses.replace(last, content=text)
+        return history
+
+    def _builder(
+        self,
+        history: list[ChatMessage],
+        options: ChatOptions,
+        model: ModelInfo,
+        character: Character | None,
+        setup: toolbox.ToolSetup,
+        state: dict[str, Any],
+    ) -> tuple[PromptBuilder, list[ChatMessage]]:
+        """The prompt builder, and the history it builds from (leading system messages out)."""
+        lead = 0
+        while lead < len(history) and history[lead].role == "system":
+            lead += 1
+        system_text = "\n\n".join(
+            m.content for m in history[:lead] if m.content.strip()
+        )
+        turns = history[lead:]
+        user_name, bot_name = state["name1"], state["name2"]
+        common = {
+            "user_name": user_name,
+            "bot_name": bot_name,
+            "model": model,
+            "continue_": options.continue_,
+            "impersonate": options.impersonate,
+        }
+        if options.mode == "instruct":
+            template = self.templates.choose(options, model)
+            in_template = bool(setup.tools) and template.renders_tools
+            if setup.tools and not in_template:
+                system_text = "\n\n".join(
+                    p for p in (system_text, toolbox.preamble(setup.tools)) if p
+                )
+            builder = PromptBuilder(
+                mode="instruct",
+                template=template,
+                system=system_text,
+                tools=setup.tools if in_template else (),
+                **common,
+            )
+            return builder, turns
+
+        assert character is not None
+
+        def fill(text: str) -> str:
+            return fill_placeholders(text, user=user_name, bot=bot_name)
+
+        if options.context is not None:
+            context = options.context
+        else:
+            context = system_text or character.context
+        parts = [fill(context).strip(), (options.user_bio or "").strip()]
+        if setup.tools:
+            parts.append(toolbox.preamble(setup.tools))
+        greeting = fill(
+            options.greeting if options.greeting is not None else character.greeting
+        )
+        if greeting.strip() and not (turns and turns[0].role == "assistant"):
+            turns = [ChatMessage("assistant", greeting.strip()), *turns]
+        example = _START_LINE.sub("", fill(character.example_dialogue))
+        example = re.sub(r"\n{3,}", "\n\n", example).strip()
+        template = (
+            self.templates.choose(options, model)
+            if options.mode == "chat-instruct"
+            else None
+        )
+        builder = PromptBuilder(
+            mode=options.mode,
+            template=template,
+            system="\n\n".join(p for p in parts if p),
+            example_dialogue=example,
+            chat_instruct_command=options.chat_instruct_command
+            or DEFAULT_CHAT_INSTRUCT_COMMAND,
+            bot_prefix=self.hooks.bot_prefix_modifier(f"{bot_name}:", state),
+            **common,
+        )
+        return builder, turns

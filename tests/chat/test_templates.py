@@ -1,0 +1,262 @@
+"""The shipped instruction templates, the order in which one is chosen, and the sandbox."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from modules.chat.messages import ChatOptions
+from modules.chat.sandbox import render
+from modules.chat.templates import InstructionTemplate, TemplateStore, load_model_table
+from modules.errors import InvalidRequest, NotFound
+
+CONVERSATION = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello."},
+    {"role": "user", "content": "2+2?"},
+]
+
+# (template, bos, eos, the exact prompt for CONVERSATION with the generation prompt)
+EXPECTED = {
+    "ChatML": (
+        "<|im_start|>",
+        "<|im_end|>",
+        (
+            "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+            "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n"
+            "<|im_start|>assistant\n"
+        ),
+    ),
+    "Alpaca": (
+        "<s>",
+        "</s>",
+        (
+            "You are terse.\n\n### Instruction:\nHi\n\n### Response:\nHello.\n\n"
+            "### Instruction:\n2+2?\n\n### Response:\n"
+        ),
+    ),
+    "Llama-2": (
+        "<s>",
+        "</s>",
+        (
+            "<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi [/INST] Hello. </s>"
+            "<s>[INST] 2+2? [/INST]"
+        ),
+    ),
+    "Llama-3": (
+        "<|begin_of_text|>",
+        "<|eot_id|>",
+        (
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\n2+2?<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n"
+        ),
+    ),
+    "Mistral": (
+        "<s>",
+        "</s>",
+        "<s>[INST] You are terse.\n\nHi [/INST] Hello.</s>[INST] 2+2? [/INST]",
+    ),
+    "Gemma": (
+        "<bos>",
+        "<eos>",
+        (
+            "<bos><start_of_turn>user\nYou are terse.\n\nHi<end_of_turn>\n"
+            "<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\n2+2?<end_of_turn>\n"
+            "<start_of_turn>model\n"
+        ),
+    ),
+    "Phi-3": (
+        "<s>",
+        "<|endoftext|>",
+        (
+            "<|system|>\nYou are terse.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello.<|end|>\n"
+            "<|user|>\n2+2?<|end|>\n<|assistant|>\n"
+        ),
+    ),
+    "Vicuna": (
+        "<s>",
+        "</s>",
+        "You are terse. USER: Hi ASSISTANT: Hello.</s>USER: 2+2? ASSISTANT:",
+    ),
+    "Zephyr": (
+        "<s>",
+        "</s>",
+        (
+            "<|system|>\nYou are terse.</s>\n<|user|>\nHi</s>\n<|assistant|>\nHello.</s>\n"
+            "<|user|>\n2+2?</s>\n<|assistant|>\n"
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shipped_template_renders_the_exact_prompt(templates, make_model, name):
+    bos, eos, expected = EXPECTED[name]
+    template = templates.get(name)
+    prompt = templates.render(
+        template,
+        CONVERSATION,
+        add_generation_prompt=True,
+        model=make_model(bos_token=bos, eos_token=eos),
+    )
+    assert prompt == expected
+
+
+def test_every_shipped_template_has_an_exact_prompt_test(templates):
+    assert sorted(templates.names()) == sorted(EXPECTED)
+
+
+def test_names_and_aliases_are_found_case_insensitively(templates):
+    assert templates.get("chatml").name == "ChatML"
+    assert templates.get("Llama-v3").name == "Llama-3"
+    with pytest.raises(NotFound):
+        templates.get("No-Such-Template")
+    with pytest.raises(InvalidRequest):
+        templates.get("../ChatML")
+
+
+# --- choice order ------------------------------------------------------------------------
+
+GGUF_TEMPLATE = "{% for m in messages %}[{{ m['content'] }}]{% endfor %}"
+
+
+def test_request_template_text_wins_over_everything(templates, make_model):
+    model = make_model(name="llama-3-8b", chat_template=GGUF_TEMPLATE)
+    options = ChatOptions(instruction_template_str="X", instruction_template="Vicuna")
+    chosen = templates.choose(options, model)
+    assert (chosen.name, chosen.source, chosen.trusted) == ("custom", "X", False)
+
+
+def test_request_template_name_beats_the_model_template(templates, make_model):
+    model = make_model(name="llama-3-8b", chat_template=GGUF_TEMPLATE)
+    assert (
+        templates.choose(ChatOptions(instruction_template="Vicuna"), model).name
+        == "Vicuna"
+    )
+
+
+def test_model_template_beats_the_name_table(templates, make_model):
+    model = make_model(name="llama-3-8b", chat_template=GGUF_TEMPLATE)
+    chosen = templates.choose(ChatOptions(), model)
+    assert (chosen.name, chosen.source, chosen.trusted) == (
+        "model",
+        GGUF_TEMPLATE,
+        False,
+    )
+
+
+def test_name_table_is_used_without_a_model_template(templates, make_model):
+    assert (
+        templates.choose(ChatOptions(), make_model(name="Meta-Llama-3.1-8B")).name
+        == "Llama-3"
+    )
+    assert (
+        templates.choose(ChatOptions(), make_model(name="dolphin-mistral")).name
+        == "ChatML"
+    )
+    by_file = make_model(name="x", path="/m/zephyr-7b-beta.Q4.gguf")
+    assert templates.choose(ChatOptions(), by_file).name == "Zephyr"
+
+
+def test_alpaca_with_a_warning_when_nothing_matches(templates, model, caplog):
+    with caplog.at_level(logging.WARNING, logger="modules.chat.templates"):
+        assert templates.choose(ChatOptions(), model).name == "Alpaca"
+    assert "Alpaca" in caplog.text and model.name in caplog.text
+
+
+def test_user_table_and_templates_win(user_data, templates, make_model):
+    (user_data / "models.yaml").write_text(
+        "llama-?3: Mine\nbroken(: ChatML\n", encoding="utf-8"
+    )
+    (user_data / "instruction-templates").mkdir()
+    (user_data / "instruction-templates" / "Mine.yaml").write_text(
+        "instruction_template: |-\n  MINE{{ messages | length }}\n", encoding="utf-8"
+    )
+    (user_data / "instruction-templates" / "ChatML.yaml").write_text(
+        "instruction_template: |-\n  OVERRIDDEN\n", encoding="utf-8"
+    )
+    table = load_model_table(
+        templates.dirs[0] / "models.yaml", user_data / "models.yaml"
+    )
+    store = TemplateStore(dirs=templates.dirs, model_table=table)
+    chosen = store.choose(ChatOptions(), make_model(name="llama-3"))
+    assert chosen.name == "Mine"
+    assert store.get("ChatML").source == "OVERRIDDEN"
+    assert [r.template for r in table][:1] == ["Mine"]  # the broken regex was skipped
+
+
+def test_text_generation_webui_table_form_is_read(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(".*alpaca:\n  instruction_template: 'Alpaca'\n", encoding="utf-8")
+    assert [(r.pattern, r.template) for r in load_model_table(path)] == [
+        (".*alpaca", "Alpaca")
+    ]
+
+
+def test_old_turn_template_files_are_refused_clearly(user_data, templates):
+    (user_data / "instruction-templates").mkdir()
+    (user_data / "instruction-templates" / "Old.yaml").write_text("turn_template: x\n")
+    with pytest.raises(InvalidRequest, match="instruction_template"):
+        templates.get("Old")
+
+
+# --- the sandbox -------------------------------------------------------------------------
+
+
+def _render(source: str, **kw) -> str:
+    return render(source, {"messages": CONVERSATION}, **kw)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ raise_exception('roles must alternate') }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ 'x' * 100000000 }}",
+        "{{ 10 ** 100000 }}",
+        "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+        "{{ undefined_thing.attr }}",
+        "{% for %}",
+        "{% set x = messages.append(1) %}",
+        "{% for i in range(99999) %}{% for j in range(99999) %}{{ 'x' * 100 }}{% endfor %}{% endfor %}",
+    ],
+)
+def test_bad_templates_become_invalid_request(source):
+    started = time.monotonic()
+    with pytest.raises(InvalidRequest) as info:
+        _render(source, max_seconds=0.5)
+    assert time.monotonic() - started < 5
+    assert info.value.param == "instruction_template"
+
+
+def test_a_loop_without_output_hits_the_deadline():
+    source = (
+        "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+    )
+    with pytest.raises(InvalidRequest, match="too long"):
+        _render(source, max_seconds=0.2)
+
+
+def test_raise_exception_message_reaches_the_user():
+    with pytest.raises(InvalidRequest, match="roles must alternate"):
+        _render("{{ raise_exception('roles must alternate') }}")
+
+
+def test_hugging_face_helpers_work():
+    out = _render(
+        "{{ messages[0] | tojson }}|{{ strftime_now('%Y') | length }}"
+        "{% for m in messages %}{% if loop.index > 1 %}{% break %}{% endif %}!{% endfor %}"
+    )
+    assert out == '{"role": "system", "content": "You are terse."}|4!'
+    assert render("{{ x | tojson }}", {"x": "é<"}) == '"é<"'
+
+
+def test_template_reading_tools_is_recognised():
+    assert InstructionTemplate("a", "{% if tools %}x{% endif %}").renders_tools
+    assert not InstructionTemplate("b", "{{ messages }}").renders_tools
