@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from modules.app import services
 from modules.engines.media import manager as media_manager
@@ -43,16 +43,25 @@ class _Request(BaseModel):
 # --- Embeddings -----------------------------------------------------------------------------------
 
 class EmbeddingsRequest(_Request):
-    input: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
+    input: Any  # checked by embedding_inputs, whose errors say what is accepted
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Annotated[int, Field(ge=1)] | None = None
 
 
+def _is_ids(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(item, int) and not isinstance(item, bool) for item in value)
+
+
 def embedding_inputs(value: Any) -> list[str] | list[list[int]]:
     """A string, strings, token ids or lists of token ids -> a list of strings or id lists."""
-    if isinstance(value, str) or (value and all(isinstance(item, int) for item in value)):
+    if isinstance(value, str) or (isinstance(value, list) and value and _is_ids(value)):
         value = [value]
+    if not isinstance(value, list) or not (all(isinstance(item, str) for item in value)
+                                           or all(_is_ids(item) for item in value)):
+        raise InvalidRequest("'input' must be a string, a list of strings, a list of token ids "
+                             "or a list of token-id lists.", param="input")
     if not value:
         raise InvalidRequest("'input' is empty; send a string or a list of strings.", param="input")
     if len(value) > MAX_EMBEDDING_INPUTS:
@@ -116,14 +125,34 @@ def embeddings():
 
 # --- Moderations ----------------------------------------------------------------------------------
 
-class TextPart(_Request):
-    type: Literal["text"]
-    text: str
-
-
 class ModerationsRequest(_Request):
-    input: StrictStr | list[StrictStr] | list[TextPart]
+    input: Any  # a string, strings, or OpenAI's [{"type": "text", "text": ...}] parts
     model: str | None = None
+
+
+def moderation_inputs(value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        items = None
+    texts = []
+    for item in items or ():
+        if isinstance(item, dict) and item.get("type") == "text" and isinstance(item.get("text"), str):
+            item = item["text"]
+        elif isinstance(item, dict) and item.get("type") == "image_url":
+            raise InvalidRequest("Images cannot be moderated here; send text.", param="input")
+        if not isinstance(item, str):
+            items = None
+            break
+        texts.append(item)
+    if items is None:
+        raise InvalidRequest("'input' must be a string, a list of strings or a list of text "
+                             "parts.", param="input")
+    if not texts or not all(text.strip() for text in texts):
+        raise InvalidRequest("'input' is empty; send a string or a list of strings.", param="input")
+    if len(texts) > MAX_EMBEDDING_INPUTS:
+        raise InvalidRequest(f"'input' holds {len(texts)} items; the limit is "
+                             f"{MAX_EMBEDDING_INPUTS}.", param="input")
+    return texts
 
 
 @blueprint.post("/moderations")
@@ -131,13 +160,7 @@ def moderations():
     from modules.engines.media.moderation import category_matrix, moderate
 
     body = read_json(ModerationsRequest)
-    texts = [body.input] if isinstance(body.input, str) else [
-        item if isinstance(item, str) else item.text for item in body.input]
-    if not texts or not all(text.strip() for text in texts):
-        raise InvalidRequest("'input' is empty; send a string or a list of strings.", param="input")
-    if len(texts) > MAX_EMBEDDING_INPUTS:
-        raise InvalidRequest(f"'input' holds {len(texts)} items; the limit is "
-                             f"{MAX_EMBEDDING_INPUTS}.", param="input")
+    texts = moderation_inputs(body.input)
     media = services().media
     spec = media.moderation_model(body.model)
 

@@ -60,13 +60,7 @@ def build_tiny_pipeline(folder: Path) -> Path:
 
 
 if __name__ == "__main__":
+    # Built in a separate process by the tests, so the test process never imports torch.
     import sys
-    import time
 
-    from diffusers import DiffusionPipeline
-
-    path = build_tiny_pipeline(Path(sys.argv[1]))
-    started = time.perf_counter()
-    pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True)
-    image = pipe("a cat", width=64, height=96, num_inference_steps=2).images[0]
-    print(path, image.size, f"{time.perf_counter() - started:.2f}s")
+    print(build_tiny_pipeline(Path(sys.argv[1])))
