@@ -107,7 +107,8 @@ def test_wav_streams_sentence_by_sentence(media_server, auth):
 
 @pytest.mark.parametrize(("fmt", "check"), [
     ("json", lambda r: words(r.json()["text"]) == words(SENTENCE)),
-    ("text", lambda r: words(r.text) == words(SENTENCE) and r.headers["content-type"].startswith("text/plain")),
+    ("text", lambda r: words(r.text) == words(SENTENCE)
+     and r.headers["content-type"].startswith("text/plain")),
     ("srt", lambda r: r.text.startswith("1\n00:00:00,000 --> 00:00:0")),
     ("vtt", lambda r: r.text.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:0")),
     ("verbose_json", lambda r: r.json()["language"] == "en" and r.json()["duration"] > 1

