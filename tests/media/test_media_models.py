@@ -4,11 +4,13 @@ server; settings choose them; missing packages answer 501 naming what to install
 from __future__ import annotations
 
 import io
+import signal
 import threading
 import time
 
 import pytest
 import requests
+from media_app import start_media_server
 
 from modules.app import services
 from modules.engines.media import deps
@@ -114,3 +116,17 @@ def test_an_unknown_embedding_name_that_is_no_folder_is_404_saying_why(media_app
     response = client.post("/v1/embeddings", json={"input": "hello"})
     assert response.status_code == 404
     assert "Nothing is downloaded" in response.get_json()["error"]["message"]
+
+
+def test_the_server_exits_promptly_after_using_the_models(tmp_path, tiny_image_model):
+    """Libraries start thread pools on the workers; under gevent those must not block exit."""
+    server = start_media_server(["--user-data-dir", str(tmp_path), "--image-model", str(tiny_image_model)],
+                                log_path=tmp_path / "server.log")
+    try:
+        response = requests.post(f"{server.api_url}/images/generations", timeout=120,
+                                 json={"prompt": "a cat", "size": "64x64", "steps": 1})
+        assert response.status_code == 200
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=20) == 0, server.log()
+    finally:
+        server.stop()

@@ -107,3 +107,37 @@ def test_close_finishes_queued_work_releases_the_model_and_refuses_more():
     assert not worker.loaded
     with pytest.raises(Unavailable, match="unloaded"):
         worker.call(lambda m: m)
+
+
+LOGGING_RACE = """
+from gevent import monkey; monkey.patch_all()
+import logging, sys, time
+import gevent
+from modules.engines.crossthread import start_thread
+logging.basicConfig(level=logging.INFO, stream=open("/dev/null", "w"))
+log = logging.getLogger("race")
+done = []
+def model_thread():
+    for i in range(20000):
+        log.info("worker %d", i)
+        logging.getLogger(f"w{i % 50}")
+    done.append(True)
+start_thread(model_thread, "race")
+started = time.monotonic()
+while not done and time.monotonic() - started < 60:
+    log.info("greenlet")
+    gevent.sleep(0)
+print("ok" if done and logging.getLogger().handlers[0].lock.acquire(timeout=5) else "stuck")
+"""
+
+
+def test_logging_from_model_threads_and_greenlets_does_not_deadlock():
+    """gevent's patched locks break when a real thread and a greenlet log at once."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", LOGGING_RACE], cwd=root, capture_output=True,
+                          text=True, timeout=120, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]

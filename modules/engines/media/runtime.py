@@ -1,11 +1,15 @@
-"""Native thread settings for the media models, applied where they are first imported.
+"""Native thread settings for the media models.
 
 Measured on the project's 2-core machine (docs/media.md): torch with the default OpenMP
 wait policy busy-waits, and small ops ran 10-50x slower as soon as the other core was
-busy. OMP_WAIT_POLICY=PASSIVE must be set before torch (or CTranslate2) loads its OpenMP
-runtime, so it is set here, on the worker thread, right before the first heavy import,
-never at import time of this module. With PASSIVE, 2 threads beat 1 at batch 32 both on
-a quiet machine and with the other core busy, so the default is one thread per core.
+busy. OpenMP reads OMP_WAIT_POLICY once, when its runtime loads, and there is one runtime
+per process: torch's CPU wheel and llama.cpp both use the system libgomp, and llama.cpp
+loads it first, while the app is built. So `prefer_passive_openmp` runs at the start of
+`build_services` (a wait in the server of 0.4-1 s per one-sentence embedding under load
+became 30-45 ms), and again before every heavy import for the code that runs without the
+app (benchmarks). With PASSIVE, 2 torch threads beat 1 at batch 32 both on a quiet machine
+and with the other core busy, so the default is one thread per core. The text engine's
+speed did not change measurably (it generates on 1 thread by default).
 """
 
 from __future__ import annotations
@@ -17,13 +21,27 @@ def default_threads(configured: int) -> int:
     return configured if configured > 0 else max(1, os.cpu_count() or 1)
 
 
+def prefer_passive_openmp() -> None:
+    """OpenMP threads sleep when idle instead of spinning, unless the user chose otherwise.
+
+    Effective only before the process first loads an OpenMP runtime (llama.cpp, torch).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def prepare_openmp() -> None:
     """Call before importing torch or CTranslate2 for the first time; a no-op afterwards."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    prefer_passive_openmp()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # No progress bars in a server's log (tqdm also starts a monitor thread per process).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # transformers loads weights on a thread pool by default. On a model's worker thread in
+    # the gevent server those "threads" are greenlets that only run when the worker yields,
+    # so the pool buys nothing there and can outlive the model (see worker.py).
+    os.environ.setdefault("HF_DEACTIVATE_ASYNC_LOAD", "1")
 
 
 def import_torch(threads: int):
