@@ -1,7 +1,7 @@
 """Engine overhead: Hearth's llama.cpp engine against raw `llama_cpp.Llama.create_completion`.
 
 Same model (the default SmolLM2-135M-Instruct), prompt, greedy sampling, threads and
-flash-attention setting; the two runs alternate round by round in one process so that
+flash-attention setting (off); the two runs alternate round by round in one process so that
 machine noise hits both alike. Prints tokens/s and time to first token for each and the
 engine/raw ratio of the medians.
 
@@ -68,7 +68,7 @@ def main() -> None:
     set_library_logging(False)
     path = builtin_model_path()
     raw = Llama(model_path=str(path), n_ctx=2048, n_batch=512, n_threads=args.threads,
-                n_threads_batch=args.threads_batch, flash_attn=True, verbose=False)
+                n_threads_batch=args.threads_batch, flash_attn=False, verbose=False)
     engine = LlamaCppEngine("bench", path, ContextOptions(
         n_ctx=2048, parallel=1, threads=args.threads, threads_batch=args.threads_batch,
         batch_size=512), make_mailer())

@@ -21,6 +21,7 @@ from .engines.manager import ModelManager
 from .engines.media.manager import MediaConfig, MediaModels
 from .engines.registry import LoadOptions, default_loaders
 from .extensions import Extension, extension_dirs, load_extensions
+from .metrics import Metrics
 from .settings import PROJECT_ROOT, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Services:
     models: ModelManager
     chat: ChatService
     mailer: Mailer
+    metrics: Metrics
     media: MediaModels
     extensions: list[Extension] = field(default_factory=list)
 
@@ -54,6 +56,10 @@ def load_options(settings: Settings) -> LoadOptions:
         threads_batch=settings.threads_batch or cpus,
         batch_size=settings.batch_size,
         parallel=settings.parallel,
+        queue_size=settings.queue_size,
+        request_timeout=settings.request_timeout,
+        prompt_cache_mb=settings.prompt_cache_mb,
+        flash_attn=settings.flash_attn,
     )
 
 
@@ -65,6 +71,7 @@ def build_services(settings: Settings) -> Services:
 
     mailer = make_mailer()
     set_library_logging(settings.verbose)
+    metrics = Metrics()
     models = ModelManager(
         model_dir=settings.models_path,
         preferred=settings.model,
@@ -72,10 +79,12 @@ def build_services(settings: Settings) -> Services:
         default_loader=settings.loader,
         options=load_options(settings),
         mailer=mailer,
+        observer=metrics,
     )
+    metrics.watch(models)
     media = MediaModels(MediaConfig.from_settings(settings), mailer)
     return Services(settings=settings, models=models, chat=build_chat(settings), mailer=mailer,
-                    media=media)
+                    metrics=metrics, media=media)
 
 
 def build_chat(settings: Settings) -> ChatService:
@@ -100,13 +109,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     hearth = build_services(settings)
     app.extensions["hearth"] = hearth
+    hearth.metrics.install(app)
     app.register_blueprint(_core_blueprint())
     dirs = extension_dirs(PROJECT_ROOT, settings.user_data_dir)
     hearth.extensions = load_extensions(settings.enabled_extensions, dirs, settings.extension_params)
     for extension in hearth.extensions:
         make_blueprint = extension.hook("blueprint")
-        if make_blueprint is not None:
+        if make_blueprint is None:
+            continue
+        try:
             app.register_blueprint(make_blueprint())
+        except Exception:
+            log.exception("extension %s: its blueprint failed and is skipped", extension.name)
     return app
 
 
@@ -115,14 +129,21 @@ def _core_blueprint():
 
     core = Blueprint("core", __name__)
 
-    @core.get("/health")
-    def health():
-        models = services().models
-        if models.loading:
-            return jsonify(status="loading"), 503
-        return jsonify(status="ok", models=models.loaded_ids())
+    core.get("/health")(health)
+
+    @core.get("/metrics")
+    def metrics():
+        return services().metrics.render()
 
     return core
+
+
+def health():
+    """ok, or 503 while a model loads. The API serves the same answer at /v1/internal/health."""
+    models = services().models
+    if models.loading:
+        return jsonify(status="loading"), 503
+    return jsonify(status="ok", models=models.loaded_ids())
 
 
 def close_app(app: Flask) -> None:

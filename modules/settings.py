@@ -61,8 +61,17 @@ class Settings(BaseModel):
     threads_batch: int = _opt(0, "Threads for prompt processing (0: automatic).", metavar="N")
     batch_size: int = _opt(512, "Largest number of prompt tokens evaluated in one step.",
                            metavar="N")
-    parallel: int = _opt(1, "Sequences generated at once by one model (batched decoding).",
-                         metavar="N")
+    parallel: int = _opt(4, "Sequences generated at once by one model (batched decoding); "
+                         "each gets its own ctx_size of KV cache.", metavar="N")
+    queue_size: int = _opt(64, "Requests that may wait for a free sequence slot; beyond that, "
+                           "new requests get 429 with Retry-After.", metavar="N")
+    request_timeout: float = _opt(600.0, "Seconds a request may take from arrival to its last "
+                                  "token (0: no limit).", metavar="SECONDS")
+    flash_attn: bool = _opt(False, "Use flash attention: about 15% faster generation on CPU, but "
+                            "a request's text may then depend slightly on what else was batched "
+                            "with it.")
+    prompt_cache_mb: int = _opt(256, "Host memory for saved prompt states, so conversations "
+                                "resume without re-evaluating their prefix.", metavar="MB")
 
     # --- Web UI -----------------------------------------------------------------------
     listen: bool = _opt(False, "Listen on all network interfaces instead of loopback only.")
@@ -85,6 +94,9 @@ class Settings(BaseModel):
     api_disable_ipv4: bool = _opt(False, "Do not serve the API on IPv4.",
                                   env="OPENEDAI_DISABLE_IPV4")
     api_debug: bool = _opt(False, "Log every API request.", env="OPENEDAI_DEBUG")
+    cors_origins: list[str] = _opt(
+        ["*"], "Browser origins allowed to call the API (CORS); '*' allows any.",
+        metavar="ORIGIN")
     public_api: bool = _opt(False, "Publish the API through a Cloudflare quick tunnel.")
     public_api_id: str | None = _opt(None, "Run this named Cloudflare tunnel instead.",
                                      metavar="ID")
@@ -214,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     for meta in all_fields():
         if not meta["cli"]:
             continue
-        help_text = meta["help"]
+        help_text = meta["help"].replace("%", "%%")  # argparse formats help with %
         if meta["env"]:
             help_text += f" [env: {meta['env']}]"
         annotation = meta["annotation"]
@@ -247,7 +259,8 @@ def _check(name: str, value: Any, source: str) -> Any:
     return checked
 
 
-_NON_NEGATIVE = {"ctx_size", "threads", "threads_batch", "media_threads"}
+_NON_NEGATIVE = {"ctx_size", "threads", "threads_batch", "queue_size", "request_timeout",
+                 "prompt_cache_mb", "media_threads"}
 _POSITIVE = {"batch_size", "parallel", "embedding_batch_size"}
 _PORTS = {"listen_port", "api_port"}
 

@@ -15,6 +15,14 @@ from modules.app import close_app, create_app
 from modules.settings import Settings, load_settings
 
 
+@pytest.fixture(scope="session", autouse=True)
+def quiet_llama_cpp():
+    """llama.cpp prints every load detail to stderr unless told otherwise."""
+    from modules.engines.llamacpp.library import set_library_logging
+
+    set_library_logging(False)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.gguf")

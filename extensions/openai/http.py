@@ -23,50 +23,111 @@ from modules.errors import HearthError, InvalidRequest, PayloadTooLarge, Unautho
 log = logging.getLogger(__name__)
 
 MAX_JSON_BYTES = 8 * 1024 * 1024
+DRAIN_LIMIT = 64 * 1024 * 1024  # read (and drop) this much of an oversized body, so the client sees the 413
 Model = TypeVar("Model", bound=BaseModel)
 
 
 # --- Request bodies ---------------------------------------------------------------------------
 
+
 def read_body(limit: int = MAX_JSON_BYTES) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
+        _drain(length if length <= DRAIN_LIMIT else 0)
         raise PayloadTooLarge(f"The request body is {length} bytes; the limit is {limit}.")
     data = request.stream.read(limit + 1)
     if len(data) > limit:
+        _drain(DRAIN_LIMIT)
         raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     return data
 
 
-def read_json(model: type[Model]) -> Model:
-    """The body as `model`, whatever the Content-Type says (GPT4All's cURL example sends none)."""
+def _drain(most: int) -> None:
+    """Read and drop the rest of the body: a client still sending when the 413 arrives would
+    see a reset connection instead of the answer."""
+    while most > 0:
+        chunk = request.stream.read(min(1 << 16, most))
+        if not chunk:
+            return
+        most -= len(chunk)
+
+
+def read_json(model: type[Model], *, allow_empty: bool = False) -> Model:
+    """The body as `model`, whatever the Content-Type says (GPT4All's cURL example sends none).
+
+    With `allow_empty`, an empty body means `{}` (for endpoints whose fields are all optional).
+    """
     raw = read_body()
     if not raw.strip():
+        if allow_empty:
+            return validate(model, {})
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
-        data = json.loads(raw)
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidRequest("The request body is not valid UTF-8 JSON.") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"Invalid JSON in the request body: {exc.msg} (line {exc.lineno}, column {exc.colno})."
-        ) from None
+    data = parse_json(text)
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return validate(model, data)
+
+
+def parse_json(text: str) -> object:
+    """Strict JSON, except that trailing commas are forgiven: GPT4All's documented cURL
+    example has one (`"top_p": 0.95,\n}`). NaN and Infinity are not JSON and are refused."""
+    first_error = None
+    for _ in range(MAX_FORGIVEN_COMMAS + 1):
+        try:
+            return _loads(text)
+        except json.JSONDecodeError as exc:
+            first_error = first_error or exc
+            comma = _trailing_comma_before(text, exc.pos)
+            if comma is None:
+                break
+            text = text[:comma] + text[comma + 1 :]
+        except ValueError as exc:  # NaN / Infinity
+            raise InvalidRequest(f"Invalid JSON in the request body: {exc}.") from None
+        except RecursionError:
+            raise InvalidRequest("Invalid JSON in the request body: nested too deeply.") from None
+    raise InvalidRequest(
+        f"Invalid JSON in the request body: {first_error.msg} "
+        f"(line {first_error.lineno}, column {first_error.colno})."
+    )
+
+
+MAX_FORGIVEN_COMMAS = 16
+
+
+def _loads(text: str) -> object:
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not a JSON number")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _trailing_comma_before(text: str, pos: int) -> int | None:
+    """Where the parser stopped at `}` or `]` right after a comma: that comma's index."""
+    if text[pos : pos + 1] not in ("}", "]"):
+        return None
+    before = text[:pos].rstrip()
+    return len(before) - 1 if before.endswith(",") else None
 
 
 def validate(model: type[Model], data: dict) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise invalid_field(exc) from None
+        raise invalid_field(exc, data) from None
 
 
-def invalid_field(exc: ValidationError) -> InvalidRequest:
-    first = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    message = first["msg"]
+def invalid_field(exc: ValidationError, data: object = None) -> InvalidRequest:
+    errors = exc.errors(include_url=False)
+    # A value that matches no member of a union fails once per member; the deepest failure
+    # that is not a plain type mismatch says most (`prompt.1: must be >= 0`, not `prompt:
+    # must be a string`).
+    first = max(errors, key=lambda error: (len(error["loc"]), not error["type"].endswith("_type")))
+    where = _field_path(first["loc"], data) or "body"
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         return InvalidRequest(f"Missing required field '{where}'.", param=where)
     if first["type"] == "extra_forbidden":
@@ -74,7 +135,39 @@ def invalid_field(exc: ValidationError) -> InvalidRequest:
     return InvalidRequest(f"Invalid value for '{where}': {message}.", param=where)
 
 
-# --- Errors -------------------------------------------------------------------------------------
+def _field_path(loc: tuple, data: object) -> str:
+    """The error's location as the client wrote it (`messages.0.role`). pydantic also names
+    the union member it tried (`stop.list[str]`); such parts are not in the data, so they go."""
+    if data is None:
+        return ".".join(str(part) for part in loc)
+    parts, node = [], data
+    for part in loc:
+        if _has(node, part):
+            parts.append(str(part))
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not _is_type_tag(part):
+            parts.append(part)  # a missing field: name it
+            break
+    return ".".join(parts)
+
+
+def _has(node: object, part: object) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+
+
+def _is_type_tag(part: str) -> bool:
+    return part in ("str", "int", "float", "bool") or "[" in part or "-" in part
+
+
+# --- Responses and errors ------------------------------------------------------------------------
+
+
+def json_response(body: BaseModel) -> Response:
+    """A typed response body as JSON (fields a model marks to omit when empty are left out)."""
+    return jsonify(body.model_dump(mode="json"))
+
 
 def error_response(error: HearthError) -> Response:
     response = jsonify(error.to_dict())
@@ -106,7 +199,6 @@ def install_error_handlers(blueprint: Blueprint, is_api_request: Callable[[], bo
     def validation_error(error: ValidationError):
         return error_response(invalid_field(error))
 
-    @blueprint.app_errorhandler(HTTPException)
     def http_error(error: HTTPException):
         if not is_api_request():
             return error
@@ -116,6 +208,11 @@ def install_error_handlers(blueprint: Blueprint, is_api_request: Callable[[], bo
         wrapped.type = "invalid_request_error" if wrapped.status < 500 else "server_error"
         return error_response(wrapped)
 
+    # Routing errors are app-wide; the blueprint's own handler keeps HTTP errors its views
+    # raise from falling through to the catch-all below.
+    blueprint.app_errorhandler(HTTPException)(http_error)
+    blueprint.errorhandler(HTTPException)(http_error)
+
     @blueprint.errorhandler(Exception)
     def unexpected(error: Exception):
         log.exception("unexpected error in %s %s", request.method, request.path)
@@ -123,6 +220,7 @@ def install_error_handlers(blueprint: Blueprint, is_api_request: Callable[[], bo
 
 
 # --- API keys ------------------------------------------------------------------------------------
+
 
 def presented_key() -> str | None:
     """The key the client sent: `Authorization: Bearer KEY`, or `x-api-key: KEY`."""
@@ -140,9 +238,13 @@ def key_matches(expected: str, presented: str | None) -> bool:
 
 
 def check_api_key() -> None:
+    """With --api-key, every call needs it (or the admin key). An admin key alone guards only
+    the admin calls."""
     settings = services().settings
-    keys = [k for k in (settings.api_key, settings.effective_admin_key) if k]
-    if keys and not any(key_matches(k, presented_key()) for k in keys):
+    if not settings.api_key:
+        return
+    presented = presented_key()
+    if not (key_matches(settings.api_key, presented) or key_matches(settings.effective_admin_key, presented)):
         raise Unauthorized()
 
 

@@ -84,6 +84,9 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0  # prompt tokens whose evaluation was reused from the cache
+    queued_seconds: float = 0.0  # from submission until a sequence slot took the request
+    first_token_seconds: float | None = None  # from submission until the first token
+    generation_seconds: float = 0.0  # from the first token until the last
 
     @property
     def total_tokens(self) -> int:
@@ -132,6 +135,13 @@ class EngineStats:
     slots: int
     busy_slots: int
     queued: int
+    cached_prompts: int = 0
+
+
+class GenerationObserver(Protocol):
+    """Told about every generation that ends (metrics); called in the consumer's thread."""
+
+    def generation_finished(self, model: str, finish_reason: str, usage: Usage) -> None: ...
 
 
 class Generation(Iterator[Delta]):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import HearthError, InvalidRequest, ModelNotFound
-from .base import TextEngine
+from .base import GenerationObserver, TextEngine
 from .crossthread import Mailer
 from .registry import Loader, LoadOptions
 
@@ -64,7 +64,7 @@ def discover(model_dir: Path, loaders: dict[str, Loader]) -> list[ModelSpec]:
 class ModelManager:
     def __init__(self, *, model_dir: Path, preferred: str | None, loaders: dict[str, Loader],
                  default_loader: str, options: LoadOptions, mailer: Mailer,
-                 max_loaded: int = 2) -> None:
+                 observer: GenerationObserver | None = None, max_loaded: int = 2) -> None:
         if default_loader not in loaders:
             raise InvalidRequest(f"Unknown loader {default_loader!r}; known: {', '.join(loaders)}")
         self._model_dir = model_dir
@@ -72,12 +72,15 @@ class ModelManager:
         self._default_loader = default_loader
         self._options = options
         self._mailer = mailer
+        self._observer = observer
         self._max_loaded = max_loaded
         self._lock = threading.Lock()
         self._loaded: OrderedDict[str, TextEngine] = OrderedDict()  # least recently used first
         self._loading: dict[str, threading.Event] = {}
         self._errors: dict[str, HearthError] = {}
-        self._preferred = self._spec_for_flag(preferred) if preferred else None
+        self._preferred: ModelSpec | None = None
+        if preferred:
+            self._preferred = self._spec_for_flag(preferred)
 
     # --- The catalog --------------------------------------------------------------------------
 
@@ -156,6 +159,9 @@ class ModelManager:
             spec = self.default_spec()
         return self.load(spec.id)
 
+    def loaded_engines(self) -> list[tuple[str, TextEngine]]:
+        return list(self._loaded.items())
+
     def get_loaded(self, name: str | None = None) -> TextEngine | None:
         if name is None:
             return self._loaded[next(reversed(self._loaded))] if self._loaded else None
@@ -191,7 +197,8 @@ class ModelManager:
         try:
             self._make_room()
             log.info("loading model %s from %s", spec.id, spec.path)
-            engine = self._loaders[spec.loader].load(spec.id, spec.path, options, self._mailer)
+            engine = self._loaders[spec.loader].load(spec.id, spec.path, options, self._mailer,
+                                                     self._observer)
             log.info("loaded model %s (context %d tokens)", spec.id, engine.info.n_ctx)
         except HearthError as exc:
             self._errors[spec.id] = exc

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import TextEngine
+from .base import GenerationObserver, TextEngine
 from .crossthread import Mailer
 
 
@@ -20,23 +20,31 @@ class LoadOptions:
     threads_batch: int
     batch_size: int
     parallel: int
+    queue_size: int = 64
+    request_timeout: float = 0.0  # seconds; 0: no limit
+    prompt_cache_mb: int = 256
+    flash_attn: bool = False
 
 
 @dataclass(frozen=True)
 class Loader:
     name: str
     suffixes: tuple[str, ...]  # model files this loader can open
-    load: Callable[[str, Path, LoadOptions, Mailer], TextEngine]
+    load: Callable[[str, Path, LoadOptions, Mailer, GenerationObserver | None], TextEngine]
 
 
-def _load_llamacpp(name: str, path: Path, options: LoadOptions, mailer: Mailer) -> TextEngine:
+def _load_llamacpp(name: str, path: Path, options: LoadOptions, mailer: Mailer,
+                   observer: GenerationObserver | None) -> TextEngine:
     from .llamacpp.engine import LlamaCppEngine
     from .llamacpp.scheduler import ContextOptions
 
     context = ContextOptions(n_ctx=options.ctx_size, parallel=options.parallel,
                              threads=options.threads, threads_batch=options.threads_batch,
-                             batch_size=options.batch_size)
-    return LlamaCppEngine(name, path, context, mailer)
+                             batch_size=options.batch_size, queue_size=options.queue_size,
+                             request_timeout=options.request_timeout,
+                             prompt_cache_bytes=options.prompt_cache_mb * 1024 * 1024,
+                             flash_attn=options.flash_attn)
+    return LlamaCppEngine(name, path, context, mailer, observer)
 
 
 def default_loaders() -> dict[str, Loader]:

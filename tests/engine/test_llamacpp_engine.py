@@ -154,22 +154,22 @@ def test_logprobs_equal_log_softmax_of_the_logits(engine, tiny_model_path):
 
     completion = run(engine, max_tokens=6, temperature=0, logprobs=3)
     assert len(completion.logprobs) == 6
-    # The engine's context enables flash attention (llama.cpp's "auto" on CPU): match it, and
-    # the numbers agree to the last bit rather than to float noise.
+    # Same context settings as the engine (flash attention off) and the same evaluation
+    # order: the numbers must agree to the last bit, not to float noise.
     raw = Llama(model_path=str(tiny_model_path), n_ctx=256, n_threads=1, logits_all=True,
-                flash_attn=True, verbose=False)
+                flash_attn=False, verbose=False)
     tokens = raw.tokenize(PROMPT.encode())
+    raw.eval(tokens)  # the prompt at once, then one token per step, as the engine does
     for entry in completion.logprobs:
-        raw.reset()
-        raw.eval(tokens)
-        logits = np.array(raw.scores[len(tokens) - 1], dtype=np.float64)
+        logits = np.array(raw.scores[raw.n_tokens - 1], dtype=np.float64)
         expected = logits - logits.max() - np.log(np.exp(logits - logits.max()).sum())
         token = int(np.argmax(logits))
+        assert entry.id == token
         assert entry.logprob == pytest.approx(expected[token], abs=1e-9)
         assert entry.top[0].logprob == pytest.approx(expected[token], abs=1e-9)
         top3 = np.sort(expected)[::-1][:3]
         assert [t.logprob for t in entry.top] == pytest.approx(list(top3), abs=1e-9)
-        tokens.append(token)
+        raw.eval([token])
     raw.close()
 
 

@@ -11,6 +11,7 @@ from ..base import (
     Delta,
     EngineStats,
     Generation,
+    GenerationObserver,
     GenerationRequest,
     ModelInfo,
     SamplingParams,
@@ -24,10 +25,13 @@ from .scheduler import ContextOptions, Scheduler
 class JobGeneration(Generation):
     """Reads one job's deltas from its channel; closing it early cancels the job."""
 
-    def __init__(self, job: Job, scheduler: Scheduler) -> None:
+    def __init__(self, job: Job, scheduler: Scheduler, model: str,
+                 observer: GenerationObserver | None) -> None:
         self.request_id = job.id
         self._job = job
         self._scheduler = scheduler
+        self._model = model
+        self._observer = observer
         self._done = False
 
     def __next__(self) -> Delta:
@@ -39,6 +43,8 @@ class JobGeneration(Generation):
             raise item
         if item.finish_reason:
             self._done = True
+            if self._observer is not None and item.usage is not None:
+                self._observer.generation_finished(self._model, item.finish_reason, item.usage)
         return item
 
     def cancel(self) -> None:
@@ -50,8 +56,11 @@ class JobGeneration(Generation):
 class LlamaCppEngine:
     """One loaded GGUF model, served by one scheduler thread."""
 
-    def __init__(self, name: str, path: Path, options: ContextOptions, mailer: Mailer) -> None:
+    def __init__(self, name: str, path: Path, options: ContextOptions, mailer: Mailer,
+                 observer: GenerationObserver | None = None) -> None:
         self._mailer = mailer
+        self._observer = observer
+        self._timeout = options.request_timeout
         self._scheduler = Scheduler(path, options, mailer)
         self._model = self._scheduler.model
         self._closed = False
@@ -78,7 +87,7 @@ class LlamaCppEngine:
     def generate(self, request: GenerationRequest) -> Generation:
         job = self._job(request)
         self._scheduler.submit(job)
-        return JobGeneration(job, self._scheduler)
+        return JobGeneration(job, self._scheduler, self._info.name, self._observer)
 
     def _job(self, request: GenerationRequest, probe: Probe | None = None) -> Job:
         self._check_open()
@@ -88,7 +97,8 @@ class LlamaCppEngine:
         if request.echo:
             echo_text = (request.prompt if isinstance(request.prompt, str)
                          else self._model.detokenize(prompt))
-        deadline = time.monotonic() + request.timeout if request.timeout else None
+        timeout = request.timeout or self._timeout
+        deadline = time.monotonic() + timeout if timeout else None
         return Job(request=request, prompt=prompt, channel=self._mailer.channel(), limit=limit,
                    echo_text=echo_text, probe=probe, deadline=deadline)
 
@@ -126,7 +136,7 @@ class LlamaCppEngine:
         request = GenerationRequest(prompt=prompt, params=params)
         job = self._job(request, Probe(top_n=top_n, use_samplers=use_samplers))
         self._scheduler.submit(job)
-        completion = JobGeneration(job, self._scheduler).collect()
+        completion = JobGeneration(job, self._scheduler, self._info.name, None).collect()
         return list(completion.logprobs[0].top) if completion.logprobs else []
 
     def cancel(self, request_id: str) -> bool:

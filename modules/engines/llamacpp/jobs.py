@@ -43,6 +43,7 @@ class Job:
     generated: int = 0
     echo_logprobs: list[TokenLogprob] = field(default_factory=list)
     last_logprobs: np.ndarray | None = None  # log-softmax of the previous chunk's last row
+    started_at: float | None = None  # when a slot took the job
     first_token_at: float | None = None
 
     @property

@@ -22,7 +22,8 @@ def json_schema_grammar(schema: object) -> str:
 
     class BoundedIntegerConverter(SchemaConverter):
         def visit(self, schema, name):
-            if isinstance(schema, dict) and schema.get("type") == "integer" and _bounds(schema) != (None, None):
+            bounded = isinstance(schema, dict) and schema.get("type") == "integer"
+            if bounded and _bounds(schema) != (None, None):
                 rule_name = name or "root"
                 low, high = _bounds(schema)
                 return self._add_rule(rule_name, f"({integer_rule(low, high)}) space")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from types import ModuleType
 
 from ...errors import NotInstalled
@@ -11,6 +12,10 @@ from ...errors import NotInstalled
 @functools.cache
 def llama_library() -> ModuleType:
     """The low-level `llama_cpp` bindings, with the backend initialised once per process."""
+    # OpenMP threads spin this many times before sleeping; libgomp's default of 300,000
+    # burns a core a waiting thread needs whenever anything else runs. Read once, when
+    # the library loads.
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - depends on the installation

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
-
-from ...errors import EngineFailure, HearthError
+from ...errors import EngineFailure, HearthError, Overloaded, Unavailable
 from ..base import (
     FINISH_CANCELLED,
     FINISH_LENGTH,
@@ -36,7 +34,9 @@ from .batch import Batch
 from .jobs import Job, probe_entries
 from .library import llama_library
 from .model import LlamaModel
+from .prompt_cache import PromptCache, common_prefix
 from .sampler import SequenceSampler, filtered_logprobs, log_softmax, logits_at, top_logprobs
+from .threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,18 @@ class ContextOptions:
     threads: int
     threads_batch: int
     batch_size: int
+    queue_size: int = 64  # requests waiting for a slot before new ones are refused (429)
+    request_timeout: float = 0.0  # default seconds per request; 0: no limit
+    flash_attn: bool = False
+    prompt_cache_bytes: int = 256 * 1024 * 1024  # saved prompt states kept in host memory
+
+
+MIN_GAIN = 16  # prefix tokens a copy or a restore must save to be worth its cost
+# llama.cpp computes a sequence's single query row on another path than several rows, with
+# slightly different floats. Generation always feeds one token per sequence, alone or
+# batched; prompts are evaluated at least two tokens at a time, so that the same prompt
+# gives the same logits however it was cut into chunks or reused from the cache.
+MIN_CHUNK = 2
 
 
 @dataclass
@@ -71,6 +83,7 @@ class Scheduler:
         self._waiting: deque[Job] = deque()
         self._jobs: dict[str, Job] = {}  # every job not yet finished, by request id
         self._slots = [Slot(i, []) for i in range(options.parallel)]
+        self._prompt_cache = PromptCache(options.prompt_cache_bytes)
         self._ctx = None
         self._batch: Batch | None = None
         self._lib = llama_library()
@@ -89,6 +102,11 @@ class Scheduler:
     # --- Any thread ----------------------------------------------------------------------
 
     def submit(self, job: Job) -> None:
+        waiting = len(self._jobs) - sum(1 for slot in self._slots if slot.job is not None)
+        if waiting >= self._options.queue_size:
+            raise Overloaded(
+                f"The model is busy: {waiting} requests are already waiting. Retry shortly.",
+                retry_after=max(1, waiting // max(1, len(self._slots))))
         self._jobs[job.id] = job
         self._inbox.put(job)
 
@@ -110,7 +128,8 @@ class Scheduler:
     def stats(self) -> EngineStats:
         busy = sum(1 for slot in self._slots if slot.job is not None)
         return EngineStats(slots=len(self._slots), busy_slots=busy,
-                           queued=max(0, len(self._jobs) - busy))
+                           queued=max(0, len(self._jobs) - busy),
+                           cached_prompts=len(self._prompt_cache))
 
     def stop(self) -> None:
         """Cancel everything, free the context, and end the thread."""
@@ -150,12 +169,19 @@ class Scheduler:
         params.n_threads = o.threads
         params.n_threads_batch = o.threads_batch
         params.kv_unified = False  # each sequence gets its own n_ctx cells
+        # llama.cpp's CPU flash attention gives slightly different results depending on how
+        # a prompt is split into batches, so a request's text would depend on what else was
+        # running. Without it (the default), a request generates the same tokens batched or
+        # alone; with it, generation is faster.
+        params.flash_attn_type = 1 if o.flash_attn else 0
         params.no_perf = True
         self._ctx = lib.llama_init_from_model(self._model.ptr, params)
         if not self._ctx:
             raise EngineFailure("llama.cpp could not create a context (out of memory?)")
         self._memory = lib.llama_get_memory(self._ctx)
         self._batch = Batch(params.n_batch)
+        self._governor = ThreadGovernor(o.threads, o.threads_batch)
+        self._threads_in_use = -1
 
     def _serve_once(self):
         """Take commands, admit waiting jobs, run one step. Returns the stop reply, if any."""
@@ -179,13 +205,20 @@ class Scheduler:
     def _drop_cancelled(self) -> None:
         now = time.monotonic()
         for job in list(self._waiting):
-            if job.cancelled or (job.deadline and now > job.deadline):
+            if job.cancelled:
                 self._waiting.remove(job)
                 self._finish(job, FINISH_CANCELLED)
+            elif job.deadline and now > job.deadline:
+                self._waiting.remove(job)
+                self._fail(job, Unavailable("The request timed out waiting for a free slot.",
+                                            headers={"Retry-After": "5"}))
         for slot in self._slots:
             job = slot.job
-            if job and (job.cancelled or (job.deadline and now > job.deadline)):
+            if job and job.cancelled:
                 self._finish(job, FINISH_CANCELLED)
+            elif job and job.deadline and now > job.deadline:
+                log.warning("request %s reached its time limit; ending it", job.id)
+                self._finish(job, FINISH_LENGTH)
 
     def _admit(self) -> None:
         while self._waiting:
@@ -201,18 +234,46 @@ class Scheduler:
             self._place(job, free)
 
     def _place(self, job: Job, free: list[Slot]) -> None:
-        """Put the job in the free slot whose cache shares the longest prefix with it."""
-        def shared(slot: Slot) -> int:
-            return _common_prefix(slot.cached, job.prompt)
+        """Start the job in a free slot, reusing the longest cached prefix of its prompt.
 
-        slot = max(free, key=shared)
-        reuse = 0 if job.wants_echo_logprobs else min(shared(slot), len(job.prompt) - 1)
-        if not self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, reuse, -1):
-            self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+        The prefix may come from the free slot itself, from a busy slot (its cells are
+        copied), or from a saved prompt state; whatever cache the job overwrites is saved
+        first when it is long enough to be worth keeping.
+        """
+        limit = 0 if job.wants_echo_logprobs else max(0, len(job.prompt) - MIN_CHUNK)
+
+        def shared(tokens: list[int]) -> int:
+            return min(common_prefix(tokens, job.prompt), limit)
+
+        target = max(free, key=lambda slot: (shared(slot.cached), -len(slot.cached)))
+        reuse = shared(target.cached)
+        source: Slot | int | None = None
+        for slot in self._slots:
+            if slot.job is not None and shared(slot.cached) >= reuse + MIN_GAIN:
+                reuse, source = shared(slot.cached), slot
+        key, saved = self._prompt_cache.best(job.prompt)
+        if key is not None and min(saved, limit) >= reuse + MIN_GAIN:
+            reuse, source = min(saved, limit), key
+        if source is not None:  # sacrifice the free slot whose cache is worth least
+            target = min(free, key=lambda slot: len(slot.cached))
+        kept = reuse if source is None else 0
+        if len(target.cached) - kept >= MIN_GAIN:
+            self._prompt_cache.save(self._ctx, target.seq_id, target.cached)
+        if source is not None:
+            self._forget_cache(target.seq_id)
+            if isinstance(source, Slot):
+                self._lib.llama_memory_seq_cp(self._memory, source.seq_id, target.seq_id, -1, -1)
+                target.cached = list(source.cached)
+            else:
+                target.cached = self._prompt_cache.restore(self._ctx, source, target.seq_id) or []
+                reuse = min(reuse, len(target.cached))
+        if not self._lib.llama_memory_seq_rm(self._memory, target.seq_id, reuse, -1):
+            self._forget_cache(target.seq_id)
             reuse = 0
-        del slot.cached[reuse:]
-        slot.job = job
-        job.seq_id = slot.seq_id
+        del target.cached[reuse:]
+        target.job = job
+        job.started_at = time.monotonic()
+        job.seq_id = target.seq_id
         job.prefilled = job.reused = reuse
         job.assembler = TextAssembler(job.params.stop)
 
@@ -233,7 +294,13 @@ class Scheduler:
             job = slot.job
             if job is None or not job.in_prefill or budget <= 0:
                 continue
-            chunk = job.prompt[job.prefilled: job.prefilled + budget]
+            remaining = len(job.prompt) - job.prefilled
+            take = min(budget, remaining)
+            if remaining - take == 1:
+                take -= 1  # never leave a single token for the last chunk
+            if take < min(MIN_CHUNK, remaining):
+                continue
+            chunk = job.prompt[job.prefilled: job.prefilled + take]
             last = job.prefilled + len(chunk) == len(job.prompt)
             outputs = "all" if job.wants_echo_logprobs else ("last" if last else "none")
             index = batch.add(chunk, len(slot.cached), slot.seq_id, outputs)
@@ -245,7 +312,13 @@ class Scheduler:
                 to_sample.append((job, index + len(chunk) - 1))
         if batch.size == 0:
             return
+        threads = self._governor.choose(batch.size)
+        if threads != self._threads_in_use:
+            self._lib.llama_set_n_threads(self._ctx, threads, threads)
+            self._threads_in_use = threads
+        started = time.perf_counter()
         code = self._lib.llama_decode(self._ctx, batch.as_struct())
+        self._governor.record(batch.size, threads, time.perf_counter() - started)
         if code != 0:
             jobs = {job for job, _ in to_sample} | {job for job, _, _ in prefill_chunks}
             for job in jobs:
@@ -273,6 +346,9 @@ class Scheduler:
                 return
             if job.echo_text is not None:
                 job.channel.put(Delta(text=job.echo_text, logprobs=tuple(job.echo_logprobs)))
+            if job.limit <= 0:  # max_tokens=0: only the prompt (and its logprobs) was wanted
+                self._finish(job, FINISH_LENGTH)
+                return
         logprobs = None
         if job.wants_logprobs:
             logprobs = log_softmax(logits_at(self._ctx, index, model.n_vocab))
@@ -327,8 +403,13 @@ class Scheduler:
         text, ready = ("", [])
         if job.assembler is not None and reason != FINISH_CANCELLED:
             text, ready = job.assembler.finish()
+        now = time.monotonic()
+        first = job.first_token_at
         usage = Usage(prompt_tokens=len(job.prompt), completion_tokens=job.generated,
-                      cached_tokens=job.reused)
+                      cached_tokens=job.reused,
+                      queued_seconds=(job.started_at or now) - job.submitted,
+                      first_token_seconds=None if first is None else first - job.submitted,
+                      generation_seconds=0.0 if first is None else now - first)
         self._release(job)  # before the last delta: once a caller sees the end, the job is gone
         job.channel.put(Delta(text=text, logprobs=tuple(ready), finish_reason=reason, usage=usage))
 
@@ -366,13 +447,4 @@ class Scheduler:
             self._ctx = None
         self._model.close()
         reply.put(True)
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    left, right = np.asarray(a[:n]), np.asarray(b[:n])
-    diff = np.flatnonzero(left != right)
-    return int(diff[0]) if diff.size else n
 

@@ -1,0 +1,299 @@
+"""The API blueprint: the endpoint table, keys, CORS, errors and request logging.
+
+Every endpoint is one `Endpoint` row; the blueprint's routes and /openapi.json are both
+built from the table, so the description cannot miss an endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from flask import Blueprint, Response, request
+from pydantic import BaseModel
+
+from modules.app import health, services
+
+from . import chat, completions, internal, models, openapi
+from .http import admin_only, check_api_key, install_error_handlers, json_response
+from .protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    DecodeRequest,
+    EditRequest,
+    EncodeRequest,
+    LogitsRequest,
+    ModelLoadRequest,
+    ModelUnloadRequest,
+    StopRequest,
+)
+from .responses import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatPromptResponse,
+    Completion,
+    DecodeResponse,
+    Edit,
+    EncodeResponse,
+    EngineCard,
+    EngineList,
+    HealthResponse,
+    LogitsResponse,
+    ModelCard,
+    ModelInfoResponse,
+    ModelList,
+    ModelListResponse,
+    StatusResponse,
+    TokenCountResponse,
+)
+from .state import KEY, ApiState
+
+log = logging.getLogger(__name__)
+
+Access = Literal["public", "key", "admin"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # a Flask rule
+    view: Callable[..., Response]
+    summary: str
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    stream: type[BaseModel] | None = None  # the chunk type, for endpoints that can stream
+    access: Access = "key"
+
+
+def _json(make: Callable[..., BaseModel]) -> Callable[..., Response]:
+    def view(**kwargs) -> Response:
+        return json_response(make(**kwargs))
+
+    view.__name__ = make.__name__
+    return view
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "GET",
+        "/v1/models",
+        _json(models.list_models),
+        "Every model Hearth can serve: loaded ones first, then the model folder.",
+        response=ModelList,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/models/<path:model_id>",
+        _json(models.find_model),
+        "One model by id (URL-encode spaces: /v1/models/Phi-3%20Mini%20Instruct).",
+        response=ModelCard,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/completions",
+        completions.completions,
+        "Continue a prompt (OpenAI's legacy completions).",
+        request=CompletionRequest,
+        response=Completion,
+        stream=Completion,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/chat/completions",
+        chat.chat_completions,
+        "Answer a conversation.",
+        request=ChatCompletionRequest,
+        response=ChatCompletion,
+        stream=ChatCompletionChunk,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/edits",
+        chat.edits,
+        "Apply an instruction to an input text (OpenAI's retired edits, as LocalAI serves them).",
+        request=EditRequest,
+        response=Edit,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/engines",
+        _json(models.list_engines),
+        "The models, in the legacy engines shape.",
+        response=EngineList,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/engines/<path:engine_id>",
+        _json(models.find_engine),
+        "One model, in the legacy engine shape.",
+        response=EngineCard,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/internal/encode",
+        internal.encode,
+        "Tokenize a text.",
+        request=EncodeRequest,
+        response=EncodeResponse,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/internal/decode",
+        internal.decode,
+        "Turn token ids back into text.",
+        request=DecodeRequest,
+        response=DecodeResponse,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/internal/token-count",
+        internal.token_count,
+        "Count the tokens of a text.",
+        request=EncodeRequest,
+        response=TokenCountResponse,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/internal/logits",
+        internal.logits,
+        "The most likely next tokens and their probabilities.",
+        request=LogitsRequest,
+        response=LogitsResponse,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/internal/chat-prompt",
+        internal.chat_prompt,
+        "The exact prompt a chat completion with this body would use.",
+        request=ChatCompletionRequest,
+        response=ChatPromptResponse,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/internal/stop-generation",
+        internal.stop_generation,
+        "Stop a generation by its response id (or, with the admin key, all of them).",
+        request=StopRequest,
+        response=StatusResponse,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/internal/model/info",
+        internal.model_info,
+        "The model in use, its context, and how busy it is.",
+        response=ModelInfoResponse,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/internal/model/list",
+        admin_only(internal.model_list),
+        "Every model id that can be loaded.",
+        response=ModelListResponse,
+        access="admin",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/internal/model/load",
+        admin_only(internal.model_load),
+        "Load a model, with load options and an instruction template.",
+        request=ModelLoadRequest,
+        response=StatusResponse,
+        access="admin",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/internal/model/unload",
+        admin_only(internal.model_unload),
+        "Unload one model, or all of them.",
+        request=ModelUnloadRequest,
+        response=StatusResponse,
+        access="admin",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/internal/health",
+        health,
+        "ok, or 503 while a model loads (also at /health).",
+        response=HealthResponse,
+        access="public",
+    ),
+    Endpoint(
+        "GET", "/openapi.json", openapi.document_view, "This API's OpenAPI description.", access="public"
+    ),
+    Endpoint(
+        "GET",
+        "/docs",
+        openapi.docs_page,
+        "The API documentation, rendered in the browser (works offline).",
+        access="public",
+    ),
+)
+
+# Served by the core blueprint, documented here: /health answers without a key.
+CORE_ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "GET", "/health", health, "ok, or 503 while a model loads.", response=HealthResponse, access="public"
+    ),
+)
+
+PUBLIC_PATHS = frozenset(e.path for e in (*ENDPOINTS, *CORE_ENDPOINTS) if e.access == "public")
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/v1") or request.path in PUBLIC_PATHS
+
+
+def create_blueprint() -> Blueprint:
+    bp = Blueprint("openai", __name__)
+    for endpoint in ENDPOINTS:
+        bp.add_url_rule(
+            endpoint.path, endpoint=endpoint.view.__name__, view_func=endpoint.view, methods=[endpoint.method]
+        )
+
+    @bp.record_once
+    def setup(state) -> None:
+        state.app.extensions[KEY] = ApiState(model_sources=[models.text_models])
+
+    bp.before_request(_check_key)
+    bp.after_app_request(_finish_response)
+    install_error_handlers(bp, is_api_request)
+    return bp
+
+
+def _check_key() -> None:
+    if request.method == "OPTIONS" or request.path in PUBLIC_PATHS:
+        return  # CORS preflights carry no credentials
+    check_api_key()
+
+
+def _finish_response(response: Response) -> Response:
+    if not is_api_request():
+        return response
+    _add_cors(response)
+    if services().settings.api_debug:
+        log.info(
+            "%s %s -> %d (%s bytes in)",
+            request.method,
+            request.full_path.rstrip("?"),
+            response.status_code,
+            request.content_length or 0,
+        )
+    return response
+
+
+def _add_cors(response: Response) -> None:
+    origin = request.headers.get("Origin")
+    allowed = services().settings.cors_origins
+    if not origin or not ("*" in allowed or origin in allowed):
+        return
+    response.headers["Access-Control-Allow-Origin"] = "*" if "*" in allowed else origin
+    if "*" not in allowed:
+        response.headers.add("Vary", "Origin")
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = request.headers.get(
+            "Access-Control-Request-Headers", "Authorization, Content-Type, x-api-key"
+        )
+        response.headers["Access-Control-Max-Age"] = "600"

@@ -1,0 +1,239 @@
+"""POST /v1/chat/completions (and /v1/edits, which is a one-message chat)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flask import Response
+from pydantic import BaseModel
+
+from modules.app import services
+from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
+from modules.chat.tools import tool_choice_from_function_call, tools_from_functions
+from modules.engines.base import Generation, TextEngine, new_request_id
+from modules.errors import InvalidRequest
+
+from .http import json_response, read_json
+from .models import engine_for
+from .protocol import ChatCompletionRequest, ChatMessageIn, EditRequest, SamplingRequest
+from .responses import (
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatMessageOut,
+    ChunkChoice,
+    ChunkDelta,
+    ChunkMessage,
+    Edit,
+    EditChoice,
+    FunctionDeltaOut,
+    FunctionOut,
+    ToolCallDeltaOut,
+    ToolCallOut,
+    chat_logprobs,
+)
+from .sse import sse_response
+from .state import api_state
+from .streaming import Collected, Piece, Run, chat_pieces, choice_requests
+
+ROLE_ALIASES = {"developer": "system", "function": "tool"}  # what chat templates know
+PROMPT_RESERVE = 512  # tokens kept free for the reply when max_tokens is not given
+
+
+def chat_completions() -> Response:
+    body = read_json(ChatCompletionRequest)
+    engine = engine_for(body.model)
+    options = chat_options(body, engine)
+    prepared = prepare_prompt(body, options, engine)
+    run = start_chat(body, engine, options, prepared)
+    if body.stream:
+        return stream_chat(run, body)
+    try:
+        return json_response(whole_chat(run, body))
+    finally:
+        run.close()
+
+
+# --- Request -> prompt -> generations ---------------------------------------------------------------
+
+
+def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
+    return [
+        ChatMessage(
+            role=ROLE_ALIASES.get(m.role, m.role),
+            content=m.text(f"messages.{i}"),
+            name=m.name,
+            tool_calls=tuple(call.model_dump() for call in m.tool_calls or ()),
+            tool_call_id=m.tool_call_id,
+        )
+        for i, m in enumerate(messages)
+    ]
+
+
+def chat_options(body: ChatCompletionRequest, engine: TextEngine) -> ChatOptions:
+    remembered = api_state().templates.get(engine.info.name)
+    tools = [tool.model_dump(exclude_none=True) for tool in body.tools or ()]
+    tool_choice = body.tool_choice
+    if body.functions and not tools:  # the legacy form of tools
+        tools = list(tools_from_functions([f.model_dump(exclude_none=True) for f in body.functions]))
+        if tool_choice is None:
+            call = body.function_call
+            tool_choice = tool_choice_from_function_call(
+                call.model_dump() if isinstance(call, BaseModel) else call
+            )
+    if tool_choice is None:
+        tool_choice = "auto"
+    return ChatOptions(
+        mode=body.mode or "instruct",
+        character=body.character,
+        instruction_template=body.instruction_template or remembered,
+        instruction_template_str=body.instruction_template_str,
+        user_name=body.user_name or body.name1,
+        bot_name=body.bot_name or body.name2,
+        context=body.context,
+        greeting=body.greeting,
+        user_bio=body.user_bio,
+        chat_instruct_command=body.chat_instruct_command,
+        continue_=bool(body.continue_),
+        tools=tuple(tools),
+        tool_choice=tool_choice.model_dump() if isinstance(tool_choice, BaseModel) else tool_choice,
+    )
+
+
+def prepare_prompt(body: ChatCompletionRequest, options: ChatOptions, engine: TextEngine) -> PreparedPrompt:
+    reserve = body.max_new_tokens
+    if reserve is None:
+        reserve = min(PROMPT_RESERVE, engine.info.n_ctx // 4)
+    return services().chat.prepare(
+        chat_messages(body.messages),
+        options,
+        engine.info,
+        count_tokens=engine.count_tokens,
+        max_tokens=reserve,
+    )
+
+
+def start_chat(
+    body: ChatCompletionRequest,
+    engine: TextEngine,
+    options: ChatOptions,
+    prepared: PreparedPrompt,
+    prefix: str = "chatcmpl",
+) -> Run:
+    schema = body.response_format.schema_for_grammar() if body.response_format else None
+    if prepared.grammar and schema is not None:
+        raise InvalidRequest(
+            "A forced tool call and a JSON response_format cannot be combined.", param="response_format"
+        )
+    params = body.sampling(
+        max_tokens=body.max_new_tokens,
+        n_vocab=engine.info.n_vocab,
+        logprobs=body.logprob_count,
+        extra_stop=prepared.stop,
+        grammar=prepared.grammar,
+        json_schema=schema,
+    )
+    run_id = new_request_id(prefix)
+
+    chat_service = services().chat
+
+    def pieces(generation: Generation, index: int) -> Iterator[Piece]:
+        return chat_pieces(generation, chat_service.reply_parser(options, prepared), index)
+
+    requests = choice_requests(run_id, [prepared.prompt], params, body.choices)
+    return Run(run_id, engine, requests, pieces, api_state().running)
+
+
+# --- Pieces -> OpenAI shapes -------------------------------------------------------------------------
+
+
+def chunk(run: Run, piece: Piece, logprobs: bool) -> ChatCompletionChunk:
+    calls = [
+        ToolCallDeltaOut(
+            index=c.index,
+            id=c.id,
+            type="function" if c.id else None,
+            function=FunctionDeltaOut(name=c.name, arguments=c.arguments),
+        )
+        for c in piece.tool_calls
+    ]
+    choice = ChunkChoice(
+        index=piece.index,
+        delta=ChunkDelta(
+            content=piece.text, reasoning_content=piece.reasoning or None, tool_calls=calls or None
+        ),
+        message=ChunkMessage(content=piece.text),
+        logprobs=chat_logprobs(piece.logprobs) if logprobs and piece.logprobs else None,
+        finish_reason=piece.finish_reason,
+    )
+    return ChatCompletionChunk(id=run.id, created=run.created, model=run.model, choices=[choice])
+
+
+def role_chunk(run: Run, index: int) -> ChatCompletionChunk:
+    choice = ChunkChoice(
+        index=index, delta=ChunkDelta(role="assistant", content=""), message=ChunkMessage(content="")
+    )
+    return ChatCompletionChunk(id=run.id, created=run.created, model=run.model, choices=[choice])
+
+
+def whole_choice(collected: Collected, logprobs: bool) -> ChatChoice:
+    calls = [
+        ToolCallOut(id=c["id"] or f"call_{i}", function=FunctionOut(name=c["name"], arguments=c["arguments"]))
+        for i, c in sorted(collected.calls.items())
+    ]
+    text = "".join(collected.text)
+    message = ChatMessageOut(
+        content=text if text or not calls else None,
+        reasoning_content="".join(collected.reasoning) or None,
+        tool_calls=calls or None,
+    )
+    return ChatChoice(
+        index=collected.index,
+        message=message,
+        logprobs=chat_logprobs(tuple(collected.logprobs)) if logprobs else None,
+        finish_reason=collected.finish_reason,
+    )
+
+
+def whole_chat(run: Run, body: ChatCompletionRequest) -> ChatCompletion:
+    choices = [whole_choice(c, bool(body.logprobs)) for c in Collected.all(run)]
+    return ChatCompletion(id=run.id, created=run.created, model=run.model, choices=choices, usage=run.usage())
+
+
+def stream_chat(run: Run, body: ChatCompletionRequest) -> Response:
+    pieces = run.started_pieces()
+
+    def chunks() -> Iterator[ChatCompletionChunk]:
+        current = None
+        for piece in pieces:
+            if piece.index != current:
+                current = piece.index
+                yield role_chunk(run, piece.index)
+            yield chunk(run, piece, bool(body.logprobs))
+        if body.include_usage:
+            yield ChatCompletionChunk(
+                id=run.id, created=run.created, model=run.model, choices=[], usage=run.usage()
+            )
+
+    return sse_response(chunks(), run.close)
+
+
+# --- /v1/edits ---------------------------------------------------------------------------------------
+
+
+def edits() -> Response:
+    """An instruction and an input become one user message of an instruct-mode chat."""
+    body = read_json(EditRequest)
+    text = f"{body.instruction}\n\n{body.input}" if body.input else body.instruction
+    shared = body.model_dump(include=set(SamplingRequest.model_fields), exclude_none=True)
+    chat = ChatCompletionRequest.model_validate(
+        {**shared, "stream": False, "messages": [{"role": "user", "content": text}]}
+    )
+    engine = engine_for(chat.model)
+    options = chat_options(chat, engine)
+    run = start_chat(chat, engine, options, prepare_prompt(chat, options, engine), prefix="edit")
+    try:
+        choices = [EditChoice(text="".join(c.text), index=c.index) for c in Collected.all(run)]
+        return json_response(Edit(created=run.created, choices=choices, usage=run.usage()))
+    finally:
+        run.close()

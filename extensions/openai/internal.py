@@ -1,0 +1,147 @@
+"""text-generation-webui's internal endpoints (`/v1/internal/...`), with the same shapes."""
+
+from __future__ import annotations
+
+import math
+
+from flask import Response
+
+from modules.app import services
+from modules.errors import InvalidRequest, NotFound, Unauthorized
+
+from . import chat
+from .http import json_response, key_matches, presented_key, read_json
+from .models import engine_for
+from .protocol import (
+    ChatCompletionRequest,
+    DecodeRequest,
+    EncodeRequest,
+    LogitsRequest,
+    ModelLoadRequest,
+    ModelUnloadRequest,
+    StopRequest,
+)
+from .responses import (
+    ChatPromptResponse,
+    DecodeResponse,
+    EncodeResponse,
+    EngineStatsOut,
+    LogitsResponse,
+    ModelInfoResponse,
+    ModelListResponse,
+    StatusResponse,
+    TokenCountResponse,
+)
+from .state import api_state
+
+DEFAULT_TOP_LOGITS = 50
+
+
+def encode() -> Response:
+    body = read_json(EncodeRequest)
+    engine = engine_for(body.model)
+    tokens = engine.tokenize(body.text, add_bos=body.add_bos is not False)
+    return json_response(EncodeResponse(tokens=tokens, length=len(tokens)))
+
+
+def decode() -> Response:
+    body = read_json(DecodeRequest)
+    engine = engine_for(body.model)
+    if any(token >= engine.info.n_vocab for token in body.tokens):
+        raise InvalidRequest(f"Token ids must be below {engine.info.n_vocab} for this model.", param="tokens")
+    return json_response(DecodeResponse(text=engine.detokenize(body.tokens)))
+
+
+def token_count() -> Response:
+    body = read_json(EncodeRequest)
+    engine = engine_for(body.model)
+    return json_response(TokenCountResponse(length=len(engine.tokenize(body.text))))
+
+
+def logits() -> Response:
+    """The most likely next tokens and their probabilities, before or after the samplers."""
+    body = read_json(LogitsRequest)
+    engine = engine_for(body.model)
+    params = body.sampling(max_tokens=None, n_vocab=engine.info.n_vocab)
+    top = engine.token_logprobs(
+        body.prompt, params, body.top_logits or DEFAULT_TOP_LOGITS, bool(body.use_samplers)
+    )
+    probabilities: dict[str, float] = {}
+    for entry in top:
+        if entry.logprob > -math.inf and entry.token not in probabilities:
+            probabilities[entry.token] = math.exp(entry.logprob)
+    return json_response(LogitsResponse(logits=probabilities))
+
+
+def chat_prompt() -> Response:
+    """Exactly the prompt a chat completion with this body would send to the model."""
+    body = read_json(ChatCompletionRequest)
+    engine = engine_for(body.model)
+    prepared = chat.prepare_prompt(body, chat.chat_options(body, engine), engine)
+    return json_response(ChatPromptResponse(prompt=prepared.prompt))
+
+
+def stop_generation() -> Response:
+    """Stop one request by its response id (any key holder: ids are unguessable), or with no
+    id, every generation (admin key only)."""
+    body = read_json(StopRequest, allow_empty=True)
+    if body.id is None:
+        if not key_matches(services().settings.effective_admin_key, presented_key()):
+            raise Unauthorized("Stopping every generation needs the admin key; send an id.")
+        stopped = sum(engine.cancel_all() for _, engine in services().models.loaded_engines())
+        return json_response(StatusResponse(stopped=stopped))
+    runs = [run for run in list(api_state().running.values()) if run.owns(body.id)]
+    if not runs:
+        raise NotFound(f"No generation with id {body.id!r} is running.", param="id")
+    for run in runs:
+        run.cancel(body.id)
+    return json_response(StatusResponse(stopped=len(runs)))
+
+
+def model_info() -> Response:
+    manager = services().models
+    engine = manager.get_loaded()
+    loaded = manager.loaded_ids()
+    if engine is None:
+        return json_response(ModelInfoResponse(model_name=None, loaded=loaded))
+    info, stats = engine.info, engine.stats()
+    return json_response(
+        ModelInfoResponse(
+            model_name=info.name,
+            loader=info.loader,
+            n_ctx=info.n_ctx,
+            n_ctx_train=info.n_ctx_train,
+            n_vocab=info.n_vocab,
+            instruction_template=api_state().templates.get(info.name),
+            has_chat_template=bool(info.chat_template),
+            stats=EngineStatsOut(slots=stats.slots, busy_slots=stats.busy_slots, queued=stats.queued),
+            loaded=loaded,
+        )
+    )
+
+
+def model_list() -> Response:
+    return json_response(ModelListResponse(model_names=[spec.id for spec in services().models.catalog()]))
+
+
+def model_load() -> Response:
+    body = read_json(ModelLoadRequest)
+    manager = services().models
+    spec = manager.resolve(body.model_name)
+    if body.template:
+        services().chat.templates.get(body.template)  # an unknown name is a 404 now, not per chat
+    overrides = body.args.overrides() if body.args else {}
+    manager.load(spec.id, overrides or None)
+    templates = api_state().templates
+    if body.template:
+        templates[spec.id] = body.template
+    else:
+        templates.pop(spec.id, None)
+    return json_response(StatusResponse(model_name=spec.id))
+
+
+def model_unload() -> Response:
+    body = read_json(ModelUnloadRequest, allow_empty=True)
+    manager = services().models
+    name = manager.resolve(body.model_name).id if body.model_name else None
+    return json_response(StatusResponse(unloaded=manager.unload(name)))

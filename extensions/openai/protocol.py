@@ -1,0 +1,459 @@
+"""Request bodies, as typed models. Each converts itself to the engine's `SamplingParams` once.
+
+Unknown fields are ignored: OpenAI clients send fields Hearth has no use for
+(`parallel_tool_calls`, `service_tier`, `store`, `metadata`, ...) and must keep working.
+Known fields are strict: a wrong type or an out-of-range value is a 400 naming the field
+(`"max_tokens": "50"` is refused, as OpenAI refuses it; `null` means "the default").
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from modules.engines.base import SamplingParams
+from modules.errors import InvalidRequest
+
+MAX_CHOICES = 128  # n (and best_of, and prompts x n) per request
+MAX_STOP_STRINGS = 16
+MAX_LOGPROBS = 20
+COMPLETION_DEFAULT_MAX_TOKENS = 16  # OpenAI's legacy default
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
+
+
+def _field(default: Any = None, description: str = "", **constraints: Any) -> Any:
+    return Field(default, description=description, **constraints)
+
+
+# --- Shared sampling fields ---------------------------------------------------------------------
+
+
+class StreamOptions(ApiModel):
+    include_usage: bool | None = _field(None, "Send a last chunk with the usage of the whole request.")
+
+
+class SamplingRequest(ApiModel):
+    """The fields completions, chat completions and edits share."""
+
+    model: str | None = _field(
+        None, "Model id (see /v1/models). A known model is loaded if needed; none: the loaded model."
+    )
+    max_tokens: int | None = _field(None, "Most tokens to generate.", ge=0)
+    temperature: float | None = _field(None, "0 to 2; 0 is greedy. Default 1.", ge=0, le=2)
+    top_p: float | None = _field(None, "Nucleus sampling, 0 to 1. Default 1.", ge=0, le=1)
+    top_k: int | None = _field(None, "Hearth: keep only the k most likely tokens (0: off).", ge=0)
+    min_p: float | None = _field(
+        None, "Hearth: drop tokens less likely than min_p times the best one (0: off).", ge=0, le=1
+    )
+    typical_p: float | None = _field(None, "Hearth: locally typical sampling (1: off).", gt=0, le=1)
+    presence_penalty: float | None = _field(None, "-2 to 2.", ge=-2, le=2)
+    frequency_penalty: float | None = _field(None, "-2 to 2.", ge=-2, le=2)
+    repetition_penalty: float | None = _field(
+        None, "Hearth: divide the logits of tokens already seen (1: off).", gt=0, le=10
+    )
+    repetition_penalty_range: int | None = _field(
+        None, "Hearth: how many recent tokens the penalties look at (default 64, -1: all).", ge=-1
+    )
+    n: int | None = _field(None, f"Choices to generate, 1 to {MAX_CHOICES}.", ge=1, le=MAX_CHOICES)
+    stop: str | list[str] | None = _field(
+        None, f"Up to {MAX_STOP_STRINGS} strings that end the generation (not included in the text)."
+    )
+    stream: bool | None = _field(None, "Stream server-sent events.")
+    stream_options: StreamOptions | None = None
+    seed: int | None = _field(
+        None,
+        "Sampling seed; the same seed gives the same text. -1: random. With n > 1, choice i uses seed + i.",
+        ge=-1,
+        le=2**64 - 1,
+    )
+    logit_bias: dict[str, float] | None = _field(
+        None, "Token id (as a string) -> bias from -100 to 100; -100 bans the token."
+    )
+    user: str | None = _field(None, "Accepted and ignored.")
+    grammar_string: str | None = _field(
+        None, "Hearth: a GBNF grammar (root rule `root`) the output must follow."
+    )
+    ignore_eos: bool | None = _field(None, "Hearth: keep generating past the end-of-text token.")
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_strings(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > MAX_STOP_STRINGS:
+            raise ValueError(f"at most {MAX_STOP_STRINGS} stop strings")
+        return value
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for token, bias in (value or {}).items():
+            if not token.strip().isdigit():
+                raise ValueError(f"keys must be token ids, got {token!r}")
+            if not -100 <= bias <= 100:
+                raise ValueError(f"bias {bias} for token {token} is outside -100..100")
+        return value
+
+    @property
+    def choices(self) -> int:
+        return self.n or 1
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    def stop_strings(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    def sampling(
+        self,
+        *,
+        max_tokens: int | None,
+        n_vocab: int,
+        logprobs: int | None = None,
+        extra_stop: tuple[str, ...] = (),
+        grammar: str | None = None,
+        json_schema: dict | None = None,
+    ) -> SamplingParams:
+        """The engine's parameters for this request (choice i adds i to the seed: `choice_requests`)."""
+        bias = {int(token): bias for token, bias in (self.logit_bias or {}).items()}
+        for token in bias:
+            if token >= n_vocab:
+                raise InvalidRequest(
+                    f"logit_bias names token {token}, but this model's vocabulary has {n_vocab} tokens.",
+                    param="logit_bias",
+                )
+        if self.grammar_string and (grammar or json_schema is not None):
+            raise InvalidRequest(
+                "Use either grammar_string or response_format, not both.", param="grammar_string"
+            )
+        defaults = SamplingParams()
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=_or(self.temperature, defaults.temperature),
+            top_p=_or(self.top_p, defaults.top_p),
+            top_k=_or(self.top_k, defaults.top_k),
+            min_p=_or(self.min_p, defaults.min_p),
+            typical_p=_or(self.typical_p, defaults.typical_p),
+            repetition_penalty=_or(self.repetition_penalty, defaults.repetition_penalty),
+            presence_penalty=_or(self.presence_penalty, defaults.presence_penalty),
+            frequency_penalty=_or(self.frequency_penalty, defaults.frequency_penalty),
+            penalty_last_n=_or(self.repetition_penalty_range, defaults.penalty_last_n),
+            seed=None if self.seed in (None, -1) else self.seed,
+            stop=tuple(dict.fromkeys((*self.stop_strings(), *extra_stop))),
+            logit_bias=bias,
+            grammar=self.grammar_string or grammar,
+            json_schema=json_schema,
+            logprobs=logprobs,
+            ignore_eos=bool(self.ignore_eos),
+        )
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+# --- /v1/completions ----------------------------------------------------------------------------
+
+TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+
+
+class CompletionRequest(SamplingRequest):
+    prompt: str | list[str] | TokenIds | list[TokenIds] = _field(
+        ..., "A string, a list of strings, a list of token ids, or a list of lists of token ids."
+    )
+    echo: bool | None = _field(None, "Return the prompt before the completion (with its logprobs).")
+    suffix: str | None = _field(None, "Text appended after the completion.")
+    logprobs: int | None = _field(
+        None,
+        f"Return the logprobs of each token and of the N most likely ones (0 to {MAX_LOGPROBS}).",
+        ge=0,
+        le=MAX_LOGPROBS,
+    )
+    best_of: int | None = _field(
+        None,
+        "Generate best_of choices and return the n with the highest mean token logprob.",
+        ge=1,
+        le=MAX_CHOICES,
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value):
+        if isinstance(value, list) and not value:
+            raise ValueError("the prompt list is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _choices(self) -> CompletionRequest:
+        # InvalidRequest, not ValueError: pydantic passes it through, with the field named.
+        if self.best_of is not None and self.best_of < self.choices:
+            raise InvalidRequest("best_of must be at least n.", param="best_of")
+        if self.best_of is not None and self.best_of > 1 and self.stream:
+            raise InvalidRequest("best_of cannot be used with stream.", param="best_of")
+        total = len(self.prompts()) * (self.best_of or self.choices)
+        if total > MAX_CHOICES:
+            raise InvalidRequest(
+                f"{total} generations requested (prompts x n); the limit is {MAX_CHOICES}.", param="n"
+            )
+        return self
+
+    def prompts(self) -> list[str | list[int]]:
+        """The prompts, one per entry: strings or lists of token ids."""
+        value = self.prompt
+        if isinstance(value, str):
+            return [value]
+        if all(isinstance(item, int) for item in value):
+            return [list(value)]
+        return list(value)
+
+    @property
+    def max_new_tokens(self) -> int:
+        return COMPLETION_DEFAULT_MAX_TOKENS if self.max_tokens is None else self.max_tokens
+
+
+class EditRequest(SamplingRequest):
+    instruction: str = _field(..., "What to do with the input.")
+    input: str | None = _field("", "The text to edit.")
+
+
+# --- /v1/chat/completions -----------------------------------------------------------------------
+
+
+class ContentPart(ApiModel):
+    type: Literal["text", "image_url", "input_audio", "file", "refusal"]
+    text: str | None = None
+    refusal: str | None = None
+
+
+class FunctionCall(ApiModel):
+    name: str
+    arguments: str = ""
+
+
+class ToolCall(ApiModel):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+class ChatMessageIn(ApiModel):
+    role: Role
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _content(self) -> ChatMessageIn:
+        if self.content is None and self.role != "assistant":
+            raise ValueError(f"a {self.role} message needs content")
+        return self
+
+    def text(self, where: str) -> str:
+        """The message's text; parts other than text cannot be read by a text model."""
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        texts = []
+        for i, part in enumerate(self.content):
+            if part.type in ("text", "refusal"):
+                texts.append(part.text or part.refusal or "")
+            else:
+                raise InvalidRequest(
+                    f"This model reads text only; {where}.content[{i}] is of type {part.type!r}.",
+                    param=f"{where}.content",
+                )
+        return "".join(texts)
+
+
+class JsonSchemaFormat(ApiModel):
+    name: str | None = None
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(ApiModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+    schema_: dict[str, Any] | None = Field(
+        None, alias="schema", description="llama-cpp-python's form: json_object with a schema."
+    )
+
+    def schema_for_grammar(self) -> dict | None:
+        """The JSON schema the output must follow, or None for free text."""
+        if self.type == "text":
+            return None
+        if self.type == "json_schema":
+            if self.json_schema is None:
+                raise InvalidRequest(
+                    "response_format json_schema needs a json_schema object.",
+                    param="response_format.json_schema",
+                )
+            return self.json_schema.schema_ or {}
+        return self.schema_ or {"type": "object"}
+
+
+class FunctionDefinition(ApiModel):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(ApiModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(ApiModel):
+    name: str
+
+
+class NamedToolChoice(ApiModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class ChatCompletionRequest(SamplingRequest):
+    messages: list[ChatMessageIn] = _field(..., "The conversation so far.", min_length=1)
+    max_completion_tokens: int | None = _field(
+        None,
+        "Most tokens to generate (wins over max_tokens). Default: until the model stops "
+        "or the context is full.",
+        ge=0,
+    )
+    logprobs: bool | None = _field(None, "Return the logprob of each generated token.")
+    top_logprobs: int | None = _field(
+        None,
+        f"With logprobs: also the N most likely tokens at each position (0 to {MAX_LOGPROBS}).",
+        ge=0,
+        le=MAX_LOGPROBS,
+    )
+    response_format: ResponseFormat | None = _field(
+        None, "text, json_object or json_schema; JSON is enforced by a grammar."
+    )
+    tools: list[Tool] | None = _field(None, "Functions the model may call.")
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = _field(
+        None, "none, auto, required, or a named function."
+    )
+    functions: list[FunctionDefinition] | None = _field(None, "The legacy form of tools.")
+    function_call: Literal["none", "auto"] | NamedFunction | None = _field(
+        None, "The legacy form of tool_choice."
+    )
+    # text-generation-webui's chat fields
+    mode: Literal["chat", "chat-instruct", "instruct"] | None = _field(
+        None, "Hearth: how to build the prompt (default instruct: the model's own template)."
+    )
+    character: str | None = _field(None, "Hearth: character for chat and chat-instruct modes.")
+    instruction_template: str | None = _field(
+        None,
+        "Hearth: instruction template by name (default: the model's own, or the one set "
+        "with /v1/internal/model/load).",
+    )
+    instruction_template_str: str | None = _field(
+        None, "Hearth: an instruction template as Jinja2 text (wins over instruction_template)."
+    )
+    name1: str | None = _field(None, "Hearth: the user's name (same as user_name).")
+    user_name: str | None = _field(None, "Hearth: the user's name in chat modes.")
+    name2: str | None = _field(None, "Hearth: the bot's name (same as bot_name).")
+    bot_name: str | None = _field(None, "Hearth: the bot's name, overriding the character's.")
+    context: str | None = _field(None, "Hearth: overrides the character's context.")
+    greeting: str | None = _field(None, "Hearth: overrides the character's greeting.")
+    user_bio: str | None = _field(None, "Hearth: a description of the user, added to the context.")
+    chat_instruct_command: str | None = _field(
+        None, "Hearth: the chat-instruct command (<|character|> and <|prompt|> are filled in)."
+    )
+    continue_: bool | None = _field(
+        None, "Hearth: the last message is a partial assistant reply: continue it."
+    )
+
+    @model_validator(mode="after")
+    def _logprobs(self) -> ChatCompletionRequest:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise InvalidRequest("top_logprobs needs logprobs: true.", param="top_logprobs")
+        return self
+
+    @property
+    def max_new_tokens(self) -> int | None:
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    @property
+    def logprob_count(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
+
+
+# --- Internal endpoints -------------------------------------------------------------------------
+
+
+class EncodeRequest(ApiModel):
+    text: str = _field(..., "Text to tokenize.")
+    add_bos: bool | None = _field(None, "Add the model's beginning-of-text token (default true).")
+    model: str | None = _field(None, "Model whose tokenizer to use (default: the loaded one).")
+
+
+class DecodeRequest(ApiModel):
+    tokens: list[Annotated[int, Field(ge=0)]] = _field(..., "Token ids to turn into text.")
+    model: str | None = None
+
+
+class LogitsRequest(SamplingRequest):
+    prompt: str = _field(..., "Text whose next token to predict.")
+    use_samplers: bool | None = _field(
+        None, "Apply temperature, top_k, top_p and min_p before listing (default false)."
+    )
+    top_logits: int | None = _field(None, "How many tokens to list (default 50).", ge=1, le=1000)
+
+
+class ModelLoadArgs(ApiModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    ctx_size: int | None = _field(
+        None, "Context per request in tokens (0: training context).", ge=0, le=1 << 20
+    )
+    threads: int | None = _field(None, "Generation threads.", ge=1, le=1024)
+    threads_batch: int | None = _field(None, "Prompt-processing threads.", ge=1, le=1024)
+    batch_size: int | None = _field(None, "Prompt tokens per step.", ge=1, le=1 << 16)
+    parallel: int | None = _field(None, "Sequences generated at once.", ge=1, le=64)
+    flash_attn: bool | None = _field(None, "Flash attention (faster on CPU; batched text may vary).")
+
+    def overrides(self) -> dict[str, int]:
+        return self.model_dump(exclude_none=True)
+
+
+class ModelLoadSettings(ApiModel):
+    instruction_template: str | None = None
+
+
+class ModelLoadRequest(ApiModel):
+    model_name: str = _field(..., "Model id (see /v1/internal/model/list).")
+    args: ModelLoadArgs | None = _field(
+        None, "Load options: ctx_size, threads, threads_batch, batch_size, parallel. Other keys are a 400."
+    )
+    settings: ModelLoadSettings | None = _field(
+        None, 'text-generation-webui\'s form: {"instruction_template": NAME}.'
+    )
+    instruction_template: str | None = _field(
+        None, "Instruction template for chat requests to this model that name none."
+    )
+
+    @property
+    def template(self) -> str | None:
+        return self.instruction_template or (self.settings.instruction_template if self.settings else None)
+
+
+class ModelUnloadRequest(ApiModel):
+    model_name: str | None = _field(None, "Model to unload (default: every loaded model).")
+
+
+class StopRequest(ApiModel):
+    id: str | None = _field(
+        None, "Response id of the generation to stop. Without it, every generation stops (admin key only)."
+    )

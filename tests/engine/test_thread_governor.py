@@ -1,0 +1,44 @@
+"""The thread governor picks the faster thread count for multi-token steps, and keeps checking."""
+
+from modules.engines.llamacpp.threads import EXPLORE_EVERY, ThreadGovernor
+
+
+def simulate(governor: ThreadGovernor, cost_per_token: dict[int, float], steps: int, n_tokens: int = 4):
+    used = []
+    for _ in range(steps):
+        threads = governor.choose(n_tokens)
+        governor.record(n_tokens, threads, cost_per_token[threads] * n_tokens)
+        used.append(threads)
+    return used
+
+
+def test_single_tokens_use_the_generation_threads():
+    governor = ThreadGovernor(threads=1, threads_batch=2)
+    assert governor.choose(1) == 1
+
+
+def test_it_prefers_the_faster_count_and_still_explores():
+    governor = ThreadGovernor(threads=1, threads_batch=2)
+    used = simulate(governor, {2: 0.005, 1: 0.010}, steps=200)  # idle machine: 2 threads win
+    assert used[:2] == [2, 1]  # both measured first
+    assert used.count(2) > 180 and used.count(1) >= 200 // EXPLORE_EVERY
+
+
+def test_it_switches_when_the_machine_gets_busy():
+    governor = ThreadGovernor(threads=1, threads_batch=2)
+    simulate(governor, {2: 0.005, 1: 0.010}, steps=100)
+    used = simulate(governor, {2: 0.150, 1: 0.012}, steps=100)  # two threads collapse
+    assert used[-50:].count(1) >= 47
+
+
+def test_small_and_large_steps_are_judged_separately():
+    governor = ThreadGovernor(threads=1, threads_batch=2)
+    simulate(governor, {2: 0.004, 1: 0.010}, steps=50, n_tokens=200)
+    simulate(governor, {2: 0.050, 1: 0.010}, steps=50, n_tokens=4)
+    assert [governor.choose(200) for _ in range(10)].count(2) >= 9  # big steps: 2 threads
+    assert [governor.choose(4) for _ in range(10)].count(1) >= 9  # small steps: 1 thread
+
+
+def test_equal_counts_need_no_governing():
+    governor = ThreadGovernor(threads=2, threads_batch=2)
+    assert governor.choose(1) == 2 and governor.choose(300) == 2
