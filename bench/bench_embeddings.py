@@ -45,20 +45,13 @@ def free_port() -> int:
 
 
 def start_server(threads: int, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """The API as users run it. Until the API blueprint is on main, the media test server."""
+    """`server.py --api` as users run it (its text model is the built-in one, idle here)."""
     import requests
 
     port = free_port()
     user_data = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
-    api = ROOT / "extensions" / "openai" / "api.py"
-    if api.is_file():
-        argv = [sys.executable, "server.py", "--api", "--nowebui", "--api-port", str(port),
-                "--listen-port", str(free_port())]
-    else:
-        argv = [sys.executable, "tests/media/serve_media.py", "--api-port", str(port)]
-    argv += ["--user-data-dir", str(user_data), "--media-threads", str(threads)]
-    # The environment the user started the benchmark with: the server sets its own OpenMP
-    # policy, and must not inherit the one this process sets for the raw model below.
+    argv = [sys.executable, "server.py", "--api", "--nowebui", "--api-port", str(port),
+            "--user-data-dir", str(user_data), "--media-threads", str(threads)]
     env = {k: v for k, v in USER_ENV.items() if not k.startswith("OPENEDAI_")}
     process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(log_path, "wb"),  # noqa: SIM115
                                stderr=subprocess.STDOUT)

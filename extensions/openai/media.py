@@ -1,9 +1,11 @@
 """The media endpoints: embeddings, moderations, images, speech-to-text and text-to-speech.
 
-A child blueprint of the API's, so the API-key check and the OpenAI-shaped errors cover
-it. Handlers turn a request into plain engine parameters once, wait for the model's worker
-thread through a mailer channel (never blocking gevent's loop), and map the result back to
-OpenAI's shapes. See docs/media.md for the choices made where OpenAI's API is silent.
+`ROUTES` are rows of the API's endpoint table (api.py turns each into an `Endpoint`), so
+the API-key check, CORS, request logging, the OpenAI-shaped errors and /openapi.json
+cover them like every other endpoint. Handlers turn a request into plain engine
+parameters once, wait for the model's worker thread through a mailer channel (never
+blocking gevent's loop), and map the result back to OpenAI's shapes. docs/media.md says
+what Hearth chose where OpenAI's API is silent.
 """
 
 from __future__ import annotations
@@ -12,41 +14,68 @@ import base64
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from flask import Blueprint, Response, jsonify, request
+from flask import Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from modules.app import services
-from modules.engines.media import manager as media_manager
+from modules.engines.media import manager as kinds
 from modules.engines.media.codec import FORMATS
 from modules.errors import InvalidRequest, PayloadTooLarge
 
-from .http import admin_only, read_json, validate
-
-blueprint = Blueprint("media", __name__, url_prefix="/v1")
+from .http import json_response, read_json, validate
 
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's limit per request
 EMBEDDING_CHUNK = 256  # inputs per worker job, so one huge request does not hold a model long
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # OpenAI's limit for audio uploads
-MAX_SPEECH_CHARS = 4096
+MAX_SPEECH_CHARS = 4096  # OpenAI's limit
 
 
-class _Request(BaseModel):
-    # OpenAI keeps adding optional fields (user, quality, style, instructions, ...);
-    # the ones Hearth has no use for are accepted and ignored.
-    model_config = ConfigDict(extra="ignore")
+def _field(default: Any = None, description: str = "", **constraints: Any) -> Any:
+    return Field(default, description=description, **constraints)
+
+
+class MediaRequest(BaseModel):
+    # As the API's other requests: strict types, and OpenAI's fields that Hearth has no use
+    # for (user, quality, style, instructions, ...) are accepted and ignored.
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class MediaResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 # --- Embeddings -----------------------------------------------------------------------------------
 
-class EmbeddingsRequest(_Request):
-    input: Any  # checked by embedding_inputs, whose errors say what is accepted
-    model: str | None = None
-    encoding_format: Literal["float", "base64"] = "float"
-    dimensions: Annotated[int, Field(ge=1)] | None = None
+class EmbeddingsRequest(MediaRequest):
+    input: Any = Field(..., description="A string, a list of strings, a list of token ids (the "
+                       f"embedding model's own) or a list of such lists; at most {MAX_EMBEDDING_INPUTS}.")
+    model: str | None = _field(None, "Embedding model id (OpenAI's names map to the default).")
+    encoding_format: Literal["float", "base64"] = _field("float", "base64: little-endian float32.")
+    dimensions: int | None = _field(None, "Keep the first N dimensions, scaled back to unit length.",
+                                    ge=1)
+
+
+class Embedding(MediaResponse):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(MediaResponse):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsResponse(MediaResponse):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
 
 
 def _is_ids(value: Any) -> bool:
@@ -85,8 +114,7 @@ def _truncate(vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
         return vectors
     _check_dimensions(dimensions, vectors.shape[1])
     cut = vectors[:, :dimensions]
-    norms = np.linalg.norm(cut, axis=1, keepdims=True)
-    return cut / np.maximum(norms, 1e-12)
+    return cut / np.maximum(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12)
 
 
 def _encode_vector(vector: np.ndarray, encoding: str) -> list[float] | str:
@@ -95,12 +123,11 @@ def _encode_vector(vector: np.ndarray, encoding: str) -> list[float] | str:
     return vector.astype(np.float32).tolist()
 
 
-@blueprint.post("/embeddings")
-def embeddings():
+def embeddings() -> Response:
     body = read_json(EmbeddingsRequest)
     inputs = embedding_inputs(body.input)
     media = services().media
-    spec = media.find(media_manager.EMBEDDING, body.model)
+    spec = media.find(kinds.EMBEDDING, body.model)
     worker = media.worker(spec)
     is_text = isinstance(inputs[0], str)
     vectors, tokens = [], 0
@@ -114,39 +141,50 @@ def embeddings():
         result = worker.call(run)
         vectors.append(result.vectors)
         tokens += result.tokens
-    matrix = np.concatenate(vectors)
-    matrix = _truncate(matrix, body.dimensions)
-    data = [{"object": "embedding", "index": index,
-             "embedding": _encode_vector(vector, body.encoding_format)}
+    matrix = _truncate(np.concatenate(vectors), body.dimensions)
+    data = [Embedding(index=index, embedding=_encode_vector(vector, body.encoding_format))
             for index, vector in enumerate(matrix)]
-    return jsonify(object="list", data=data, model=spec.id,
-                   usage={"prompt_tokens": tokens, "total_tokens": tokens})
+    return json_response(EmbeddingsResponse(
+        data=data, model=spec.id, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)))
 
 
 # --- Moderations ----------------------------------------------------------------------------------
 
-class ModerationsRequest(_Request):
-    input: Any  # a string, strings, or OpenAI's [{"type": "text", "text": ...}] parts
-    model: str | None = None
+class ModerationsRequest(MediaRequest):
+    input: Any = Field(..., description="A string, a list of strings, or a list of "
+                       "{\"type\": \"text\", \"text\": ...} parts.")
+    model: str | None = _field(None, "An embedding model id (OpenAI's moderation names map to the "
+                               "default embedding model).")
+
+
+class ModerationResult(MediaResponse):
+    flagged: bool
+    categories: dict[str, bool]
+    category_scores: dict[str, float]
+    category_applied_input_types: dict[str, list[str]]
+
+
+class ModerationsResponse(MediaResponse):
+    id: str
+    model: str
+    results: list[ModerationResult]
 
 
 def moderation_inputs(value: Any) -> list[str]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list):
-        items = None
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else None
     texts = []
     for item in items or ():
-        if isinstance(item, dict) and item.get("type") == "text" and isinstance(item.get("text"), str):
-            item = item["text"]
-        elif isinstance(item, dict) and item.get("type") == "image_url":
+        if isinstance(item, dict) and item.get("type") == "image_url":
             raise InvalidRequest("Images cannot be moderated here; send text.", param="input")
+        if isinstance(item, dict) and item.get("type") == "text":
+            item = item.get("text")
         if not isinstance(item, str):
             items = None
             break
         texts.append(item)
     if items is None:
-        raise InvalidRequest("'input' must be a string, a list of strings or a list of text "
-                             "parts.", param="input")
+        raise InvalidRequest("'input' must be a string, a list of strings or a list of text parts.",
+                             param="input")
     if not texts or not all(text.strip() for text in texts):
         raise InvalidRequest("'input' is empty; send a string or a list of strings.", param="input")
     if len(texts) > MAX_EMBEDDING_INPUTS:
@@ -155,8 +193,7 @@ def moderation_inputs(value: Any) -> list[str]:
     return texts
 
 
-@blueprint.post("/moderations")
-def moderations():
+def moderations() -> Response:
     from modules.engines.media.moderation import category_matrix, moderate
 
     body = read_json(ModerationsRequest)
@@ -171,36 +208,48 @@ def moderations():
         return moderate(model.embed_texts(texts).vectors, owners, descriptions)
 
     results = media.worker(spec).call(run)
-    return jsonify(id=f"modr-{uuid.uuid4().hex}", model=spec.id, results=[{
-        "flagged": result.flagged,
-        "categories": result.categories,
-        "category_scores": {name: round(score, 6) for name, score in result.scores.items()},
-        "category_applied_input_types": {name: ["text"] for name in result.categories},
-    } for result in results])
+    return json_response(ModerationsResponse(id=f"modr-{uuid.uuid4().hex}", model=spec.id, results=[
+        ModerationResult(
+            flagged=result.flagged, categories=result.categories,
+            category_scores={name: round(score, 6) for name, score in result.scores.items()},
+            category_applied_input_types={name: ["text"] for name in result.categories})
+        for result in results]))
 
 
 # --- Images ------------------------------------------------------------------------------------------
 
-class ImagesRequest(_Request):
-    prompt: Annotated[str, Field(min_length=1, max_length=32000)]
-    model: str | None = None
-    n: Annotated[int, Field(ge=1, le=10)] = 1
-    size: str = "512x512"
-    response_format: Literal["b64_json", "url"] = "url"
-    steps: Annotated[int, Field(ge=1, le=150)] = 20
-    cfg_scale: Annotated[float, Field(ge=0, le=30)] = 7.0
-    seed: Annotated[int, Field(ge=0, lt=2**32)] | None = None
-    negative_prompt: str = ""
+class ImagesRequest(MediaRequest):
+    prompt: Annotated[str, Field(min_length=1, max_length=32000, description="What to draw.")]
+    model: str | None = _field(None, "Image model id (dall-e-2, dall-e-3, gpt-image-1 map to it).")
+    n: int = _field(1, "Images to generate (1-10).", ge=1, le=10)
+    size: str = _field("512x512", "WIDTHxHEIGHT: multiples of 8 from 64 to 2048.")
+    response_format: Literal["b64_json", "url"] = _field("url", "url is a data: URL of the PNG.")
+    steps: int = _field(20, "Denoising steps (1-150).", ge=1, le=150)
+    cfg_scale: float = _field(7.0, "Classifier-free guidance scale (0-30).", ge=0, le=30)
+    seed: int | None = _field(None, "Seed of the first image; image i uses seed + i (default: "
+                              "random).", ge=0, lt=2**32)
+    negative_prompt: str = _field("", "What the image should not show.")
 
 
-@blueprint.post("/images/generations")
-def image_generations():
+class ImageData(MediaResponse):
+    b64_json: str | None = None
+    url: str | None = None
+    revised_prompt: str
+    seed: int
+
+
+class ImagesResponse(MediaResponse):
+    created: int
+    data: list[ImageData]
+
+
+def image_generations() -> Response:
     from modules.engines.media.images import ImageRequest, parse_size
 
     body = read_json(ImagesRequest)
     width, height = parse_size(body.size)
     media = services().media
-    spec = media.find(media_manager.IMAGE, body.model)
+    spec = media.find(kinds.IMAGE, body.model)
     params = ImageRequest(prompt=body.prompt, width=width, height=height, n=body.n,
                           steps=body.steps, cfg_scale=body.cfg_scale, seed=body.seed,
                           negative_prompt=body.negative_prompt)
@@ -208,15 +257,19 @@ def image_generations():
     data = []
     for image in images:
         encoded = base64.b64encode(image.png).decode("ascii")
-        item = ({"b64_json": encoded} if body.response_format == "b64_json"
-                else {"url": f"data:image/png;base64,{encoded}"})
-        data.append({**item, "revised_prompt": body.prompt, "seed": image.seed})
-    return jsonify(created=int(time.time()), data=data)
+        where = ({"b64_json": encoded} if body.response_format == "b64_json"
+                 else {"url": f"data:image/png;base64,{encoded}"})
+        data.append(ImageData(**where, revised_prompt=body.prompt, seed=image.seed))
+    return json_response(ImagesResponse(created=int(time.time()), data=data))
 
 
 # --- Speech-to-text ---------------------------------------------------------------------------------
 
-class TranscriptionForm(_Request):
+class TranscriptionForm(BaseModel):
+    """The multipart form's fields (strings on the wire, hence not strict)."""
+
+    model_config = ConfigDict(extra="ignore")
+
     model: str | None = None
     language: str | None = None
     prompt: str | None = None
@@ -231,35 +284,32 @@ def _upload() -> tuple[bytes, TranscriptionForm]:
                               f"{MAX_UPLOAD_BYTES}.")
     request.max_content_length = MAX_UPLOAD_BYTES + 64 * 1024
     if request.mimetype != "multipart/form-data":
-        raise InvalidRequest("Send the audio as multipart/form-data with a 'file' field.",
-                             param="file")
+        raise InvalidRequest("Send the audio as multipart/form-data with a 'file' field.", param="file")
     upload = request.files.get("file")
     if upload is None:
-        raise InvalidRequest("Missing required field 'file' (the audio to transcribe).",
-                             param="file")
+        raise InvalidRequest("Missing required field 'file' (the audio to transcribe).", param="file")
     data = upload.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
         raise PayloadTooLarge(f"The upload is larger than the limit of {MAX_UPLOAD_BYTES} bytes.")
     if not data:
         raise InvalidRequest("The uploaded file is empty.", param="file")
     form: dict[str, Any] = {key: value for key, value in request.form.items() if value != ""}
-    granularities = request.form.getlist("timestamp_granularities[]") or request.form.getlist(
-        "timestamp_granularities")
+    granularities = (request.form.getlist("timestamp_granularities[]")
+                     or request.form.getlist("timestamp_granularities"))
     if granularities:
         form["timestamp_granularities"] = granularities
     return data, validate(TranscriptionForm, form)
 
 
-def _transcribe(task: str):
+def _transcribe(task: str) -> Response:
     from modules.engines.media.transcription import TranscriptionRequest, to_srt, to_vtt
 
     audio, form = _upload()
     media = services().media
-    spec = media.find(media_manager.TRANSCRIPTION, form.model)
+    spec = media.find(kinds.TRANSCRIPTION, form.model)
     words = "word" in form.timestamp_granularities and form.response_format == "verbose_json"
-    params = TranscriptionRequest(audio=audio, task=task, language=form.language,
-                                  prompt=form.prompt, temperature=form.temperature,
-                                  word_timestamps=words)
+    params = TranscriptionRequest(audio=audio, task=task, language=form.language, prompt=form.prompt,
+                                  temperature=form.temperature, word_timestamps=words)
     transcript = media.worker(spec).call(lambda model: model.transcribe(params))
     fmt = form.response_format
     if fmt == "text":
@@ -270,7 +320,7 @@ def _transcribe(task: str):
         return Response(to_vtt(transcript), mimetype="text/vtt")
     usage = {"type": "duration", "seconds": math.ceil(transcript.duration)}
     if fmt == "json":
-        return jsonify(text=transcript.text, usage=usage)
+        return jsonify({"text": transcript.text, "usage": usage})
     verbose = {
         "task": transcript.task,
         "language": transcript.language,
@@ -286,29 +336,29 @@ def _transcribe(task: str):
     return jsonify(verbose)
 
 
-@blueprint.post("/audio/transcriptions")
-def transcriptions():
+def transcriptions() -> Response:
     return _transcribe("transcribe")
 
 
-@blueprint.post("/audio/translations")
-def translations():
+def translations() -> Response:
     return _transcribe("translate")
 
 
 # --- Text-to-speech -----------------------------------------------------------------------------------
 
-class SpeechRequest(_Request):
-    input: Annotated[str, Field(min_length=1, max_length=MAX_SPEECH_CHARS)]
-    model: str | None = None
-    voice: str | None = None
-    response_format: Literal["mp3", "opus", "wav", "flac", "pcm"] = "mp3"
-    speed: Annotated[float, Field(ge=0.25, le=4.0)] = 1.0
-    stream_format: Literal["audio"] = "audio"
+class SpeechRequest(MediaRequest):
+    input: Annotated[str, Field(min_length=1, max_length=MAX_SPEECH_CHARS,
+                                description="The text to speak.")]
+    model: str | None = _field(None, "tts-1, tts-1-hd, gpt-4o-mini-tts, or a voice id.")
+    voice: str | None = _field(None, "An installed voice id; OpenAI's voices (alloy, ...) use the "
+                               "default voice.")
+    response_format: Literal["mp3", "opus", "wav", "flac", "pcm"] = _field(
+        "mp3", "pcm: raw 16-bit little-endian mono at 24 kHz.")
+    speed: float = _field(1.0, "0.25 to 4.0.", ge=0.25, le=4.0)
+    stream_format: Literal["audio"] = _field("audio", "Only audio (no server-sent events).")
 
 
-@blueprint.post("/audio/speech")
-def speech():
+def speech() -> Response:
     from modules.engines.media.speech import SpeechRequest as Speech
 
     body = read_json(SpeechRequest)
@@ -335,19 +385,42 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
         rest.close()  # the client went away: stop synthesizing
 
 
-# --- Admin: listing and unloading ------------------------------------------------------------------
+# --- The table -----------------------------------------------------------------------------------------
 
-class UnloadRequest(_Request):
-    model: str
-
-
-@blueprint.get("/internal/media/models")
-def list_media_models():
-    return jsonify(object="list", data=services().media.catalog())
+def model_cards() -> list[dict]:
+    """/v1/models entries for the media models (a source of ApiState.model_sources)."""
+    return [{**entry, "created": 0} for entry in services().media.catalog()]
 
 
-@blueprint.post("/internal/media/unload")
-@admin_only
-def unload_media_model():
-    body = read_json(UnloadRequest)
-    return jsonify(unloaded=services().media.unload(body.model))
+@dataclass(frozen=True)
+class Route:
+    """One endpoint; the same fields as api.Endpoint, which each row becomes."""
+
+    method: str
+    path: str
+    view: Callable[..., Response]
+    summary: str
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    stream: type[BaseModel] | None = None
+    access: Literal["public", "key", "admin"] = "key"
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/embeddings", embeddings,
+          "Embed texts or token ids with a sentence-transformers model.",
+          request=EmbeddingsRequest, response=EmbeddingsResponse),
+    Route("POST", "/v1/moderations", moderations,
+          "Flag harmful text by embedding similarity (a heuristic, not a trained classifier).",
+          request=ModerationsRequest, response=ModerationsResponse),
+    Route("POST", "/v1/images/generations", image_generations,
+          "Generate PNG images with the local diffusers pipeline (--image-model).",
+          request=ImagesRequest, response=ImagesResponse),
+    Route("POST", "/v1/audio/transcriptions", transcriptions,
+          "Speech to text (multipart: file, model, language, prompt, response_format, "
+          "temperature, timestamp_granularities[]).", response=None),
+    Route("POST", "/v1/audio/translations", translations,
+          "Speech to English text (multipart, as transcriptions).", response=None),
+    Route("POST", "/v1/audio/speech", speech,
+          "Text to speech, streamed as it is synthesized.", request=SpeechRequest),
+)

@@ -1,4 +1,5 @@
-"""Fixtures for the media endpoints: one real server per session with every media model.
+"""Fixtures for the media endpoints: one real `server.py --api` per session with every
+media model.
 
 Each model loads once per session (sentence-transformers' import alone takes 6-8 s), so
 the end-to-end tests share `media_server`; the tiny diffusion pipeline is built in a
@@ -15,10 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from media_app import create_media_app, start_media_server
-from servers import ServerProcess
+from servers import ServerProcess, start_server
 
-from modules.app import close_app
+from modules.app import close_app, create_app
 from modules.settings import load_settings
 
 API_KEY = "media-test-key"
@@ -44,15 +44,39 @@ def second_embedding_model(tmp_path_factory) -> Path:
     return folder
 
 
+def start_media_server(*args: str, user_data: Path, log_path: Path, model_dir: Path) -> ServerProcess:
+    """`server.py --api` with the tiny text model, as users start it, plus `args`."""
+    base = ["--api", "--nowebui", "--user-data-dir", str(user_data), "--model-dir", str(model_dir),
+            "--model", "tiny", "--ctx-size", "512", "--threads", "1", "--threads-batch", "1"]
+    return start_server([*base, *args], log_path=log_path, timeout=120)
+
+
+@pytest.fixture
+def start_media(tmp_path, model_dir) -> Iterator[Callable[..., ServerProcess]]:
+    """Start more servers in a test: start_media('--image-model', DIR); all stop afterwards."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str) -> ServerProcess:
+        folder = tmp_path / f"server{len(started)}"
+        server = start_media_server(*args, user_data=folder / "user_data",
+                                    log_path=tmp_path / f"server{len(started)}.log", model_dir=model_dir)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
-def media_server(tmp_path_factory, tiny_image_model, second_embedding_model) -> Iterator[ServerProcess]:
-    user_data = tmp_path_factory.mktemp("media-user-data")
-    logs = tmp_path_factory.mktemp("media-logs")
+def media_server(
+    tmp_path_factory, model_dir, tiny_image_model, second_embedding_model
+) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("media-server")
     server = start_media_server(
-        ["--user-data-dir", str(user_data), "--api-key", API_KEY,
-         "--image-model", str(tiny_image_model),
-         "--embedding-models", str(second_embedding_model)],
-        log_path=logs / "server.log")
+        "--api-key", API_KEY, "--image-model", str(tiny_image_model),
+        "--embedding-models", str(second_embedding_model),
+        user_data=folder / "user_data", log_path=folder / "server.log", model_dir=model_dir)
     yield server
     server.stop()
 
@@ -77,7 +101,7 @@ def media_app(tmp_path) -> Iterator[Callable]:
     def build(*argv: str, env: dict | None = None):
         user_data = tmp_path / f"user_data{len(apps)}"
         user_data.mkdir()
-        app = create_media_app(load_settings(["--user-data-dir", str(user_data), *argv], env or {}))
+        app = create_app(load_settings(["--api", "--user-data-dir", str(user_data), *argv], env or {}))
         app.config["TESTING"] = True
         apps.append(app)
         return app

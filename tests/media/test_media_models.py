@@ -10,7 +10,6 @@ import time
 
 import pytest
 import requests
-from media_app import start_media_server
 
 from modules.app import services
 from modules.engines.media import deps
@@ -20,31 +19,33 @@ pytestmark = pytest.mark.media
 
 
 def catalog(server, auth) -> dict[str, dict]:
-    body = requests.get(f"{server.api_url}/internal/media/models", headers=auth, timeout=30).json()
+    body = requests.get(f"{server.api_url}/models", headers=auth, timeout=30).json()
     return {item["id"]: item for item in body["data"]}
 
 
-def test_the_catalog_lists_every_media_model_with_its_kind(media_server, auth):
+def test_v1_models_lists_every_media_model_with_its_kind(media_server, auth, openai_client):
     models = catalog(media_server, auth)
     assert {(m, models[m]["kind"]) for m in models} >= {
-        ("all-MiniLM-L6-v2", "embedding"), ("MiniLM-copy", "embedding"), ("tiny-sd", "image"),
-        ("whisper-tiny.en", "transcription"), ("en_US-joe-medium", "speech")}
+        ("tiny", "text"), ("all-MiniLM-L6-v2", "embedding"), ("MiniLM-copy", "embedding"),
+        ("tiny-sd", "image"), ("whisper-tiny.en", "transcription"), ("en_US-joe-medium", "speech")}
+    assert {card.id for card in openai_client.models.list()} >= {"all-MiniLM-L6-v2", "tiny-sd"}
+    assert openai_client.models.retrieve("whisper-tiny.en").id == "whisper-tiny.en"
 
 
 def test_unload_then_the_next_request_loads_again(media_server, auth, openai_client):
     openai_client.embeddings.create(model="MiniLM-copy", input="warm up")
     assert catalog(media_server, auth)["MiniLM-copy"]["loaded"]
-    response = requests.post(f"{media_server.api_url}/internal/media/unload", headers=auth, timeout=30,
-                             json={"model": "MiniLM-copy"})
-    assert response.json() == {"unloaded": ["MiniLM-copy"]}
+    response = requests.post(f"{media_server.api_url}/internal/model/unload", headers=auth, timeout=30,
+                             json={"model_name": "MiniLM-copy"})
+    assert response.json() == {"status": "ok", "unloaded": ["MiniLM-copy"]}
     assert not catalog(media_server, auth)["MiniLM-copy"]["loaded"]
     assert len(openai_client.embeddings.create(model="MiniLM-copy", input="again").data[0].embedding) == 384
     assert catalog(media_server, auth)["MiniLM-copy"]["loaded"]
 
 
 def test_unload_needs_the_admin_key(media_server):
-    response = requests.post(f"{media_server.api_url}/internal/media/unload", json={"model": "x"},
-                             timeout=30)
+    response = requests.post(f"{media_server.api_url}/internal/model/unload", timeout=30,
+                             json={"model_name": "MiniLM-copy"})
     assert response.status_code == 401
 
 
@@ -118,15 +119,13 @@ def test_an_unknown_embedding_name_that_is_no_folder_is_404_saying_why(media_app
     assert "Nothing is downloaded" in response.get_json()["error"]["message"]
 
 
-def test_the_server_exits_promptly_after_using_the_models(tmp_path, tiny_image_model):
-    """Libraries start thread pools on the workers; under gevent those must not block exit."""
-    server = start_media_server(["--user-data-dir", str(tmp_path), "--image-model", str(tiny_image_model)],
-                                log_path=tmp_path / "server.log")
-    try:
-        response = requests.post(f"{server.api_url}/images/generations", timeout=120,
-                                 json={"prompt": "a cat", "size": "64x64", "steps": 1})
-        assert response.status_code == 200
-        server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(timeout=20) == 0, server.log()
-    finally:
-        server.stop()
+def test_the_server_exits_promptly_after_using_the_models(start_media, tiny_image_model):
+    """Libraries start thread pools and log on the model threads; under gevent neither may
+    keep the server from exiting."""
+    server = start_media("--image-model", str(tiny_image_model))
+    response = requests.post(f"{server.api_url}/images/generations", timeout=120,
+                             json={"prompt": "a cat", "size": "64x64", "steps": 1})
+    assert response.status_code == 200
+    requests.post(f"{server.api_url}/embeddings", json={"input": "hello"}, timeout=120).raise_for_status()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=20) == 0, server.log()

@@ -193,6 +193,19 @@ class MediaModels:
             worker.close()
         return [key.split(":", 1)[1] for key, _ in workers]
 
+    def knows(self, name: str) -> bool:
+        return any(spec.id == name or name in spec.aliases for spec in self._specs)
+
+    def unload_all(self) -> list[str]:
+        """Unload every loaded media model; returns their ids."""
+        with self._lock:
+            keys = [key for key, worker in self._workers.items() if worker.loaded]
+        unloaded = []
+        for key in keys:
+            kind, name = key.split(":", 1)
+            unloaded += self.unload(name, kind)
+        return unloaded
+
     def loaded_ids(self) -> list[str]:
         return [spec.id for spec in self._specs if self._is_loaded(spec)]
 
