@@ -389,7 +389,7 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 def model_cards() -> list[dict]:
     """/v1/models entries for the media models (a source of ApiState.model_sources)."""
-    return [{**entry, "created": 0} for entry in services().media.catalog()]
+    return services().media.catalog()
 
 
 @dataclass(frozen=True)

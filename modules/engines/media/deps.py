@@ -6,6 +6,7 @@ Without them the endpoints answer 501 naming what to install, instead of failing
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 from ...errors import NotInstalled
 
@@ -45,3 +46,14 @@ def require(feature: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
             f"dependencies with: pip install -r {REQUIREMENTS_FILE}",
             code="dependency_missing",
         )
+
+
+def package_dir(module: str) -> Path | None:
+    """Where an installed package lies, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))

