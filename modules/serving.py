@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import signal
+import socket
 
 from .errors import HearthError
 from .settings import Settings
@@ -52,6 +53,10 @@ def serve(settings: Settings) -> int:
             reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
             log.error("port %d for the %s %s: choose another with %s", port, name, reason, flag)
             return 1
+        # Answers go out as separate writes (headers, then body): with Nagle's algorithm a
+        # kept-alive connection then waits for the client's delayed ACK, 40 ms per request.
+        # Accepted sockets inherit TCP_NODELAY from the listening one.
+        server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         servers.append(server)
         suffix = "/v1" if name == "API" else ""
         log.info("%s listening on http://%s:%d%s", name, host, port, suffix)
