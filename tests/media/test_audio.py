@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import av
 import numpy as np
@@ -192,3 +193,22 @@ def test_encoder_streams_every_format_without_seeking():
         else:
             assert duration(data) == pytest.approx(3.0, abs=0.1), fmt.name
         assert pieces[0] or fmt.name == "opus"  # bytes flow before the end (Ogg pages lag a bit)
+
+
+def test_an_upload_over_25_mb_is_413(media_server, auth):
+    response = requests.post(f"{media_server.api_url}/audio/transcriptions", headers=auth, timeout=120,
+                             files={"file": ("big.wav", b"\0" * (25 * 1024 * 1024 + 1))})
+    assert response.status_code == 413
+    assert "limit" in response.json()["error"]["message"]
+
+
+def test_a_client_that_goes_away_stops_the_synthesis(media_server, auth, openai_client):
+    long_text = " ".join(f"This is sentence number {i} of a very long story." for i in range(60))
+    with requests.post(f"{media_server.api_url}/audio/speech", headers=auth, stream=True, timeout=120,
+                       json={"input": long_text, "response_format": "pcm"}) as response:
+        assert next(response.iter_content(chunk_size=None))
+    # The voice's worker now stops after the sentence in hand instead of speaking all 60
+    # (about 15 s of work here): the next request is answered at once.
+    started = time.monotonic()
+    openai_client.audio.speech.create(model="tts-1", voice="alloy", input="Hello.", response_format="wav")
+    assert time.monotonic() - started < 5
