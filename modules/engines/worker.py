@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ..errors import HearthError, Unavailable
-from .crossthread import Channel, Inbox, Mailer, gevent_active, start_thread
+from .crossthread import Channel, Empty, Inbox, Mailer, gevent_active, start_thread
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class ModelWorker(Generic[M]):
         self._release = release
         self._mailer = mailer
         self._inbox = Inbox()
+        self._exited = Inbox()  # gets one item when the thread has dropped the model and ends
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
@@ -108,6 +109,19 @@ class ModelWorker(Generic[M]):
             started = self._started
         if started:
             self._inbox.put(_STOP)
+        else:
+            self._exited.put(True)
+
+    def join(self, timeout: float) -> bool:
+        """After close(): wait until the thread has ended. At exit this matters: a thread
+        still freeing a torch model while the interpreter runs its exit handlers can crash
+        the process (seen as llama.cpp's abort handler attaching gdb)."""
+        try:
+            self._exited.get(timeout=timeout)
+        except Empty:
+            return False
+        self._exited.put(True)  # for any later join
+        return True
 
     # --- The worker thread ------------------------------------------------------------------------
 
@@ -119,13 +133,16 @@ class ModelWorker(Generic[M]):
             if not job.cancelled:
                 self._run(job)
                 _run_thread_greenlets()
-        model, self._model = self._model, None
-        if model is not None:
-            if self._release is not None:
-                self._release(model)
-            del model
-            gc.collect()
-            log.info("unloaded %s", self.name)
+        try:
+            model, self._model = self._model, None
+            if model is not None:
+                if self._release is not None:
+                    self._release(model)
+                del model
+                gc.collect()
+                log.info("unloaded %s", self.name)
+        finally:
+            self._exited.put(True)
 
     def _run(self, job: _Job) -> None:
         try:

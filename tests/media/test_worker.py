@@ -141,3 +141,20 @@ def test_logging_from_model_threads_and_greenlets_does_not_deadlock():
     done = subprocess.run([sys.executable, "-c", LOGGING_RACE], cwd=root, capture_output=True,
                           text=True, timeout=120, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_join_waits_for_the_thread_to_drop_the_model():
+    released = []
+
+    def release(model):
+        time.sleep(0.2)
+        released.append(model)
+
+    worker = make_worker(release=release)
+    worker.call(lambda m: m)
+    worker.close()
+    assert worker.join(timeout=5)
+    assert released and worker.join(timeout=0)
+    never_started = make_worker()
+    never_started.close()
+    assert never_started.join(timeout=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,11 +234,16 @@ class MediaModels:
     def loaded_ids(self) -> list[str]:
         return [spec.id for spec in self._specs if self._is_loaded(spec)]
 
-    def close(self) -> None:
+    def close(self, timeout: float = 15.0) -> None:
+        """Unload everything and wait (up to `timeout` in all) for the worker threads to end."""
         with self._lock:
             workers, self._workers = list(self._workers.values()), {}
         for worker in workers:
             worker.close()
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            if not worker.join(max(0.0, deadline - time.monotonic())):
+                log.warning("%s is still busy; not waiting for it", worker.name)
 
 
 def _key(spec: MediaSpec) -> str:
