@@ -11,17 +11,17 @@ def main(argv: list[str] | None = None) -> int:
 
     monkey.patch_all()
 
+    from modules.serving import StartupError, serve
     from modules.settings import SettingsError, load_settings
 
     try:
-        settings = load_settings(sys.argv[1:] if argv is None else argv)
+        return serve(load_settings(sys.argv[1:] if argv is None else argv))
     except SettingsError as error:
         print(f"hearth: error: {error}", file=sys.stderr)
         return 2
-
-    from modules.serving import serve
-
-    return serve(settings)
+    except StartupError as error:
+        print(f"hearth: error: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app, jsonify
@@ -22,6 +23,8 @@ from .engines.media.manager import MediaConfig, MediaModels
 from .engines.registry import LoadOptions, default_loaders
 from .extensions import Extension, extension_dirs, load_extensions
 from .metrics import Metrics
+from .serving.guards import install_guards
+from .serving.traffic import Traffic
 from .settings import PROJECT_ROOT, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -103,12 +106,16 @@ def build_chat(settings: Settings) -> ChatService:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """The WSGI app. Without settings (e.g. under gunicorn) they come from env and settings.yaml."""
-    settings = settings or load_settings([])
+    """The WSGI app. Without settings (under gunicorn) they come from the flags in the
+    HEARTH_ARGS environment variable, OPENEDAI_* variables and settings.yaml."""
+    settings = settings or load_settings(shlex.split(os.environ.get("HEARTH_ARGS", "")))
     app = Flask("hearth", root_path=str(PROJECT_ROOT))
     app.json.sort_keys = False
     hearth = build_services(settings)
     app.extensions["hearth"] = hearth
+    install_guards(app, settings)  # first, so that they run before any other check
+    app.wsgi_app = app.extensions["hearth.traffic"] = Traffic(app.wsgi_app,
+                                                             log_requests=settings.api_debug)
     hearth.metrics.install(app)
     app.register_blueprint(_core_blueprint())
     dirs = extension_dirs(PROJECT_ROOT, settings.user_data_dir)

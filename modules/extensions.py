@@ -63,14 +63,18 @@ def _import_script(name: str, folder: Path) -> ModuleType:
         root.__path__ = []
         sys.modules[PACKAGE_PREFIX] = root
     package_name = f"{PACKAGE_PREFIX}.{name}"
-    init = folder / "__init__.py"
-    spec = importlib.util.spec_from_file_location(
-        package_name, init if init.is_file() else None, submodule_search_locations=[str(folder)])
     if package_name not in sys.modules:
-        package = importlib.util.module_from_spec(spec)
-        sys.modules[package_name] = package
+        init = folder / "__init__.py"
         if init.is_file():
+            spec = importlib.util.spec_from_file_location(
+                package_name, init, submodule_search_locations=[str(folder)])
+            package = importlib.util.module_from_spec(spec)
+            sys.modules[package_name] = package
             spec.loader.exec_module(package)
+        else:  # a folder with only script.py (and maybe other modules) is a package too
+            package = ModuleType(package_name)
+            package.__path__ = [str(folder)]
+            sys.modules[package_name] = package
     return importlib.import_module(f"{package_name}.script")
 
 

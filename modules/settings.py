@@ -77,8 +77,11 @@ class Settings(BaseModel):
     listen: bool = _opt(False, "Listen on all network interfaces instead of loopback only.")
     listen_host: str | None = _opt(None, "Address to listen on (implies --listen).",
                                    metavar="HOST")
+    allowed_hosts: list[str] = _opt(
+        [], "Host names (or host:port) to answer besides localhost and IP addresses, e.g. "
+        "host.docker.internal; '*' answers any Host (see docs/deployment.md).", metavar="HOST")
     listen_port: Port = _opt(7860, "Port of the browser UI.", metavar="PORT")
-    nowebui: bool = _opt(False, "Serve the API only, without the browser UI.")
+    nowebui: bool = _opt(False, "Serve the API only, without the browser UI (implies --api).")
     character: str = _opt("Assistant", "Character the UI starts with.", metavar="NAME")
 
     # --- API --------------------------------------------------------------------------
@@ -93,13 +96,15 @@ class Settings(BaseModel):
                                  env="OPENEDAI_ENABLE_IPV6")
     api_disable_ipv4: bool = _opt(False, "Do not serve the API on IPv4.",
                                   env="OPENEDAI_DISABLE_IPV4")
-    api_debug: bool = _opt(False, "Log every API request.", env="OPENEDAI_DEBUG")
+    api_debug: bool = _opt(False, "Log every request (method, path, status, bytes, time).",
+                           env="OPENEDAI_DEBUG")
     cors_origins: list[str] = _opt(
         ["*"], "Browser origins allowed to call the API (CORS); '*' allows any.",
         metavar="ORIGIN")
-    public_api: bool = _opt(False, "Publish the API through a Cloudflare quick tunnel.")
-    public_api_id: str | None = _opt(None, "Run this named Cloudflare tunnel instead.",
-                                     metavar="ID")
+    public_api: bool = _opt(False, "Publish the API through a Cloudflare quick tunnel "
+                            "(implies --api).")
+    public_api_id: str | None = _opt(None, "Run this named Cloudflare tunnel instead "
+                                     "(implies --public-api).", metavar="ID")
     ssl_keyfile: Path | None = _opt(None, "TLS private key file: serve HTTPS.",
                                     env="OPENEDAI_KEY_PATH", metavar="FILE")
     ssl_certfile: Path | None = _opt(None, "TLS certificate file: serve HTTPS.",
@@ -151,13 +156,18 @@ class Settings(BaseModel):
         return self.admin_key or self.api_key
 
     @property
+    def tunnel_enabled(self) -> bool:
+        return self.public_api or bool(self.public_api_id)
+
+    @property
     def api_enabled(self) -> bool:
-        return self.api or "openai" in self.extensions
+        """--api, or what needs it: --public-api, --public-api-id, --nowebui, the extension."""
+        return self.api or self.tunnel_enabled or self.nowebui or "openai" in self.extensions
 
     @property
     def enabled_extensions(self) -> list[str]:
         names = list(dict.fromkeys(self.extensions))
-        if self.api and "openai" not in names:
+        if self.api_enabled and "openai" not in names:
             names.insert(0, "openai")
         return names
 

@@ -1,4 +1,4 @@
-"""The API blueprint: the endpoint table, keys, CORS, errors and request logging.
+"""The API blueprint: the endpoint table, keys, CORS and errors.
 
 Every endpoint is one `Endpoint` row; the blueprint's routes and /openapi.json are both
 built from the table, so the description cannot miss an endpoint.
@@ -6,7 +6,6 @@ built from the table, so the description cannot miss an endpoint.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -49,8 +48,6 @@ from .responses import (
     TokenCountResponse,
 )
 from .state import KEY, ApiState
-
-log = logging.getLogger(__name__)
 
 Access = Literal["public", "key", "admin"]
 
@@ -272,15 +269,7 @@ def _check_key() -> None:
 def _finish_response(response: Response) -> Response:
     if not is_api_request():
         return response
-    _add_cors(response)
-    if services().settings.api_debug:
-        log.info(
-            "%s %s -> %d (%s bytes in)",
-            request.method,
-            request.full_path.rstrip("?"),
-            response.status_code,
-            request.content_length or 0,
-        )
+    _add_cors(response)  # requests are logged (api_debug) by the server's traffic middleware
     return response
 
 

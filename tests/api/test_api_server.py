@@ -4,6 +4,7 @@ the hook other model kinds use to appear in /v1/models."""
 from __future__ import annotations
 
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -49,9 +50,17 @@ def test_concurrent_clients_get_their_own_answers(busy_server):
 def test_debug_logs_each_request(busy_server):
     post(busy_server, "/v1/chat/completions", {"messages": HI, "max_tokens": 1})
     requests.get(busy_server.api_url + "/nope", timeout=10)
-    log = busy_server.log()
-    assert re.search(r"POST /v1/chat/completions -> 200 \(\d+ bytes in\)", log), log[-2000:]
-    assert "GET /v1/nope -> 404" in log
+
+    def logged() -> bool:  # each line is written when its response has ended
+        log = busy_server.log()
+        return bool(re.search(r"POST /v1/chat/completions -> 200 \(\d+ bytes in\)", log)) and (
+            "GET /v1/nope -> 404" in log
+        )
+
+    deadline = time.monotonic() + 5
+    while not logged() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert logged(), busy_server.log()[-2000:]
 
 
 def test_other_model_kinds_join_the_listing(app):

@@ -155,7 +155,9 @@ def test_no_request_waits_forever(tiny_model_path):
             list(waiting)
         assert time.monotonic() - started < 3
         busy.close()
-        slow = engine.generate(GenerationRequest("long", SamplingParams(max_tokens=400), timeout=0.05))
+        # The tiny model writes 400 tokens in ~50 ms on an idle machine: a 3 ms limit ends it
+        # early however fast or busy the machine is.
+        slow = engine.generate(GenerationRequest("long", SamplingParams(max_tokens=400), timeout=0.003))
         last = list(slow)[-1]
         assert last.finish_reason == FINISH_LENGTH and last.usage.completion_tokens < 400
     finally:
