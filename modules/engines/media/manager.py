@@ -152,9 +152,11 @@ class MediaModels:
         return [spec for spec in self._specs if kind is None or spec.kind == kind]
 
     def catalog(self) -> list[dict]:
-        """For /v1/models: every media model with its kind and whether it is loaded."""
+        """For /v1/models: every media model whose packages are installed, with its kind and
+        whether it is loaded (without the media packages, only the text models are listed)."""
+        usable = {kind for kind in KINDS if not deps.missing(kind)}
         return [{"id": spec.id, "created": spec.created, "kind": spec.kind,
-                 "loaded": self._is_loaded(spec)} for spec in self._specs]
+                 "loaded": self._is_loaded(spec)} for spec in self._specs if spec.kind in usable]
 
     def _is_loaded(self, spec: MediaSpec) -> bool:
         worker = self._workers.get(_key(spec))
