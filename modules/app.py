@@ -19,6 +19,7 @@ from .chat.service import ChatService
 from .chat.templates import TemplateStore, load_model_table
 from .engines.crossthread import Mailer, make_mailer
 from .engines.manager import ModelManager
+from .engines.media.manager import MediaConfig, MediaModels
 from .engines.registry import LoadOptions, default_loaders
 from .extensions import Extensions, extension_dirs, load_extensions
 from .metrics import Metrics
@@ -36,11 +37,13 @@ class Services:
     chat: ChatService
     mailer: Mailer
     metrics: Metrics
+    media: MediaModels
     extensions: Extensions = field(default_factory=Extensions)
 
     def close(self) -> None:
         self.extensions.close()
         self.models.close()
+        self.media.close()
         self.mailer.close()
 
 
@@ -65,6 +68,9 @@ def load_options(settings: Settings) -> LoadOptions:
 
 
 def build_services(settings: Settings) -> Services:
+    from .engines.media.runtime import prefer_passive_openmp
+
+    prefer_passive_openmp()  # before llama.cpp loads the process's one OpenMP runtime
     from .engines.llamacpp.library import set_library_logging
 
     mailer = make_mailer()
@@ -80,8 +86,9 @@ def build_services(settings: Settings) -> Services:
         observer=metrics,
     )
     metrics.watch(models)
+    media = MediaModels(MediaConfig.from_settings(settings), mailer)
     return Services(settings=settings, models=models, chat=build_chat(settings), mailer=mailer,
-                    metrics=metrics)
+                    metrics=metrics, media=media)
 
 
 def build_chat(settings: Settings) -> ChatService:

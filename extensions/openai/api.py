@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from modules.app import health, services
 
-from . import chat, completions, internal, models, openapi
+from . import chat, completions, internal, media, models, openapi
 from .http import admin_only, check_api_key, install_error_handlers, json_response
 from .protocol import (
     ChatCompletionRequest,
@@ -216,6 +216,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response=HealthResponse,
         access="public",
     ),
+    *(Endpoint(**vars(route)) for route in media.ROUTES),  # embeddings, images, audio
     Endpoint(
         "GET", "/openapi.json", openapi.document_view, "This API's OpenAPI description.", access="public"
     ),
@@ -255,7 +256,7 @@ def create_blueprint(children: Sequence[Blueprint] = ()) -> Blueprint:
 
     @bp.record_once
     def setup(state) -> None:
-        state.app.extensions[KEY] = ApiState(model_sources=[models.text_models])
+        state.app.extensions[KEY] = ApiState(model_sources=[models.text_models, media.model_cards])
 
     bp.before_request(_check_key)
     bp.after_app_request(_finish_response)

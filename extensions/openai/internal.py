@@ -142,6 +142,11 @@ def model_load() -> Response:
 
 def model_unload() -> Response:
     body = read_json(ModelUnloadRequest, allow_empty=True)
-    manager = services().models
+    manager, media = services().models, services().media
+    if body.model_name and media.knows(body.model_name):  # an embedding, image or audio model
+        return json_response(StatusResponse(unloaded=media.unload(body.model_name)))
     name = manager.resolve(body.model_name).id if body.model_name else None
-    return json_response(StatusResponse(unloaded=manager.unload(name)))
+    unloaded = manager.unload(name)
+    if name is None:
+        unloaded += media.unload_all()
+    return json_response(StatusResponse(unloaded=unloaded))

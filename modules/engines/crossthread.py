@@ -32,11 +32,44 @@ def gevent_active() -> bool:
     return monkey.is_module_patched("threading")
 
 
+def native_logging_locks() -> None:
+    """Give `logging` real OS locks: model threads log, and so do libraries on them.
+
+    Under monkey-patching, logging's locks are gevent locks, and one log call from a real
+    thread racing one from a greenlet corrupts them: the next greenlet to log then waits
+    forever (the server hangs, or at the latest exits never). A real lock is held only for
+    the length of one write, so a greenlet blocking on it costs the loop microseconds.
+    Idempotent; takes each old lock while swapping so that no holder is cut off.
+    """
+    import logging
+
+    from gevent import monkey
+
+    native_rlock = monkey.get_original("_thread", "RLock")
+    native_type = type(native_rlock())
+    if getattr(logging, "_lock", None) is not None and not isinstance(logging._lock, native_type):
+        old = logging._lock
+        with old:
+            logging._lock = native_rlock()
+    handlers = [ref() for ref in list(getattr(logging, "_handlerList", []))]
+    for handler in handlers:
+        if handler is not None and handler.lock is not None and not isinstance(handler.lock, native_type):
+            old = handler.lock
+            with old:
+                handler.lock = native_rlock()
+    if getattr(logging.Handler.createLock, "__name__", "") != "_create_native_lock":
+        def _create_native_lock(self) -> None:
+            self.lock = native_rlock()
+
+        logging.Handler.createLock = _create_native_lock
+
+
 def start_thread(target: Callable[[], Any], name: str) -> None:
     """Start `target` on a real OS thread, even when threading is monkey-patched."""
     if gevent_active():
         from gevent import monkey
 
+        native_logging_locks()
         monkey.get_original("_thread", "start_new_thread")(target, ())
     else:
         threading.Thread(target=target, name=name, daemon=True).start()

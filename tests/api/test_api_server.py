@@ -67,15 +67,15 @@ def test_other_model_kinds_join_the_listing(app):
     from extensions.openai.state import KEY
 
     app.extensions[KEY].model_sources.append(
-        lambda: [{"id": "all-MiniLM-L6-v2", "created": 1, "kind": "embedding", "dimensions": 384}]
+        lambda: [{"id": "fake-embedder", "created": 1, "kind": "embedding", "dimensions": 384}]
     )
     client = app.test_client()
     listing = client.get("/v1/models").get_json()["data"]
-    assert [m["id"] for m in listing][-1] == "all-MiniLM-L6-v2"
+    assert [m["id"] for m in listing][-1] == "fake-embedder"
     assert listing[0]["kind"] == "text"
-    one = client.get("/v1/models/all-MiniLM-L6-v2").get_json()
+    one = client.get("/v1/models/fake-embedder").get_json()
     assert one == {
-        "id": "all-MiniLM-L6-v2",
+        "id": "fake-embedder",
         "object": "model",
         "created": 1,
         "owned_by": "hearth",

@@ -39,8 +39,8 @@ def site(tmp_path_factory, model_dir):
             str(model_dir),
             "--model",
             "tiny",
-            "--ctx-size",
-            "2048",
+            "--ctx-size",  # room for replies of thousands of tokens: Stop must win the race
+            "16384",
             "--threads",
             "1",
             "--threads-batch",
@@ -119,10 +119,10 @@ def test_stop_mid_stream(site, new_page):
     page = new_page()
     open_chat(page, site.ui_url + "/")
     new_chat(page)
-    set_max_tokens(page, 1900)
+    set_max_tokens(page, 8000)
     send(page, "Go on forever")
     page.wait_for_function(
-        "() => (document.querySelector('.message.streaming .content')?.textContent.length || 0) > 40"
+        "() => (document.querySelector('.message.streaming .content')?.textContent.length || 0) > 20"
     )
     assert page.get_attribute("#send", "aria-label") == "Stop"
     page.click("#send")
@@ -141,7 +141,7 @@ def test_escape_stops_too(site, new_page):
     page = new_page()
     open_chat(page, site.ui_url + "/")
     new_chat(page)
-    set_max_tokens(page, 1900)
+    set_max_tokens(page, 8000)
     send(page, "Again")
     page.wait_for_selector(".message.streaming")
     page.keyboard.press("Escape")
@@ -377,7 +377,7 @@ def test_the_view_follows_new_text_unless_scrolled_up(site, new_page):
     page = new_page(height=600)
     open_chat(page, site.ui_url + "/")
     new_chat(page)
-    set_max_tokens(page, 1900)
+    set_max_tokens(page, 8000)
     send(page, "A long one")
     page.wait_for_function(
         "() => (document.querySelector('.message.streaming .content')?.textContent.length || 0) > 2500"
