@@ -1,7 +1,8 @@
 """LocalDocs at 1,000 files: how fast a folder is indexed, and how long a search takes.
 
 Makes 1,000 small text and Markdown files (a few paragraphs each) in a temporary folder,
-indexes them with the real embedding model (all-MiniLM-L6-v2 on the CPU), then reports:
+indexes them with the real embedding model (all-MiniLM-L6-v2 on the CPU, through the media
+engine's worker, as the server runs it; `--own` uses LocalDocs' fallback thread), then reports:
 
 - the first index run: files/s and chunks/s (the model's load is timed apart);
 - a second run with nothing changed, and one after 10 files changed;
@@ -25,15 +26,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from extensions.localdocs.embedding import OwnEmbedder  # noqa: E402
-from extensions.localdocs.library import LocalDocs, Options  # noqa: E402
-from extensions.localdocs.store import Store  # noqa: E402
-from modules.engines.crossthread import ThreadMailer  # noqa: E402
+from extensions.localdocs.embedding import MediaEmbedder, OwnEmbedder
+from extensions.localdocs.library import LocalDocs, Options
+from extensions.localdocs.store import Store
+from modules.engines.crossthread import ThreadMailer
+from modules.engines.media.manager import MediaConfig, MediaModels
+from modules.settings import load_settings
 
 TOPICS = ["garden", "invoice", "meeting", "recipe", "holiday", "car", "dentist", "budget", "school",
           "project", "server", "concert", "library", "train", "insurance", "painting", "bicycle", "tax"]
-WORDS = ("alpha river stone paper window green quiet morning number table letter yellow market "
-         "station winter friend city music silver coffee garden orange forest cloud bridge").split()
+WORDS = [
+    "alpha",     "river",     "stone",     "paper",     "window",     "green",     "quiet",     "morning",
+    "number",     "table",     "letter",     "yellow",     "market",     "station",     "winter",     "friend",
+    "city",     "music",     "silver",     "coffee",     "garden",     "orange",     "forest",     "cloud",
+    "bridge",
+]
 
 
 def make_files(folder: Path, count: int, rng: random.Random) -> None:
@@ -58,6 +65,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--own", action="store_true", help="LocalDocs' own thread, not the media engine")
     args = parser.parse_args()
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +73,13 @@ def main() -> None:
         folder = root / "docs"
         folder.mkdir()
         make_files(folder, args.files, rng)
-        embedder = OwnEmbedder(ThreadMailer())
+        media = None
+        if args.own:
+            embedder = OwnEmbedder(ThreadMailer())
+        else:
+            settings = load_settings(["--user-data-dir", str(root / "user_data")], {})
+            media = MediaModels(MediaConfig.from_settings(settings), ThreadMailer())
+            embedder = MediaEmbedder(media, "")
         started = time.perf_counter()
         embedder.run(lambda embed: embed(["warm up"]))
         load_s = time.perf_counter() - started
@@ -100,6 +114,8 @@ def main() -> None:
             embedder.run(lambda embed, q=question: embed([q]))
             embed_only.append((time.perf_counter() - began) * 1000)
         docs.close()
+        if media is not None:
+            media.close()
 
     rows = [
         ("files", f"{args.files} ({chunks} chunks)"),
@@ -110,6 +126,7 @@ def main() -> None:
         ("re-index, 10 files changed", f"{changed_s * 1000:.0f} ms ({changed['files_indexed']} embedded)"),
         ("search p50 / p95", f"{statistics.median(latencies):.1f} / {percentile(latencies, 0.95):.1f} ms"),
         ("of which embedding the question (p50)", f"{statistics.median(embed_only):.1f} ms"),
+        ("embedder", "LocalDocs' own thread" if args.own else "the media engine's worker"),
         ("cores", str(os.cpu_count())),
     ]
     if args.markdown:

@@ -38,7 +38,8 @@ def test_syntax_error_import_error_and_raising_setup_are_skipped(write_extension
     prepared, _ = prepare(app)
     assert "hi [good]" in prepared.prompt
     # The UI lists them as failed.
-    listed = {e["name"]: e["state"] for e in app.test_client().get("/ui/api/extensions").get_json()["extensions"]}
+    extensions = app.test_client().get("/ui/api/extensions").get_json()["extensions"]
+    listed = {e["name"]: e["state"] for e in extensions}
     assert listed["syntax"] == listed["setup_fails"] == "failed" and listed["good"] == "loaded"
 
 

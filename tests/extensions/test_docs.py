@@ -29,6 +29,7 @@ def test_the_chat_engine_hooks_are_all_declared():
 
 
 def test_the_example_extension_in_the_docs_is_the_shipped_file():
-    shipped = (Path(__file__).resolve().parents[2] / "extensions" / "character_bias" / "script.py").read_text()
+    shipped = (Path(__file__).resolve().parents[2] / "extensions" / "character_bias" / "script.py"
+               ).read_text()
     for line in ("def bot_prefix_modifier(string, state):", '"bias_string": " *I am so happy*",'):
         assert line in shipped and line in DOC

@@ -152,10 +152,11 @@ def test_collections_are_managed_through_the_api(app, tmp_path):
     changed = client.put("/v1/internal/localdocs/extra", json={"folders": [str(tmp_path / "b")]})
     assert changed.get_json()["folders"] == [str((tmp_path / "b").resolve())]
     started = client.post("/v1/internal/localdocs/extra/index")
-    assert started.status_code == 202 and started.get_json()["index"]["state"] in ("scanning", "indexing", "done")
+    assert started.status_code == 202
+    assert started.get_json()["index"]["state"] in ("scanning", "indexing", "done")
     assert wait_indexed(client, "extra")["files"] == 1
-    hits = client.post("/v1/internal/localdocs/search", json={"collections": ["extra"],
-                                                              "query": "When does the train leave?"}).get_json()
+    hits = client.post("/v1/internal/localdocs/search",
+                       json={"collections": ["extra"], "query": "When does the train leave?"}).get_json()
     assert hits["data"][0]["text"] == "The train to Lisbon leaves at 08:15."
     assert client.delete("/v1/internal/localdocs/extra").get_json() == {"deleted": "extra"}
     assert client.get("/v1/internal/localdocs/extra").status_code == 404
@@ -205,7 +206,8 @@ def test_the_localdocs_field_without_the_extension_says_how_to_enable_it(make_se
 def test_api_md_documents_every_localdocs_route(app):
     doc = (PROJECT / "docs" / "api.md").read_text()
     routes = {(method, re.sub(r"<(\w+)>", r"{\1}", rule.rule)) for rule in app.url_map.iter_rules()
-              if rule.endpoint.startswith("openai.localdocs.") for method in rule.methods - {"HEAD", "OPTIONS"}}
+              if rule.endpoint.startswith("openai.localdocs.")
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
     assert len(routes) == 7
     for method, path in routes:
         assert f"`{method} {path}`" in doc, (method, path)

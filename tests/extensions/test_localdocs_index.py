@@ -129,7 +129,7 @@ def test_collections_are_searched_together_and_deleted(docs, tmp_path):
     index(docs, "south")
     index(docs, "north")
     hits = docs.search(["south", "north"], "Where do polar bears hunt?", top_k=2)
-    assert [h.collection for h in hits][0] == "north"
+    assert hits[0].collection == "north"
     docs.delete("north")
     with pytest.raises(NotFound):
         docs.search(["north"], "bears", top_k=1)
