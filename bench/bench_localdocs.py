@@ -36,10 +36,9 @@ from modules.settings import load_settings
 TOPICS = ["garden", "invoice", "meeting", "recipe", "holiday", "car", "dentist", "budget", "school",
           "project", "server", "concert", "library", "train", "insurance", "painting", "bicycle", "tax"]
 WORDS = [
-    "alpha",     "river",     "stone",     "paper",     "window",     "green",     "quiet",     "morning",
-    "number",     "table",     "letter",     "yellow",     "market",     "station",     "winter",     "friend",
-    "city",     "music",     "silver",     "coffee",     "garden",     "orange",     "forest",     "cloud",
-    "bridge",
+    "alpha", "river", "stone", "paper", "window", "green", "quiet", "morning", "number",
+    "table", "letter", "yellow", "market", "station", "winter", "friend", "city", "music",
+    "silver", "coffee", "garden", "orange", "forest", "cloud", "bridge",
 ]
 
 
