@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import MODEL, words
+from ext_support import MODEL, words
 
 from modules.chat.messages import ChatMessage, ChatOptions
 
