@@ -7,12 +7,35 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from servers import ServerProcess, start_server
 from tiny_model import write_tiny_model
 
 from modules.app import close_app, create_app
 from modules.settings import Settings, load_settings
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's: tests/setup.sh installs it; never a downloaded one
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium driven by Playwright. Missing, it fails: the test setup installs it."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run tests/setup.sh (it installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

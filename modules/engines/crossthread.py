@@ -106,22 +106,11 @@ class Mailer(Protocol):
     def close(self) -> None: ...
 
 
-class _ThreadChannel:
-    def __init__(self) -> None:
-        self._queue = _queue.SimpleQueue()
-
-    def put(self, item: Any) -> None:
-        self._queue.put(item)
-
-    def get(self, timeout: float | None = None) -> Any:
-        return self._queue.get(timeout=timeout)
-
-
 class ThreadMailer:
     """Consumers are plain threads: a blocking queue each is all it takes."""
 
     def channel(self) -> Channel:
-        return _ThreadChannel()
+        return Inbox()
 
     def close(self) -> None:
         pass

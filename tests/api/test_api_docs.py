@@ -134,32 +134,15 @@ def test_there_are_curl_examples_for_the_main_endpoints():
 
 
 @pytest.mark.browser
-def test_docs_page_shows_the_endpoints_in_a_browser(api):
+def test_docs_page_shows_the_endpoints_in_a_browser(api, browser):
     """Rendered by headless Chromium with the network limited to the server itself."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    import shutil
-
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium is not installed (tests/setup.sh installs it)")
-    args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-    ]
     outside = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=args)
-        page = browser.new_page()
-        page.on("request", lambda r: None if r.url.startswith(api.api_base) else outside.append(r.url))
-        page.goto(api.api_base + "/docs")
-        page.wait_for_selector("section#post-v1-chat-completions")
-        text = page.inner_text("main")
-        browser.close()
+    page = browser.new_page()
+    page.on("request", lambda r: None if r.url.startswith(api.api_base) else outside.append(r.url))
+    page.goto(api.api_base + "/docs")
+    page.wait_for_selector("section#post-v1-chat-completions")
+    text = page.inner_text("main")
+    page.close()
     assert not outside, outside
     for endpoint in ALL_ENDPOINTS:
         assert openapi_path(endpoint.path) in text
