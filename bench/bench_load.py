@@ -126,6 +126,12 @@ class RawTarget:
         return StreamResult(started, first, time.perf_counter(), "".join(parts))
 
 
+def measure(target, clients: int, tokens: int, count_tokens, rounds: int) -> dict:
+    """The medians over `rounds` runs of `clients` concurrent streams."""
+    runs = [run_clients(target, clients, tokens, count_tokens) for _ in range(rounds)]
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
 def run_clients(target, clients: int, tokens: int, count_tokens) -> dict:
     results: list[StreamResult | None] = [None] * clients
 
@@ -161,23 +167,32 @@ def percentile(values: list[float], pct: float) -> float:
     return values[low] + (values[high] - values[low]) * (k - low)
 
 
-def short_request_under_load(target: HttpTarget, tokens: int) -> float:
+def short_request_under_load(target: HttpTarget, samples: int = 5) -> float:
     """Time to first token (ms) of a short request while 3 long generations stream."""
     stop = threading.Event()
-    long_runs = [threading.Thread(target=target.stream, args=(prompt_for(i), 2000 - 60),
-                                  kwargs={"stop_event": stop}) for i in range(3)]
+    failures: list[str] = []
+
+    def long_run(i: int) -> None:
+        try:
+            target.stream(prompt_for(i), 1500, stop_event=stop)
+        except requests.RequestException as exc:
+            failures.append(repr(exc))
+
+    long_runs = [threading.Thread(target=long_run, args=(i,)) for i in range(3)]
     for run in long_runs:
         run.start()
     time.sleep(2.0)  # let all three reach steady generation
-    samples = []
-    for i in range(5):
+    times = []
+    for i in range(samples):
         result = target.stream(f"<|im_start|>user\nSay hi {i}.<|im_end|>\n<|im_start|>assistant\n", 1)
-        samples.append((result.first - result.started) * 1000 if result.first else float("nan"))
+        times.append((result.first - result.started) * 1000 if result.first else float("nan"))
         time.sleep(0.3)
     stop.set()
     for run in long_runs:
         run.join()
-    return statistics.median(samples)
+    if failures:
+        raise RuntimeError(f"{target.name}: long generations failed: {failures}")
+    return statistics.median(times)
 
 
 def second_turn(target: HttpTarget, count_tokens) -> tuple[float, float, int]:
@@ -226,6 +241,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="runs per row; medians are shown")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--threads-batch", type=int, default=2)
     parser.add_argument("--skip-peer", action="store_true", help="do not run llama_cpp.server")
@@ -264,17 +280,17 @@ def main() -> None:
             order = targets if clients % 2 else list(reversed(targets))
             for target in order:
                 time.sleep(0.5)
-                stats = run_clients(target, clients, args.tokens, count_tokens)
+                stats = measure(target, clients, args.tokens, count_tokens, args.rounds)
                 rows.append((clients, target.name, stats))
         single_raw = next(s["aggregate"] for c, n, s in rows if c == 1 and n.startswith("raw"))
         print_table(rows, single_raw, args)
 
         print()
-        under_load = short_request_under_load(hearth, args.tokens)
+        under_load = short_request_under_load(hearth)
         print(f"Hearth: time to first token of a short request while 3 long generations run: "
               f"{under_load:.0f} ms (median of 5)")
-        if not args.skip_peer:
-            print(f"llama_cpp.server, same: {short_request_under_load(targets[1], args.tokens):.0f} ms")
+        if not args.skip_peer:  # it serves one request at a time: one sample is plenty
+            print(f"llama_cpp.server, same: {short_request_under_load(targets[1], samples=1):.0f} ms")
         turn2, alone, new_tokens = second_turn(hearth, count_tokens)
         print(f"Hearth: second chat turn after a ~1,000-token system prompt: time to first token "
               f"{turn2:.0f} ms; evaluating only its {new_tokens} new tokens: {alone:.0f} ms "
@@ -293,7 +309,7 @@ def main() -> None:
 
 def print_table(rows, single_raw: float, args) -> None:
     print(f"SmolLM2-135M-Instruct Q4_1, {args.tokens} tokens per client, greedy, threads "
-          f"{args.threads}/{args.threads_batch} ({os.cpu_count()} cores)")
+          f"{args.threads}/{args.threads_batch} ({os.cpu_count()} cores), medians of {args.rounds} runs")
     header = ["clients", "target", "aggregate tok/s", "x raw single", "per-stream tok/s",
               "TTFT p50 ms", "TTFT p95 ms"]
     lines = [header] + [[str(c), name, f"{s['aggregate']:.1f}", f"{s['aggregate'] / single_raw:.2f}",

@@ -61,6 +61,7 @@ MIN_GAIN = 16  # prefix tokens a copy or a restore must save to be worth its cos
 # batched; prompts are evaluated at least two tokens at a time, so that the same prompt
 # gives the same logits however it was cut into chunks or reused from the cache.
 MIN_CHUNK = 2
+SHORT_PROMPT = 64  # tokens: a newcomer's prompt this short is evaluated in a step of its own
 
 
 @dataclass
@@ -185,6 +186,7 @@ class Scheduler:
         self._batch = Batch(params.n_batch)
         self._governor = ThreadGovernor(o.threads, o.threads_batch)
         self._threads_in_use = -1
+        self._last_step_was_newcomers = False
 
     def _serve_once(self):
         """Take commands, admit waiting jobs, run one step. Returns the stop reply, if any."""
@@ -285,17 +287,30 @@ class Scheduler:
         batch.clear()
         to_sample: list[tuple[Job, int]] = []
         prefill_chunks: list[tuple[Job, int, int]] = []  # job, batch index, length
-        for slot in self._slots:
+        # A step costs about the same per token whoever the tokens belong to, so a newcomer
+        # with a short prompt gets a step of its own: its first token comes after its own
+        # prompt instead of after its prompt plus everyone's next token, and the running
+        # streams lose one step. Such steps alternate with normal ones, so a stream of
+        # newcomers cannot stall running generations.
+        newcomers_first = not self._last_step_was_newcomers and any(
+            slot.job is not None and slot.job.prefilled == slot.job.reused
+            and len(slot.job.prompt) - slot.job.prefilled <= SHORT_PROMPT
+            for slot in self._slots)
+        generating = [slot for slot in self._slots
+                      if slot.job is not None and slot.job.next_token is not None]
+        self._last_step_was_newcomers = newcomers_first and bool(generating)
+        for slot in generating if not self._last_step_was_newcomers else ():
             job = slot.job
-            if job is not None and job.next_token is not None:
-                index = batch.add([job.next_token], len(slot.cached), slot.seq_id)
-                slot.cached.append(job.next_token)
-                job.next_token = None
-                to_sample.append((job, index))
+            index = batch.add([job.next_token], len(slot.cached), slot.seq_id)
+            slot.cached.append(job.next_token)
+            job.next_token = None
+            to_sample.append((job, index))
         budget = batch.room if not to_sample else min(batch.room, self._prefill_chunk())
         for slot in self._slots:
             job = slot.job
             if job is None or not job.in_prefill or budget <= 0:
+                continue
+            if self._last_step_was_newcomers and len(job.prompt) - job.prefilled > SHORT_PROMPT:
                 continue
             remaining = len(job.prompt) - job.prefilled
             take = min(budget, remaining)
