@@ -195,18 +195,23 @@ def short_request_under_load(target: HttpTarget, samples: int = 5) -> float:
     return statistics.median(times)
 
 
-def second_turn(target: HttpTarget, count_tokens) -> tuple[float, float, int]:
-    """(turn-2 TTFT ms, TTFT ms of a prompt made of only the new tokens, new token count)."""
-    system = ("You are Hearth's helpful assistant. Follow the house rules carefully. " * 75).strip()
-    turn1 = (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nWhat is a lighthouse?"
-             "<|im_end|>\n<|im_start|>assistant\n")
-    reply = target.stream(turn1, 32).text
-    new = (f"{reply}<|im_end|>\n<|im_start|>user\nAnd who keeps one running today?<|im_end|>\n"
-           "<|im_start|>assistant\n")
-    second = target.stream(turn1 + new, 1)
-    alone = target.stream(new, 1)  # nothing of it is cached: the cost of evaluating just these
-    return ((second.first - second.started) * 1000, (alone.first - alone.started) * 1000,
-            count_tokens(new))
+def second_turn(target: HttpTarget, count_tokens, samples: int = 3) -> tuple[float, float, int]:
+    """Medians of (turn-2 TTFT ms, TTFT ms of a prompt made of only the new tokens), and the
+    number of new tokens, over conversations with different system prompts."""
+    turns, alones, news = [], [], []
+    for i in range(samples):
+        system = (f"You are Hearth's helpful assistant number {i}. Follow the house rules. " * 75).strip()
+        turn1 = (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nWhat is a lighthouse?"
+                 "<|im_end|>\n<|im_start|>assistant\n")
+        reply = target.stream(turn1, 32).text
+        new = (f"{reply}<|im_end|>\n<|im_start|>user\nAnd who keeps one running today?<|im_end|>\n"
+               "<|im_start|>assistant\n")
+        second = target.stream(turn1 + new, 1)
+        alone = target.stream(new, 1)  # nothing of it is cached: the cost of evaluating just these
+        turns.append((second.first - second.started) * 1000)
+        alones.append((alone.first - alone.started) * 1000)
+        news.append(count_tokens(new))
+    return statistics.median(turns), statistics.median(alones), int(statistics.median(news))
 
 
 def slot_free_after_disconnect(target: HttpTarget) -> float:
@@ -294,7 +299,7 @@ def main() -> None:
         turn2, alone, new_tokens = second_turn(hearth, count_tokens)
         print(f"Hearth: second chat turn after a ~1,000-token system prompt: time to first token "
               f"{turn2:.0f} ms; evaluating only its {new_tokens} new tokens: {alone:.0f} ms "
-              f"(ratio {turn2 / alone:.2f})")
+              f"(ratio {turn2 / alone:.2f}; medians of 3)")
         freed = slot_free_after_disconnect(hearth)
         print(f"Hearth: a disconnected stream's slot is free in /metrics after {freed:.0f} ms")
     finally:
