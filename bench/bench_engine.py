@@ -18,9 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PROMPT = ("<|im_start|>user\nWrite a long, detailed story about a lighthouse keeper who "
-          "finds a message in a bottle. Describe every day of the week.<|im_end|>\n"
-          "<|im_start|>assistant\n")
+PROMPT = (
+    "<|im_start|>user\nWrite a long, detailed story about a lighthouse keeper who "
+    "finds a message in a bottle. Describe every day of the week.<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
 
 
 def run_raw(llm, prompt: str, tokens: int) -> tuple[float, float, int]:
@@ -67,11 +69,23 @@ def main() -> None:
 
     set_library_logging(False)
     path = builtin_model_path()
-    raw = Llama(model_path=str(path), n_ctx=2048, n_batch=512, n_threads=args.threads,
-                n_threads_batch=args.threads_batch, flash_attn=False, verbose=False)
-    engine = LlamaCppEngine("bench", path, ContextOptions(
-        n_ctx=2048, parallel=1, threads=args.threads, threads_batch=args.threads_batch,
-        batch_size=512), make_mailer())
+    raw = Llama(
+        model_path=str(path),
+        n_ctx=2048,
+        n_batch=512,
+        n_threads=args.threads,
+        n_threads_batch=args.threads_batch,
+        flash_attn=False,
+        verbose=False,
+    )
+    engine = LlamaCppEngine(
+        "bench",
+        path,
+        ContextOptions(
+            n_ctx=2048, parallel=1, threads=args.threads, threads_batch=args.threads_batch, batch_size=512
+        ),
+        make_mailer(),
+    )
 
     results: dict[str, list[tuple[float, float, int]]] = {"raw": [], "engine": []}
     for round_ in range(args.rounds + 1):
@@ -87,16 +101,20 @@ def main() -> None:
                 results[name].append(result)
     engine.close()
 
-    print(f"SmolLM2-135M-Instruct Q4_1, {args.tokens} tokens, greedy, threads {args.threads}/"
-          f"{args.threads_batch}, {args.rounds} interleaved rounds (medians)")
+    print(
+        f"SmolLM2-135M-Instruct Q4_1, {args.tokens} tokens, greedy, threads {args.threads}/"
+        f"{args.threads_batch}, {args.rounds} interleaved rounds (medians)"
+    )
     rates = {}
     for name, runs in results.items():
         tps = [(count - 1) / (total - ttft) for ttft, total, count in runs]
         rates[name] = statistics.median(tps)
         ttft_ms = statistics.median(ttft for ttft, _, _ in runs) * 1000
         tokens = {count for _, _, count in runs}
-        print(f"  {name:7s} {rates[name]:7.1f} tokens/s   time to first token {ttft_ms:6.1f} ms"
-              f"   tokens per run {sorted(tokens)}")
+        print(
+            f"  {name:7s} {rates[name]:7.1f} tokens/s   time to first token {ttft_ms:6.1f} ms"
+            f"   tokens per run {sorted(tokens)}"
+        )
     print(f"  engine/raw tokens/s ratio: {rates['engine'] / rates['raw']:.3f}")
 
 

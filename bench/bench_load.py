@@ -34,14 +34,23 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TOPICS = ["a lighthouse keeper", "a baker in Lyon", "a robot gardener", "two rival chess players",
-          "a lost cat in Tokyo", "a mountain rescue team", "a jazz pianist", "an old map collector"]
+TOPICS = [
+    "a lighthouse keeper",
+    "a baker in Lyon",
+    "a robot gardener",
+    "two rival chess players",
+    "a lost cat in Tokyo",
+    "a mountain rescue team",
+    "a jazz pianist",
+    "an old map collector",
+]
 
 
 def prompt_for(i: int) -> str:
     topic = TOPICS[i % len(TOPICS)]
-    return (f"<|im_start|>user\nWrite a long story about {topic}. Client {i}.<|im_end|>\n"
-            "<|im_start|>assistant\n")
+    return (
+        f"<|im_start|>user\nWrite a long story about {topic}. Client {i}.<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 @dataclass
@@ -79,8 +88,13 @@ class HttpTarget:
         self.name = name
         self.base = base
 
-    def stream(self, prompt: str, tokens: int, stop_event: threading.Event | None = None,
-               close_after: int | None = None) -> StreamResult:
+    def stream(
+        self,
+        prompt: str,
+        tokens: int,
+        stop_event: threading.Event | None = None,
+        close_after: int | None = None,
+    ) -> StreamResult:
         started = time.perf_counter()
         first = None
         parts: list[str] = []
@@ -109,8 +123,13 @@ class RawTarget:
     def __init__(self, model_path: Path, threads: int, threads_batch: int) -> None:
         from llama_cpp import Llama
 
-        self.llm = Llama(model_path=str(model_path), n_ctx=2048, n_threads=threads,
-                         n_threads_batch=threads_batch, verbose=False)
+        self.llm = Llama(
+            model_path=str(model_path),
+            n_ctx=2048,
+            n_threads=threads,
+            n_threads_batch=threads_batch,
+            verbose=False,
+        )
         self.lock = threading.Lock()
 
     def stream(self, prompt: str, tokens: int, **_) -> StreamResult:
@@ -147,8 +166,11 @@ def run_clients(target, clients: int, tokens: int, count_tokens) -> dict:
     counts = [count_tokens(r.text) for r in done]
     start = min(r.started for r in done)
     end = max(r.ended for r in done)
-    per_stream = [(n - 1) / (r.ended - r.first) for r, n in zip(done, counts, strict=True)
-                  if r.first and r.ended > r.first and n > 1]
+    per_stream = [
+        (n - 1) / (r.ended - r.first)
+        for r, n in zip(done, counts, strict=True)
+        if r.first and r.ended > r.first and n > 1
+    ]
     ttfts = sorted((r.first - r.started) * 1000 for r in done if r.first)
     return {
         "aggregate": sum(counts) / (end - start),
@@ -201,11 +223,15 @@ def second_turn(target: HttpTarget, count_tokens, samples: int = 3) -> tuple[flo
     turns, alones, news = [], [], []
     for i in range(samples):
         system = (f"You are Hearth's helpful assistant number {i}. Follow the house rules. " * 75).strip()
-        turn1 = (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nWhat is a lighthouse?"
-                 "<|im_end|>\n<|im_start|>assistant\n")
+        turn1 = (
+            f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nWhat is a lighthouse?"
+            "<|im_end|>\n<|im_start|>assistant\n"
+        )
         reply = target.stream(turn1, 32).text
-        new = (f"{reply}<|im_end|>\n<|im_start|>user\nAnd who keeps one running today?<|im_end|>\n"
-               "<|im_start|>assistant\n")
+        new = (
+            f"{reply}<|im_end|>\n<|im_start|>user\nAnd who keeps one running today?<|im_end|>\n"
+            "<|im_start|>assistant\n"
+        )
         second = target.stream(turn1 + new, 1)
         alone = target.stream(new, 1)  # nothing of it is cached: the cost of evaluating just these
         turns.append((second.first - second.started) * 1000)
@@ -228,17 +254,47 @@ def slot_free_after_disconnect(target: HttpTarget) -> float:
 
 
 def start_hearth(args, port: int) -> subprocess.Popen:
-    command = [sys.executable, "server.py", "--nowebui", "--api", "--api-port", str(port),
-               "--parallel", str(max(args.clients)), "--threads", str(args.threads),
-               "--threads-batch", str(args.threads_batch), "--ctx-size", "2048",
-               "--user-data-dir", str(ROOT / "bench" / "results" / "user_data")]
+    command = [
+        sys.executable,
+        "server.py",
+        "--nowebui",
+        "--api",
+        "--api-port",
+        str(port),
+        "--parallel",
+        str(max(args.clients)),
+        "--threads",
+        str(args.threads),
+        "--threads-batch",
+        str(args.threads_batch),
+        "--ctx-size",
+        "2048",
+        "--user-data-dir",
+        str(ROOT / "bench" / "results" / "user_data"),
+    ]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def start_peer(args, port: int, model_path: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "2048", "--n_threads", str(args.threads),
-               "--n_threads_batch", str(args.threads_batch), "--interrupt_requests", "False"]
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        str(args.threads),
+        "--n_threads_batch",
+        str(args.threads_batch),
+        "--interrupt_requests",
+        "False",
+    ]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -292,14 +348,18 @@ def main() -> None:
 
         print()
         under_load = short_request_under_load(hearth)
-        print(f"Hearth: time to first token of a short request while 3 long generations run: "
-              f"{under_load:.0f} ms (median of 5)")
+        print(
+            f"Hearth: time to first token of a short request while 3 long generations run: "
+            f"{under_load:.0f} ms (median of 5)"
+        )
         if not args.skip_peer:  # it serves one request at a time: one sample is plenty
             print(f"llama_cpp.server, same: {short_request_under_load(targets[1], samples=1):.0f} ms")
         turn2, alone, new_tokens = second_turn(hearth, count_tokens)
-        print(f"Hearth: second chat turn after a ~1,000-token system prompt: time to first token "
-              f"{turn2:.0f} ms; evaluating only its {new_tokens} new tokens: {alone:.0f} ms "
-              f"(ratio {turn2 / alone:.2f}; medians of 3)")
+        print(
+            f"Hearth: second chat turn after a ~1,000-token system prompt: time to first token "
+            f"{turn2:.0f} ms; evaluating only its {new_tokens} new tokens: {alone:.0f} ms "
+            f"(ratio {turn2 / alone:.2f}; medians of 3)"
+        )
         freed = slot_free_after_disconnect(hearth)
         print(f"Hearth: a disconnected stream's slot is free in /metrics after {freed:.0f} ms")
     finally:
@@ -313,13 +373,31 @@ def main() -> None:
 
 
 def print_table(rows, single_raw: float, args) -> None:
-    print(f"SmolLM2-135M-Instruct Q4_1, {args.tokens} tokens per client, greedy, threads "
-          f"{args.threads}/{args.threads_batch} ({os.cpu_count()} cores), medians of {args.rounds} runs")
-    header = ["clients", "target", "aggregate tok/s", "x raw single", "per-stream tok/s",
-              "TTFT p50 ms", "TTFT p95 ms"]
-    lines = [header] + [[str(c), name, f"{s['aggregate']:.1f}", f"{s['aggregate'] / single_raw:.2f}",
-                         f"{s['per_stream']:.1f}", f"{s['ttft_p50']:.0f}", f"{s['ttft_p95']:.0f}"]
-                        for c, name, s in rows]
+    print(
+        f"SmolLM2-135M-Instruct Q4_1, {args.tokens} tokens per client, greedy, threads "
+        f"{args.threads}/{args.threads_batch} ({os.cpu_count()} cores), medians of {args.rounds} runs"
+    )
+    header = [
+        "clients",
+        "target",
+        "aggregate tok/s",
+        "x raw single",
+        "per-stream tok/s",
+        "TTFT p50 ms",
+        "TTFT p95 ms",
+    ]
+    lines = [header] + [
+        [
+            str(c),
+            name,
+            f"{s['aggregate']:.1f}",
+            f"{s['aggregate'] / single_raw:.2f}",
+            f"{s['per_stream']:.1f}",
+            f"{s['ttft_p50']:.0f}",
+            f"{s['ttft_p95']:.0f}",
+        ]
+        for c, name, s in rows
+    ]
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))

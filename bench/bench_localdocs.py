@@ -33,20 +33,62 @@ from modules.engines.crossthread import ThreadMailer
 from modules.engines.media.manager import MediaConfig, MediaModels
 from modules.settings import load_settings
 
-TOPICS = ["garden", "invoice", "meeting", "recipe", "holiday", "car", "dentist", "budget", "school",
-          "project", "server", "concert", "library", "train", "insurance", "painting", "bicycle", "tax"]
+TOPICS = [
+    "garden",
+    "invoice",
+    "meeting",
+    "recipe",
+    "holiday",
+    "car",
+    "dentist",
+    "budget",
+    "school",
+    "project",
+    "server",
+    "concert",
+    "library",
+    "train",
+    "insurance",
+    "painting",
+    "bicycle",
+    "tax",
+]
 WORDS = [
-    "alpha", "river", "stone", "paper", "window", "green", "quiet", "morning", "number",
-    "table", "letter", "yellow", "market", "station", "winter", "friend", "city", "music",
-    "silver", "coffee", "garden", "orange", "forest", "cloud", "bridge",
+    "alpha",
+    "river",
+    "stone",
+    "paper",
+    "window",
+    "green",
+    "quiet",
+    "morning",
+    "number",
+    "table",
+    "letter",
+    "yellow",
+    "market",
+    "station",
+    "winter",
+    "friend",
+    "city",
+    "music",
+    "silver",
+    "coffee",
+    "garden",
+    "orange",
+    "forest",
+    "cloud",
+    "bridge",
 ]
 
 
 def make_files(folder: Path, count: int, rng: random.Random) -> None:
     for i in range(count):
         topic = TOPICS[i % len(TOPICS)]
-        paragraphs = [f"# Note {i} about the {topic}",
-                      f"The {topic} note number {i} says the deadline is day {rng.randint(1, 28)}."]
+        paragraphs = [
+            f"# Note {i} about the {topic}",
+            f"The {topic} note number {i} says the deadline is day {rng.randint(1, 28)}.",
+        ]
         for _ in range(rng.randint(1, 3)):
             paragraphs.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60))) + ".")
         sub = folder / topic
@@ -82,8 +124,12 @@ def main() -> None:
         started = time.perf_counter()
         embedder.run(lambda embed: embed(["warm up"]))
         load_s = time.perf_counter() - started
-        docs = LocalDocs(Store(root / "user_data" / "localdocs.sqlite3"), embedder, Options(),
-                         private_dirs=[root / "user_data"])
+        docs = LocalDocs(
+            Store(root / "user_data" / "localdocs.sqlite3"),
+            embedder,
+            Options(),
+            private_dirs=[root / "user_data"],
+        )
         docs.create("bench", [str(folder)])
 
         def index() -> tuple[float, dict]:
@@ -100,8 +146,10 @@ def main() -> None:
             path.write_text(path.read_text() + "\n\nAn added line about the changed deadline.")
         changed_s, changed = index()
 
-        questions = [f"When is the deadline of the {rng.choice(TOPICS)} note {rng.randrange(args.files)}?"
-                     for _ in range(args.queries)]
+        questions = [
+            f"When is the deadline of the {rng.choice(TOPICS)} note {rng.randrange(args.files)}?"
+            for _ in range(args.queries)
+        ]
         latencies = []
         for question in questions:
             began = time.perf_counter()
@@ -119,8 +167,11 @@ def main() -> None:
     rows = [
         ("files", f"{args.files} ({chunks} chunks)"),
         ("embedding model load", f"{load_s:.1f} s"),
-        ("first index", f"{first_s:.1f} s: {first['files_indexed'] / first_s:.0f} files/s, "
-                        f"{chunks / first_s:.0f} chunks/s"),
+        (
+            "first index",
+            f"{first_s:.1f} s: {first['files_indexed'] / first_s:.0f} files/s, "
+            f"{chunks / first_s:.0f} chunks/s",
+        ),
         ("re-index, nothing changed", f"{same_s * 1000:.0f} ms"),
         ("re-index, 10 files changed", f"{changed_s * 1000:.0f} ms ({changed['files_indexed']} embedded)"),
         ("search p50 / p95", f"{statistics.median(latencies):.1f} / {percentile(latencies, 0.95):.1f} ms"),

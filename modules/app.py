@@ -87,8 +87,14 @@ def build_services(settings: Settings) -> Services:
     )
     metrics.watch(models)
     media = MediaModels(MediaConfig.from_settings(settings), mailer)
-    return Services(settings=settings, models=models, chat=build_chat(settings), mailer=mailer,
-                    metrics=metrics, media=media)
+    return Services(
+        settings=settings,
+        models=models,
+        chat=build_chat(settings),
+        mailer=mailer,
+        metrics=metrics,
+        media=media,
+    )
 
 
 def build_chat(settings: Settings) -> ChatService:
@@ -115,8 +121,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     hearth = build_services(settings)
     app.extensions["hearth"] = hearth
     install_guards(app, settings)  # first, so that they run before any other check
-    app.wsgi_app = app.extensions["hearth.traffic"] = Traffic(app.wsgi_app,
-                                                             log_requests=settings.api_debug)
+    app.wsgi_app = app.extensions["hearth.traffic"] = Traffic(app.wsgi_app, log_requests=settings.api_debug)
     hearth.metrics.install(app)
     app.register_blueprint(_core_blueprint())
     load_app_extensions(app, hearth)
@@ -130,7 +135,8 @@ def load_app_extensions(app: Flask, hearth: Services) -> None:
     settings = hearth.settings
     dirs = extension_dirs(PROJECT_ROOT, settings.user_data_dir)
     hearth.extensions = Extensions(
-        load_extensions(settings.enabled_extensions, dirs, settings.extension_params, hearth))
+        load_extensions(settings.enabled_extensions, dirs, settings.extension_params, hearth)
+    )
     hearth.chat.hooks = hearth.extensions.chat_hooks()
     with app.app_context():
         if not settings.nowebui:

@@ -91,9 +91,7 @@ class Overloaded(HearthError):
     type = "rate_limit_error"
 
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
-        super().__init__(
-            message, code="queue_full", headers={"Retry-After": str(retry_after)}
-        )
+        super().__init__(message, code="queue_full", headers={"Retry-After": str(retry_after)})
 
 
 class NotInstalled(HearthError):

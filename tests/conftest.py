@@ -74,8 +74,20 @@ def make_settings(user_data, model_dir) -> Callable[..., Settings]:
     """Settings for a test: the tiny model from `model_dir`, a temporary user_data."""
 
     def build(*argv: str, env: dict | None = None) -> Settings:
-        base = ["--user-data-dir", str(user_data), "--model-dir", str(model_dir),
-                "--model", "tiny", "--ctx-size", "512", "--threads", "1", "--threads-batch", "1"]
+        base = [
+            "--user-data-dir",
+            str(user_data),
+            "--model-dir",
+            str(model_dir),
+            "--model",
+            "tiny",
+            "--ctx-size",
+            "512",
+            "--threads",
+            "1",
+            "--threads-batch",
+            "1",
+        ]
         return load_settings([*base, *argv], env or {})
 
     return build
@@ -105,12 +117,23 @@ def server(tmp_path, user_data, model_dir) -> Iterator[Callable[..., ServerProce
     started: list[ServerProcess] = []
 
     def start(*args: str, env: dict | None = None, model: str = "tiny", **kwargs) -> ServerProcess:
-        base = ["--user-data-dir", str(user_data), "--model-dir", str(model_dir),
-                "--ctx-size", "512", "--threads", "1", "--threads-batch", "1"]
+        base = [
+            "--user-data-dir",
+            str(user_data),
+            "--model-dir",
+            str(model_dir),
+            "--ctx-size",
+            "512",
+            "--threads",
+            "1",
+            "--threads-batch",
+            "1",
+        ]
         if model:
             base += ["--model", model]
-        proc = start_server([*base, *args], log_path=tmp_path / f"server{len(started)}.log",
-                            env=env, **kwargs)
+        proc = start_server(
+            [*base, *args], log_path=tmp_path / f"server{len(started)}.log", env=env, **kwargs
+        )
         started.append(proc)
         return proc
 

@@ -59,20 +59,26 @@ class ServerProcess:
         return self.process.returncode
 
 
-def start_server(args: Sequence[str], *, log_path: Path, env: dict | None = None,
-                 wait_for: str | None = "api", timeout: float = 90,
-                 verify: bool | str = True) -> ServerProcess:
+def start_server(
+    args: Sequence[str],
+    *,
+    log_path: Path,
+    env: dict | None = None,
+    wait_for: str | None = "api",
+    timeout: float = 90,
+    verify: bool | str = True,
+) -> ServerProcess:
     """Start `python server.py ARGS` on free ports and wait until it answers /health."""
     ui_port, api_port = free_port(), free_port()
-    argv = [sys.executable, "server.py", "--listen-port", str(ui_port), "--api-port", str(api_port),
-            *args]
+    argv = [sys.executable, "server.py", "--listen-port", str(ui_port), "--api-port", str(api_port), *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     for name in list(full_env):
         if name.startswith("OPENEDAI_") and name not in (env or {}):
             del full_env[name]
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=full_env, stdout=log_file,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        argv, cwd=PROJECT_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT
+    )
     server = ServerProcess(process, ui_port, api_port, log_path)
     if "--ssl-certfile" in args:
         server.scheme = "https"

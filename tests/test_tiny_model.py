@@ -19,9 +19,7 @@ PRINTABLE = set(string.ascii_letters + string.digits + string.punctuation + " \n
 
 
 def load(path: Path, **kwargs) -> llama_cpp.Llama:
-    return llama_cpp.Llama(
-        model_path=str(path), n_ctx=512, n_threads=1, verbose=False, **kwargs
-    )
+    return llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=1, verbose=False, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +41,7 @@ def sha256(path: Path) -> str:
 def generate_ids(llm: llama_cpp.Llama, prompt: str, n: int) -> list[int]:
     """Greedy token ids after `prompt` (special tokens in the prompt are parsed)."""
     ids = []
-    for token in llm.generate(
-        llm.tokenize(prompt.encode(), special=True), temp=0.0, reset=True
-    ):
+    for token in llm.generate(llm.tokenize(prompt.encode(), special=True), temp=0.0, reset=True):
         ids.append(token)
         if len(ids) == n:
             return ids
@@ -103,9 +99,7 @@ def test_english_uses_word_pieces_and_other_text_uses_bytes(
     def pieces(text: str) -> list[bytes]:
         return [llm.detokenize([t]) for t in llm.tokenize(text.encode(), add_bos=False)]
 
-    assert {b" world", b" this", b" is", b" test"} <= set(
-        pieces("Hello world, this is a test.")
-    )
+    assert {b" world", b" this", b" is", b" test"} <= set(pieces("Hello world, this is a test."))
     # 世 is not in the vocabulary: its first UTF-8 byte becomes a byte-fallback token.
     assert b"\xe4" in pieces("世界")
 
@@ -145,9 +139,7 @@ def test_greedy_completion_is_printable_varied_text(llm: llama_cpp.Llama) -> Non
 
 
 @pytest.mark.parametrize("prompt", [PROMPT, CHAT_PROMPT, "héllo 世界 🙂"])
-def test_greedy_never_emits_control_or_non_ascii_byte_tokens(
-    llm: llama_cpp.Llama, prompt: str
-) -> None:
+def test_greedy_never_emits_control_or_non_ascii_byte_tokens(llm: llama_cpp.Llama, prompt: str) -> None:
     ids = generate_ids(llm, prompt, 200)
     assert len(ids) == 200
     assert not set(ids) & build_vocab().banned
@@ -186,9 +178,7 @@ def test_eos_ends_generation_when_favoured(llm: llama_cpp.Llama) -> None:
 
 def test_sampling_depends_on_the_seed_only(llm: llama_cpp.Llama) -> None:
     def sample(seed: int) -> str:
-        result = llm.create_completion(
-            PROMPT, max_tokens=30, temperature=1.0, seed=seed
-        )
+        result = llm.create_completion(PROMPT, max_tokens=30, temperature=1.0, seed=seed)
         return result["choices"][0]["text"]
 
     assert sample(1) == sample(1)
@@ -198,9 +188,7 @@ def test_sampling_depends_on_the_seed_only(llm: llama_cpp.Llama) -> None:
 def test_streaming_is_not_held_back(llm: llama_cpp.Llama) -> None:
     chunks = [
         chunk["choices"][0]["text"]
-        for chunk in llm.create_completion(
-            PROMPT, max_tokens=30, temperature=0.0, stream=True
-        )
+        for chunk in llm.create_completion(PROMPT, max_tokens=30, temperature=0.0, stream=True)
     ]
     assert sum(1 for text in chunks if text) >= 25
 

@@ -144,9 +144,7 @@ def build_weights(vocab: Vocab, seed: int) -> dict[str, np.ndarray]:
     embeddings[:, BIAS_CHANNEL] = 1.0
     tensors = {"token_embd.weight": embeddings}
     for layer in range(N_LAYER):
-        blocks = (
-            _context_average_block() if layer == 0 else _random_attention_block(rng)
-        )
+        blocks = _context_average_block() if layer == 0 else _random_attention_block(rng)
         blocks |= _feed_forward_block(rng)
         # No block writes to the bias channel: it stays constant in the residual stream.
         blocks["attn_output"][BIAS_CHANNEL] = 0.0
@@ -157,9 +155,7 @@ def build_weights(vocab: Vocab, seed: int) -> dict[str, np.ndarray]:
     tensors["output_norm.weight"] = output_norm
     tensors["output.weight"] = _output_weights(rng, vocab, embeddings)
     # Norm weights must stay float32; matrices are stored as f16 to halve the file.
-    return {
-        name: w if w.ndim == 1 else w.astype(np.float16) for name, w in tensors.items()
-    }
+    return {name: w if w.ndim == 1 else w.astype(np.float16) for name, w in tensors.items()}
 
 
 def _normal(rng: np.random.Generator, rows: int, cols: int, std: float) -> np.ndarray:
@@ -200,12 +196,8 @@ def _feed_forward_block(rng: np.random.Generator) -> dict[str, np.ndarray]:
     }
 
 
-def _output_weights(
-    rng: np.random.Generator, vocab: Vocab, embeddings: np.ndarray
-) -> np.ndarray:
-    output = (
-        _normal(rng, len(vocab.pieces), N_EMBD, LOGIT_STD) - SELF_PENALTY * embeddings
-    )
+def _output_weights(rng: np.random.Generator, vocab: Vocab, embeddings: np.ndarray) -> np.ndarray:
+    output = _normal(rng, len(vocab.pieces), N_EMBD, LOGIT_STD) - SELF_PENALTY * embeddings
     output[:, BIAS_CHANNEL] = 0.0
     output[vocab.id(EOS)] = 0.0
     banned = sorted(vocab.banned)
@@ -250,9 +242,7 @@ def write_tiny_model(
     return path
 
 
-def _add_tokenizer(
-    writer: gguf.GGUFWriter, vocab: Vocab, chat_template: str | None
-) -> None:
+def _add_tokenizer(writer: gguf.GGUFWriter, vocab: Vocab, chat_template: str | None) -> None:
     writer.add_tokenizer_model("llama")
     writer.add_token_list(list(vocab.pieces))
     writer.add_token_scores(list(vocab.scores))

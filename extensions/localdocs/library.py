@@ -77,8 +77,11 @@ class IndexRun:
 
     def to_json(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
-        out["progress"] = round(self.files_done / self.files_total, 4) if self.files_total else (
-            0.0 if self.running else 1.0)
+        out["progress"] = (
+            round(self.files_done / self.files_total, 4)
+            if self.files_total
+            else (0.0 if self.running else 1.0)
+        )
         return out
 
     def end(self, state: str, error: str | None = None) -> None:
@@ -104,8 +107,14 @@ class _Planned:
 
 
 class LocalDocs:
-    def __init__(self, store: Store, embedder: Embedder, options: Options, private_dirs: list[Path],
-                 spawn: Callable[[Callable[[], None], str], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        options: Options,
+        private_dirs: list[Path],
+        spawn: Callable[[Callable[[], None], str], None] | None = None,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.options = options
@@ -121,9 +130,11 @@ class LocalDocs:
         found = self.store.get(name)
         if found is None:
             names = [c.name for c in self.store.collections()]
-            raise NotFound(f"There is no LocalDocs collection {name!r}. Collections: "
-                           f"{', '.join(names) or 'none yet'}.", param="localdocs",
-                           code="collection_not_found")
+            raise NotFound(
+                f"There is no LocalDocs collection {name!r}. Collections: {', '.join(names) or 'none yet'}.",
+                param="localdocs",
+                code="collection_not_found",
+            )
         return found
 
     def describe(self, collection: Collection) -> dict:
@@ -137,8 +148,8 @@ class LocalDocs:
             "failed_files": collection.failed_files,
             "embedding_model": collection.embedding_model or None,
             "indexed_at": collection.indexed_at,
-            "needs_index": collection.indexed_at is None or (
-                bool(collection.embedding_model) and collection.embedding_model != model),
+            "needs_index": collection.indexed_at is None
+            or (bool(collection.embedding_model) and collection.embedding_model != model),
             "index": run.to_json() if run else None,
         }
 
@@ -151,8 +162,11 @@ class LocalDocs:
         if len(resolved) > MAX_FOLDERS:
             raise InvalidRequest(f"A collection has at most {MAX_FOLDERS} folders.", param="folders")
         if self.store.get(name) is not None:
-            raise Conflict(f"A LocalDocs collection named {name!r} already exists.", param="name",
-                           code="collection_exists")
+            raise Conflict(
+                f"A LocalDocs collection named {name!r} already exists.",
+                param="name",
+                code="collection_exists",
+            )
         self.store.create(name, dict.fromkeys(resolved))
         log.info("LocalDocs: created the collection %s (%s)", name, ", ".join(resolved))
         return self.collection(name)
@@ -197,7 +211,9 @@ class LocalDocs:
             if path == private or private in path.parents:
                 raise InvalidRequest(
                     f"{folder!r} is inside Hearth's user_data folder ({private}), which holds chats, "
-                    "keys and settings: it cannot be a LocalDocs folder.", param="folders")
+                    "keys and settings: it cannot be a LocalDocs folder.",
+                    param="folders",
+                )
         return str(path)
 
     # --- Index runs ----------------------------------------------------------------------------
@@ -227,9 +243,10 @@ class LocalDocs:
             for start in range(0, len(planned), BATCH_FILES):
                 if run.cancelled:
                     break
-                batch = planned[start:start + BATCH_FILES]
+                batch = planned[start : start + BATCH_FILES]
                 counts = self.embedder.run(
-                    lambda embed, batch=batch: self._index_batch(collection, batch, embed))
+                    lambda embed, batch=batch: self._index_batch(collection, batch, embed)
+                )
                 run.files_indexed += counts[0]
                 run.files_unchanged += counts[1]
                 run.files_failed += counts[2]
@@ -240,21 +257,31 @@ class LocalDocs:
                 return
             self.store.finish(collection.id)
             run.end("done")
-            log.info("LocalDocs: indexed %s in %.1fs: %d new or changed, %d unchanged, %d removed, "
-                     "%d failed, %d chunks", collection.name, time.monotonic() - started,
-                     run.files_indexed, run.files_unchanged, run.files_removed, run.files_failed,
-                     run.chunks_added)
+            log.info(
+                "LocalDocs: indexed %s in %.1fs: %d new or changed, %d unchanged, %d removed, "
+                "%d failed, %d chunks",
+                collection.name,
+                time.monotonic() - started,
+                run.files_indexed,
+                run.files_unchanged,
+                run.files_removed,
+                run.files_failed,
+                run.chunks_added,
+            )
         except Exception as exc:
             if run.cancelled:
                 run.end("cancelled")
                 return
             message = exc.message if isinstance(exc, HearthError) else f"{type(exc).__name__}: {exc}"
-            log.error("LocalDocs: indexing %s failed: %s", collection.name, message,
-                      exc_info=not isinstance(exc, HearthError))
+            log.error(
+                "LocalDocs: indexing %s failed: %s",
+                collection.name,
+                message,
+                exc_info=not isinstance(exc, HearthError),
+            )
             run.end("failed", message)
 
-    def _plan(self, collection: Collection, embed: Embed
-              ) -> tuple[list[_Planned], list[KnownFile], int]:
+    def _plan(self, collection: Collection, embed: Embed) -> tuple[list[_Planned], list[KnownFile], int]:
         """On the embedding thread: which files to read, which are gone, how many unchanged."""
         dimensions = int(embed(["dimensions"]).shape[1])
         if self.store.start_model(collection.id, self.embedder.model_name, dimensions):
@@ -283,8 +310,11 @@ class LocalDocs:
                 continue
             for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
                 here = Path(dirpath)
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                                     and d not in SKIPPED_DIRS and here / d not in self.private_dirs)
+                dirnames[:] = sorted(
+                    d
+                    for d in dirnames
+                    if not d.startswith(".") and d not in SKIPPED_DIRS and here / d not in self.private_dirs
+                )
                 for name in sorted(filenames):
                     path = here / name
                     if name.startswith(".") or not is_document(path):
@@ -300,8 +330,9 @@ class LocalDocs:
                     if os.path.isfile(path):
                         yield str(path), stat
 
-    def _index_batch(self, collection: Collection, batch: list[_Planned], embed: Embed
-                     ) -> tuple[int, int, int, int]:
+    def _index_batch(
+        self, collection: Collection, batch: list[_Planned], embed: Embed
+    ) -> tuple[int, int, int, int]:
         """On the embedding thread: read, chunk, embed and save a few files.
         Returns (indexed, unchanged, failed, chunks)."""
         options = self.options
@@ -328,7 +359,7 @@ class LocalDocs:
         vectors = embed(texts) if texts else np.zeros((0, 0), dtype=np.float32)
         rows, offset = [], 0
         for item, digest, error, chunks in results:
-            mine = vectors[offset:offset + len(chunks)] if chunks else None
+            mine = vectors[offset : offset + len(chunks)] if chunks else None
             offset += len(chunks)
             new = [NewChunk(i, c.location, c.text) for i, c in enumerate(chunks)]
             rows.append((item.path, item.size, item.mtime_ns, digest, error, new, mine))
@@ -345,8 +376,9 @@ class LocalDocs:
             return []
         return self.embedder.run(lambda embed: self._search(collections, query, top_k, min_score, embed))
 
-    def _search(self, collections: list[Collection], query: str, top_k: int, min_score: float,
-                embed: Embed) -> list[Hit]:
+    def _search(
+        self, collections: list[Collection], query: str, top_k: int, min_score: float, embed: Embed
+    ) -> list[Hit]:
         vector = embed([query])[0]
         model = self.embedder.model_name
         candidates: list[tuple[float, int, str]] = []
@@ -354,8 +386,12 @@ class LocalDocs:
             if collection.embedding_model and collection.embedding_model != model:
                 if collection.name not in self._warned:
                     self._warned.add(collection.name)
-                    log.warning("LocalDocs: %s was indexed with %s, not %s: index it again",
-                                collection.name, collection.embedding_model, model)
+                    log.warning(
+                        "LocalDocs: %s was indexed with %s, not %s: index it again",
+                        collection.name,
+                        collection.embedding_model,
+                        model,
+                    )
                 continue
             ids, matrix = self._matrix(collection, vector.shape[0])
             if not len(ids):
@@ -365,8 +401,11 @@ class LocalDocs:
             candidates += [(float(scores[i]), int(ids[i]), collection.name) for i in best]
         candidates = sorted((c for c in candidates if c[0] >= min_score), reverse=True)[:top_k]
         details = self.store.chunk_details([c[1] for c in candidates])
-        return [Hit(name, *details[cid][:2], details[cid][2], round(score, 4))
-                for score, cid, name in candidates if cid in details]
+        return [
+            Hit(name, *details[cid][:2], details[cid][2], round(score, 4))
+            for score, cid, name in candidates
+            if cid in details
+        ]
 
     def _matrix(self, collection: Collection, dimensions: int) -> tuple[np.ndarray, np.ndarray]:
         """The collection's embeddings, cached until an index run changes them."""

@@ -22,14 +22,77 @@ log = logging.getLogger(__name__)
 PROSE = frozenset({".txt", ".md", ".markdown", ".rst", ".org", ".tex", ".csv", ".tsv", ".log"})
 HTML = frozenset({".html", ".htm", ".xhtml"})
 PDF = frozenset({".pdf"})
-CODE = frozenset({
-    ".py", ".pyi", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".jsx", ".java", ".kt", ".kts", ".scala",
-    ".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".hh", ".cs", ".go", ".rs", ".rb", ".php", ".swift",
-    ".m", ".mm", ".lua", ".r", ".jl", ".pl", ".pm", ".sh", ".bash", ".zsh", ".fish", ".ps1",
-    ".sql", ".css", ".scss", ".less", ".vue", ".svelte", ".json", ".yaml", ".yml", ".toml",
-    ".ini", ".cfg", ".conf", ".xml", ".gradle", ".cmake", ".dart", ".ex", ".exs", ".erl",
-    ".hs", ".ml", ".clj", ".el", ".vim", ".proto", ".graphql", ".tf", ".nix", ".zig",
-})
+CODE = frozenset(
+    {
+        ".py",
+        ".pyi",
+        ".js",
+        ".mjs",
+        ".cjs",
+        ".ts",
+        ".tsx",
+        ".jsx",
+        ".java",
+        ".kt",
+        ".kts",
+        ".scala",
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".cxx",
+        ".hpp",
+        ".hh",
+        ".cs",
+        ".go",
+        ".rs",
+        ".rb",
+        ".php",
+        ".swift",
+        ".m",
+        ".mm",
+        ".lua",
+        ".r",
+        ".jl",
+        ".pl",
+        ".pm",
+        ".sh",
+        ".bash",
+        ".zsh",
+        ".fish",
+        ".ps1",
+        ".sql",
+        ".css",
+        ".scss",
+        ".less",
+        ".vue",
+        ".svelte",
+        ".json",
+        ".yaml",
+        ".yml",
+        ".toml",
+        ".ini",
+        ".cfg",
+        ".conf",
+        ".xml",
+        ".gradle",
+        ".cmake",
+        ".dart",
+        ".ex",
+        ".exs",
+        ".erl",
+        ".hs",
+        ".ml",
+        ".clj",
+        ".el",
+        ".vim",
+        ".proto",
+        ".graphql",
+        ".tf",
+        ".nix",
+        ".zig",
+    }
+)
 SUFFIXES = PROSE | HTML | PDF | CODE
 EXACT_NAMES = frozenset({"Makefile", "Dockerfile", "README", "LICENSE", "CMakeLists.txt"})
 
@@ -91,9 +154,34 @@ def _pdf_chunks(data: bytes, size: int, overlap: int) -> Iterator[Chunk]:
 
 
 class _TextOfHtml(html.parser.HTMLParser):
-    BLOCKS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
-                        "section", "article", "header", "footer", "blockquote", "table", "ul",
-                        "ol", "dt", "dd", "hr", "title"})
+    BLOCKS = frozenset(
+        {
+            "p",
+            "div",
+            "br",
+            "li",
+            "tr",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "pre",
+            "section",
+            "article",
+            "header",
+            "footer",
+            "blockquote",
+            "table",
+            "ul",
+            "ol",
+            "dt",
+            "dd",
+            "hr",
+            "title",
+        }
+    )
     SKIP = frozenset({"script", "style", "noscript", "template", "svg", "head"})
 
     def __init__(self) -> None:
@@ -108,8 +196,9 @@ class _TextOfHtml(html.parser.HTMLParser):
         elif tag in self.SKIP:
             self._skipping += 1
         if tag in self.BLOCKS:
-            self.parts.append("\n\n" if tag in ("p", "div", "section", "article", "table") or
-                              tag.startswith("h") else "\n")
+            self.parts.append(
+                "\n\n" if tag in ("p", "div", "section", "article", "table") or tag.startswith("h") else "\n"
+            )
 
     def handle_endtag(self, tag):
         if tag == "title":

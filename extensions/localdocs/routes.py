@@ -18,8 +18,9 @@ Docs = Callable[[], LocalDocs]
 class CreateCollection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(description="The collection's name (like a file name: no slashes).")
-    folders: list[str] = Field(default_factory=list, max_length=MAX_FOLDERS,
-                               description="Absolute paths of existing folders.")
+    folders: list[str] = Field(
+        default_factory=list, max_length=MAX_FOLDERS, description="Absolute paths of existing folders."
+    )
     index: bool = Field(True, description="Start indexing at once.")
 
 
@@ -76,9 +77,19 @@ def _views(docs: Docs, read: Callable[[type[BaseModel]], Any]) -> dict[str, Call
     def search():
         body = read(Search)
         hits = docs().search(body.collections, body.query, body.top_k, body.min_score)
-        return jsonify(object="list", data=[
-            {"collection": h.collection, "path": h.path, "location": h.location, "score": h.score,
-             "text": h.text} for h in hits])
+        return jsonify(
+            object="list",
+            data=[
+                {
+                    "collection": h.collection,
+                    "path": h.path,
+                    "location": h.location,
+                    "score": h.score,
+                    "text": h.text,
+                }
+                for h in hits
+            ],
+        )
 
     return {name: view for name, view in locals().items() if callable(view) and name not in ("docs", "read")}
 
@@ -98,8 +109,7 @@ def _blueprint(prefix: str, views: dict[str, Callable], wrap: Callable[[Callable
     bp = Blueprint("localdocs", __name__, url_prefix=prefix)
     for method, rule, name in ROUTES:
         view = wrap(views[name])
-        bp.add_url_rule(rule or "", endpoint=name, view_func=view, methods=[method],
-                        strict_slashes=False)
+        bp.add_url_rule(rule or "", endpoint=name, view_func=view, methods=[method], strict_slashes=False)
     return bp
 
 

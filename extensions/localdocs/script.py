@@ -40,8 +40,11 @@ def setup(context):
     docs = LocalDocs(
         Store(settings.user_data_dir / "localdocs.sqlite3"),
         make_embedder(context.services, params["embedding_model"]),
-        Options(chunk_size=int(params["chunk_size"]), chunk_overlap=int(params["chunk_overlap"]),
-                max_file_bytes=int(params["max_file_mb"] * 1024 * 1024)),
+        Options(
+            chunk_size=int(params["chunk_size"]),
+            chunk_overlap=int(params["chunk_overlap"]),
+            max_file_bytes=int(params["max_file_mb"] * 1024 * 1024),
+        ),
         private_dirs=[settings.user_data_dir],
     )
     context.on_close(docs.close)
@@ -72,8 +75,10 @@ def input_modifier(string, state, is_chat=False):
     hits = docs.search(names, string, int(params["top_k"]), float(params["min_score"]))
     state.setdefault("extras", {})["localdocs"] = {
         "collections": names,
-        "sources": [{"collection": h.collection, "path": h.path, "score": h.score,
-                     "location": h.location} for h in hits],
+        "sources": [
+            {"collection": h.collection, "path": h.path, "score": h.score, "location": h.location}
+            for h in hits
+        ],
     }
     if not hits:
         return string
@@ -95,10 +100,16 @@ def custom_css():
 
 def ui():
     return [
-        {"param": "top_k", "type": "number", "label": "Excerpts per message", "min": 1, "max": 20,
-         "step": 1},
-        {"param": "min_score", "type": "number", "label": "Minimum similarity", "min": -1, "max": 1,
-         "step": 0.05, "help": "Excerpts less similar to the message than this are left out."},
+        {"param": "top_k", "type": "number", "label": "Excerpts per message", "min": 1, "max": 20, "step": 1},
+        {
+            "param": "min_score",
+            "type": "number",
+            "label": "Minimum similarity",
+            "min": -1,
+            "max": 1,
+            "step": 0.05,
+            "help": "Excerpts less similar to the message than this are left out.",
+        },
     ]
 
 

@@ -110,18 +110,23 @@ class Store:
     def collections(self, name: str | None = None) -> list[Collection]:
         where, args = ("WHERE c.name = ?", (name,)) if name is not None else ("", ())
         with self.connect() as db:
-            rows = db.execute(f"""
+            rows = db.execute(
+                f"""
                 SELECT c.id, c.name, c.embedding_model, c.indexed_at, c.version,
                        (SELECT COUNT(*) FROM files f WHERE f.collection_id = c.id AND f.error IS NULL),
                        (SELECT COUNT(*) FROM chunks k JOIN files f ON k.file_id = f.id
                          WHERE f.collection_id = c.id),
                        (SELECT COUNT(*) FROM files f WHERE f.collection_id = c.id AND f.error IS NOT NULL)
-                FROM collections c {where} ORDER BY c.name""", args).fetchall()
+                FROM collections c {where} ORDER BY c.name""",
+                args,
+            ).fetchall()
             folders: dict[int, list[str]] = {}
             for cid, path in db.execute("SELECT collection_id, path FROM folders ORDER BY rowid"):
                 folders.setdefault(cid, []).append(path)
-        return [Collection(r[0], r[1], tuple(folders.get(r[0], ())), r[2], r[3], r[4], r[5], r[6], r[7])
-                for r in rows]
+        return [
+            Collection(r[0], r[1], tuple(folders.get(r[0], ())), r[2], r[3], r[4], r[5], r[6], r[7])
+            for r in rows
+        ]
 
     def get(self, name: str) -> Collection | None:
         found = self.collections(name)
@@ -130,20 +135,28 @@ class Store:
     def create(self, name: str, folders: Iterable[str]) -> None:
         """Raises sqlite3.IntegrityError when the name is taken."""
         with self.connect() as db, db:
-            cid = db.execute("INSERT INTO collections (name, created_at) VALUES (?, ?)",
-                             (name, time.time())).lastrowid
-            db.executemany("INSERT OR IGNORE INTO folders (collection_id, path) VALUES (?, ?)",
-                           [(cid, folder) for folder in folders])
+            cid = db.execute(
+                "INSERT INTO collections (name, created_at) VALUES (?, ?)", (name, time.time())
+            ).lastrowid
+            db.executemany(
+                "INSERT OR IGNORE INTO folders (collection_id, path) VALUES (?, ?)",
+                [(cid, folder) for folder in folders],
+            )
 
     def add_folder(self, collection_id: int, folder: str) -> None:
         with self.connect() as db, db:
-            db.execute("INSERT OR IGNORE INTO folders (collection_id, path) VALUES (?, ?)",
-                       (collection_id, folder))
+            db.execute(
+                "INSERT OR IGNORE INTO folders (collection_id, path) VALUES (?, ?)", (collection_id, folder)
+            )
 
     def remove_folder(self, collection_id: int, folder: str) -> bool:
         with self.connect() as db, db:
-            return db.execute("DELETE FROM folders WHERE collection_id = ? AND path = ?",
-                              (collection_id, folder)).rowcount > 0
+            return (
+                db.execute(
+                    "DELETE FROM folders WHERE collection_id = ? AND path = ?", (collection_id, folder)
+                ).rowcount
+                > 0
+            )
 
     def delete(self, collection_id: int) -> None:
         with self.connect() as db, db:
@@ -153,29 +166,37 @@ class Store:
 
     def known_files(self, collection_id: int) -> dict[str, KnownFile]:
         with self.connect() as db:
-            rows = db.execute("SELECT id, path, size, mtime_ns, sha256 FROM files "
-                              "WHERE collection_id = ?", (collection_id,)).fetchall()
+            rows = db.execute(
+                "SELECT id, path, size, mtime_ns, sha256 FROM files WHERE collection_id = ?", (collection_id,)
+            ).fetchall()
         return {r[1]: KnownFile(*r) for r in rows}
 
     def start_model(self, collection_id: int, model: str, dimensions: int) -> bool:
         """Record the embedding model; a different one than before drops every file (their
         vectors cannot be compared). Returns whether it did."""
         with self.connect() as db, db:
-            row = db.execute("SELECT embedding_model, dimensions FROM collections WHERE id = ?",
-                             (collection_id,)).fetchone()
+            row = db.execute(
+                "SELECT embedding_model, dimensions FROM collections WHERE id = ?", (collection_id,)
+            ).fetchone()
             if row is None or (row[0] == model and row[1] == dimensions):
                 return False
             db.execute("DELETE FROM files WHERE collection_id = ?", (collection_id,))
-            db.execute("UPDATE collections SET embedding_model = ?, dimensions = ?, "
-                       "version = version + 1 WHERE id = ?", (model, dimensions, collection_id))
+            db.execute(
+                "UPDATE collections SET embedding_model = ?, dimensions = ?, "
+                "version = version + 1 WHERE id = ?",
+                (model, dimensions, collection_id),
+            )
             return True
 
     def touch(self, file_id: int, size: int, mtime_ns: int) -> None:
         with self.connect() as db, db:
             db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, file_id))
 
-    def save_files(self, collection_id: int, results: list[tuple[str, int, int, str, str | None,
-                                                               list[NewChunk], np.ndarray | None]]) -> None:
+    def save_files(
+        self,
+        collection_id: int,
+        results: list[tuple[str, int, int, str, str | None, list[NewChunk], np.ndarray | None]],
+    ) -> None:
         """Replace each file's chunks: (path, size, mtime_ns, sha256, error, chunks, vectors)."""
         now = time.time()
         with self.connect() as db, db:
@@ -184,19 +205,25 @@ class Store:
                 file_id = db.execute(
                     "INSERT INTO files (collection_id, path, size, mtime_ns, sha256, error, indexed_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (collection_id, path, size, mtime_ns, sha256, error, now)).lastrowid
+                    (collection_id, path, size, mtime_ns, sha256, error, now),
+                ).lastrowid
                 if vectors is not None:
                     db.executemany(
                         "INSERT INTO chunks (file_id, position, location, text, embedding) "
                         "VALUES (?, ?, ?, ?, ?)",
-                        [(file_id, c.position, c.location, c.text, np.asarray(v, dtype="<f4").tobytes())
-                         for c, v in zip(chunks, vectors, strict=True)])
+                        [
+                            (file_id, c.position, c.location, c.text, np.asarray(v, dtype="<f4").tobytes())
+                            for c, v in zip(chunks, vectors, strict=True)
+                        ],
+                    )
             db.execute("UPDATE collections SET version = version + 1 WHERE id = ?", (collection_id,))
 
     def forget(self, collection_id: int, file_ids: list[int]) -> None:
         with self.connect() as db, db:
-            db.executemany("DELETE FROM files WHERE id = ? AND collection_id = ?",
-                           [(fid, collection_id) for fid in file_ids])
+            db.executemany(
+                "DELETE FROM files WHERE id = ? AND collection_id = ?",
+                [(fid, collection_id) for fid in file_ids],
+            )
             db.execute("UPDATE collections SET version = version + 1 WHERE id = ?", (collection_id,))
 
     def finish(self, collection_id: int) -> None:
@@ -213,8 +240,11 @@ class Store:
     def matrix(self, collection_id: int, dimensions: int) -> tuple[np.ndarray, np.ndarray]:
         """(chunk ids, their embeddings as one float32 matrix) of a collection."""
         with self.connect() as db:
-            rows = db.execute("SELECT k.id, k.embedding FROM chunks k JOIN files f ON k.file_id = f.id "
-                              "WHERE f.collection_id = ? ORDER BY k.id", (collection_id,)).fetchall()
+            rows = db.execute(
+                "SELECT k.id, k.embedding FROM chunks k JOIN files f ON k.file_id = f.id "
+                "WHERE f.collection_id = ? ORDER BY k.id",
+                (collection_id,),
+            ).fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if not rows:
             return ids, np.zeros((0, dimensions), dtype=np.float32)
@@ -227,7 +257,9 @@ class Store:
             return {}
         marks = ",".join("?" * len(chunk_ids))
         with self.connect() as db:
-            rows = db.execute(f"SELECT k.id, f.path, k.location, k.text FROM chunks k "
-                              f"JOIN files f ON k.file_id = f.id WHERE k.id IN ({marks})",
-                              chunk_ids).fetchall()
+            rows = db.execute(
+                f"SELECT k.id, f.path, k.location, k.text FROM chunks k "
+                f"JOIN files f ON k.file_id = f.id WHERE k.id IN ({marks})",
+                chunk_ids,
+            ).fetchall()
         return {r[0]: (r[1], r[2], r[3]) for r in rows}

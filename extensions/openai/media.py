@@ -51,13 +51,16 @@ class MediaResponse(BaseModel):
 
 # --- Embeddings -----------------------------------------------------------------------------------
 
+
 class EmbeddingsRequest(MediaRequest):
-    input: Any = Field(..., description="A string, a list of strings, a list of token ids (the "
-                       f"embedding model's own) or a list of such lists; at most {MAX_EMBEDDING_INPUTS}.")
+    input: Any = Field(
+        ...,
+        description="A string, a list of strings, a list of token ids (the "
+        f"embedding model's own) or a list of such lists; at most {MAX_EMBEDDING_INPUTS}.",
+    )
     model: str | None = _field(None, "Embedding model id (OpenAI's names map to the default).")
     encoding_format: Literal["float", "base64"] = _field("float", "base64: little-endian float32.")
-    dimensions: int | None = _field(None, "Keep the first N dimensions, scaled back to unit length.",
-                                    ge=1)
+    dimensions: int | None = _field(None, "Keep the first N dimensions, scaled back to unit length.", ge=1)
 
 
 class Embedding(MediaResponse):
@@ -80,22 +83,28 @@ class EmbeddingsResponse(MediaResponse):
 
 def _is_ids(value: Any) -> bool:
     return isinstance(value, list) and all(
-        isinstance(item, int) and not isinstance(item, bool) for item in value)
+        isinstance(item, int) and not isinstance(item, bool) for item in value
+    )
 
 
 def embedding_inputs(value: Any) -> list[str] | list[list[int]]:
     """A string, strings, token ids or lists of token ids -> a list of strings or id lists."""
     if isinstance(value, str) or (isinstance(value, list) and value and _is_ids(value)):
         value = [value]
-    if not isinstance(value, list) or not (all(isinstance(item, str) for item in value)
-                                           or all(_is_ids(item) for item in value)):
-        raise InvalidRequest("'input' must be a string, a list of strings, a list of token ids "
-                             "or a list of token-id lists.", param="input")
+    if not isinstance(value, list) or not (
+        all(isinstance(item, str) for item in value) or all(_is_ids(item) for item in value)
+    ):
+        raise InvalidRequest(
+            "'input' must be a string, a list of strings, a list of token ids or a list of token-id lists.",
+            param="input",
+        )
     if not value:
         raise InvalidRequest("'input' is empty; send a string or a list of strings.", param="input")
     if len(value) > MAX_EMBEDDING_INPUTS:
-        raise InvalidRequest(f"'input' holds {len(value)} items; the limit is "
-                             f"{MAX_EMBEDDING_INPUTS} per request.", param="input")
+        raise InvalidRequest(
+            f"'input' holds {len(value)} items; the limit is {MAX_EMBEDDING_INPUTS} per request.",
+            param="input",
+        )
     for index, item in enumerate(value):
         if not item or (isinstance(item, str) and not item.strip()):
             raise InvalidRequest(f"input[{index}] is empty.", param="input")
@@ -104,8 +113,9 @@ def embedding_inputs(value: Any) -> list[str] | list[list[int]]:
 
 def _check_dimensions(dimensions: int | None, available: int) -> None:
     if dimensions is not None and dimensions > available:
-        raise InvalidRequest(f"'dimensions' is {dimensions}, but this model's embeddings have "
-                             f"{available}.", param="dimensions")
+        raise InvalidRequest(
+            f"'dimensions' is {dimensions}, but this model's embeddings have {available}.", param="dimensions"
+        )
 
 
 def _truncate(vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
@@ -132,7 +142,7 @@ def embeddings() -> Response:
     is_text = isinstance(inputs[0], str)
     vectors, tokens = [], 0
     for start in range(0, len(inputs), EMBEDDING_CHUNK):
-        chunk = inputs[start:start + EMBEDDING_CHUNK]
+        chunk = inputs[start : start + EMBEDDING_CHUNK]
 
         def run(model, chunk=chunk):
             _check_dimensions(body.dimensions, model.dimensions)  # before the work, not after
@@ -144,21 +154,32 @@ def embeddings() -> Response:
     matrix = _truncate(np.concatenate(vectors), body.dimensions)
     # Built without validation: checking 32 x 384 floats again took as long as sending them
     # (9 ms a batch); the values are the model's own floats and the shape is built here.
-    data = [Embedding.model_construct(object="embedding", index=index,
-                                      embedding=_encode_vector(vector, body.encoding_format))
-            for index, vector in enumerate(matrix)]
-    return json_response(EmbeddingsResponse.model_construct(
-        object="list", data=data, model=spec.id,
-        usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)))
+    data = [
+        Embedding.model_construct(
+            object="embedding", index=index, embedding=_encode_vector(vector, body.encoding_format)
+        )
+        for index, vector in enumerate(matrix)
+    ]
+    return json_response(
+        EmbeddingsResponse.model_construct(
+            object="list",
+            data=data,
+            model=spec.id,
+            usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+        )
+    )
 
 
 # --- Moderations ----------------------------------------------------------------------------------
 
+
 class ModerationsRequest(MediaRequest):
-    input: Any = Field(..., description="A string, a list of strings, or a list of "
-                       "{\"type\": \"text\", \"text\": ...} parts.")
-    model: str | None = _field(None, "An embedding model id (OpenAI's moderation names map to the "
-                               "default embedding model).")
+    input: Any = Field(
+        ..., description='A string, a list of strings, or a list of {"type": "text", "text": ...} parts.'
+    )
+    model: str | None = _field(
+        None, "An embedding model id (OpenAI's moderation names map to the default embedding model)."
+    )
 
 
 class ModerationResult(MediaResponse):
@@ -187,13 +208,15 @@ def moderation_inputs(value: Any) -> list[str]:
             break
         texts.append(item)
     if items is None:
-        raise InvalidRequest("'input' must be a string, a list of strings or a list of text parts.",
-                             param="input")
+        raise InvalidRequest(
+            "'input' must be a string, a list of strings or a list of text parts.", param="input"
+        )
     if not texts or not all(text.strip() for text in texts):
         raise InvalidRequest("'input' is empty; send a string or a list of strings.", param="input")
     if len(texts) > MAX_EMBEDDING_INPUTS:
-        raise InvalidRequest(f"'input' holds {len(texts)} items; the limit is "
-                             f"{MAX_EMBEDDING_INPUTS}.", param="input")
+        raise InvalidRequest(
+            f"'input' holds {len(texts)} items; the limit is {MAX_EMBEDDING_INPUTS}.", param="input"
+        )
     return texts
 
 
@@ -212,15 +235,25 @@ def moderations() -> Response:
         return moderate(model.embed_texts(texts).vectors, owners, descriptions)
 
     results = media.worker(spec).call(run)
-    return json_response(ModerationsResponse(id=f"modr-{uuid.uuid4().hex}", model=spec.id, results=[
-        ModerationResult(
-            flagged=result.flagged, categories=result.categories,
-            category_scores={name: round(score, 6) for name, score in result.scores.items()},
-            category_applied_input_types={name: ["text"] for name in result.categories})
-        for result in results]))
+    return json_response(
+        ModerationsResponse(
+            id=f"modr-{uuid.uuid4().hex}",
+            model=spec.id,
+            results=[
+                ModerationResult(
+                    flagged=result.flagged,
+                    categories=result.categories,
+                    category_scores={name: round(score, 6) for name, score in result.scores.items()},
+                    category_applied_input_types={name: ["text"] for name in result.categories},
+                )
+                for result in results
+            ],
+        )
+    )
 
 
 # --- Images ------------------------------------------------------------------------------------------
+
 
 class ImagesRequest(MediaRequest):
     prompt: Annotated[str, Field(min_length=1, max_length=32000, description="What to draw.")]
@@ -230,8 +263,9 @@ class ImagesRequest(MediaRequest):
     response_format: Literal["b64_json", "url"] = _field("url", "url is a data: URL of the PNG.")
     steps: int = _field(20, "Denoising steps (1-150).", ge=1, le=150)
     cfg_scale: float = _field(7.0, "Classifier-free guidance scale (0-30).", ge=0, le=30)
-    seed: int | None = _field(None, "Seed of the first image; image i uses seed + i (default: "
-                              "random).", ge=0, lt=2**32)
+    seed: int | None = _field(
+        None, "Seed of the first image; image i uses seed + i (default: random).", ge=0, lt=2**32
+    )
     negative_prompt: str = _field("", "What the image should not show.")
 
 
@@ -254,20 +288,31 @@ def image_generations() -> Response:
     width, height = parse_size(body.size)
     media = services().media
     spec = media.find(kinds.IMAGE, body.model)
-    params = ImageRequest(prompt=body.prompt, width=width, height=height, n=body.n,
-                          steps=body.steps, cfg_scale=body.cfg_scale, seed=body.seed,
-                          negative_prompt=body.negative_prompt)
+    params = ImageRequest(
+        prompt=body.prompt,
+        width=width,
+        height=height,
+        n=body.n,
+        steps=body.steps,
+        cfg_scale=body.cfg_scale,
+        seed=body.seed,
+        negative_prompt=body.negative_prompt,
+    )
     images = media.worker(spec).call(lambda model: model.generate(params))
     data = []
     for image in images:
         encoded = base64.b64encode(image.png).decode("ascii")
-        where = ({"b64_json": encoded} if body.response_format == "b64_json"
-                 else {"url": f"data:image/png;base64,{encoded}"})
+        where = (
+            {"b64_json": encoded}
+            if body.response_format == "b64_json"
+            else {"url": f"data:image/png;base64,{encoded}"}
+        )
         data.append(ImageData(**where, revised_prompt=body.prompt, seed=image.seed))
     return json_response(ImagesResponse(created=int(time.time()), data=data))
 
 
 # --- Speech-to-text ---------------------------------------------------------------------------------
+
 
 class TranscriptionForm(BaseModel):
     """The multipart form's fields (strings on the wire, hence not strict)."""
@@ -284,8 +329,9 @@ class TranscriptionForm(BaseModel):
 
 def _upload() -> tuple[bytes, TranscriptionForm]:
     if request.content_length is not None and request.content_length > MAX_UPLOAD_BYTES:
-        raise PayloadTooLarge(f"The upload is {request.content_length} bytes; the limit is "
-                              f"{MAX_UPLOAD_BYTES}.")
+        raise PayloadTooLarge(
+            f"The upload is {request.content_length} bytes; the limit is {MAX_UPLOAD_BYTES}."
+        )
     request.max_content_length = MAX_UPLOAD_BYTES + 64 * 1024
     if request.mimetype != "multipart/form-data":
         raise InvalidRequest("Send the audio as multipart/form-data with a 'file' field.", param="file")
@@ -298,8 +344,9 @@ def _upload() -> tuple[bytes, TranscriptionForm]:
     if not data:
         raise InvalidRequest("The uploaded file is empty.", param="file")
     form: dict[str, Any] = {key: value for key, value in request.form.items() if value != ""}
-    granularities = (request.form.getlist("timestamp_granularities[]")
-                     or request.form.getlist("timestamp_granularities"))
+    granularities = request.form.getlist("timestamp_granularities[]") or request.form.getlist(
+        "timestamp_granularities"
+    )
     if granularities:
         form["timestamp_granularities"] = granularities
     return data, validate(TranscriptionForm, form)
@@ -312,8 +359,14 @@ def _transcribe(task: str) -> Response:
     media = services().media
     spec = media.find(kinds.TRANSCRIPTION, form.model)
     words = "word" in form.timestamp_granularities and form.response_format == "verbose_json"
-    params = TranscriptionRequest(audio=audio, task=task, language=form.language, prompt=form.prompt,
-                                  temperature=form.temperature, word_timestamps=words)
+    params = TranscriptionRequest(
+        audio=audio,
+        task=task,
+        language=form.language,
+        prompt=form.prompt,
+        temperature=form.temperature,
+        word_timestamps=words,
+    )
     transcript = media.worker(spec).call(lambda model: model.transcribe(params))
     fmt = form.response_format
     if fmt == "text":
@@ -330,13 +383,19 @@ def _transcribe(task: str) -> Response:
         "language": transcript.language,
         "duration": transcript.duration,
         "text": transcript.text,
-        "segments": [{key: value for key, value in vars(segment).items() if key != "words"}
-                     | {"tokens": list(segment.tokens)} for segment in transcript.segments],
+        "segments": [
+            {key: value for key, value in vars(segment).items() if key != "words"}
+            | {"tokens": list(segment.tokens)}
+            for segment in transcript.segments
+        ],
         "usage": usage,
     }
     if words:
-        verbose["words"] = [{"word": w.word.strip(), "start": w.start, "end": w.end}
-                            for segment in transcript.segments for w in segment.words]
+        verbose["words"] = [
+            {"word": w.word.strip(), "start": w.start, "end": w.end}
+            for segment in transcript.segments
+            for w in segment.words
+        ]
     return jsonify(verbose)
 
 
@@ -350,14 +409,16 @@ def translations() -> Response:
 
 # --- Text-to-speech -----------------------------------------------------------------------------------
 
+
 class SpeechRequest(MediaRequest):
-    input: Annotated[str, Field(min_length=1, max_length=MAX_SPEECH_CHARS,
-                                description="The text to speak.")]
+    input: Annotated[str, Field(min_length=1, max_length=MAX_SPEECH_CHARS, description="The text to speak.")]
     model: str | None = _field(None, "tts-1, tts-1-hd, gpt-4o-mini-tts, or a voice id.")
-    voice: str | None = _field(None, "An installed voice id; OpenAI's voices (alloy, ...) use the "
-                               "default voice.")
+    voice: str | None = _field(
+        None, "An installed voice id; OpenAI's voices (alloy, ...) use the default voice."
+    )
     response_format: Literal["mp3", "opus", "wav", "flac", "pcm"] = _field(
-        "mp3", "pcm: raw 16-bit little-endian mono at 24 kHz.")
+        "mp3", "pcm: raw 16-bit little-endian mono at 24 kHz."
+    )
     speed: float = _field(1.0, "0.25 to 4.0.", ge=0.25, le=4.0)
     stream_format: Literal["audio"] = _field("audio", "Only audio (no server-sent events).")
 
@@ -391,6 +452,7 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 # --- The table -----------------------------------------------------------------------------------------
 
+
 def model_cards() -> list[dict]:
     """/v1/models entries for the media models (a source of ApiState.model_sources)."""
     return services().media.catalog()
@@ -411,20 +473,50 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("POST", "/v1/embeddings", embeddings,
-          "Embed texts or token ids with a sentence-transformers model.",
-          request=EmbeddingsRequest, response=EmbeddingsResponse),
-    Route("POST", "/v1/moderations", moderations,
-          "Flag harmful text by embedding similarity (a heuristic, not a trained classifier).",
-          request=ModerationsRequest, response=ModerationsResponse),
-    Route("POST", "/v1/images/generations", image_generations,
-          "Generate PNG images with the local diffusers pipeline (--image-model).",
-          request=ImagesRequest, response=ImagesResponse),
-    Route("POST", "/v1/audio/transcriptions", transcriptions,
-          "Speech to text (multipart: file, model, language, prompt, response_format, "
-          "temperature, timestamp_granularities[]).", response=None),
-    Route("POST", "/v1/audio/translations", translations,
-          "Speech to English text (multipart, as transcriptions).", response=None),
-    Route("POST", "/v1/audio/speech", speech,
-          "Text to speech, streamed as it is synthesized.", request=SpeechRequest),
+    Route(
+        "POST",
+        "/v1/embeddings",
+        embeddings,
+        "Embed texts or token ids with a sentence-transformers model.",
+        request=EmbeddingsRequest,
+        response=EmbeddingsResponse,
+    ),
+    Route(
+        "POST",
+        "/v1/moderations",
+        moderations,
+        "Flag harmful text by embedding similarity (a heuristic, not a trained classifier).",
+        request=ModerationsRequest,
+        response=ModerationsResponse,
+    ),
+    Route(
+        "POST",
+        "/v1/images/generations",
+        image_generations,
+        "Generate PNG images with the local diffusers pipeline (--image-model).",
+        request=ImagesRequest,
+        response=ImagesResponse,
+    ),
+    Route(
+        "POST",
+        "/v1/audio/transcriptions",
+        transcriptions,
+        "Speech to text (multipart: file, model, language, prompt, response_format, "
+        "temperature, timestamp_granularities[]).",
+        response=None,
+    ),
+    Route(
+        "POST",
+        "/v1/audio/translations",
+        translations,
+        "Speech to English text (multipart, as transcriptions).",
+        response=None,
+    ),
+    Route(
+        "POST",
+        "/v1/audio/speech",
+        speech,
+        "Text to speech, streamed as it is synthesized.",
+        request=SpeechRequest,
+    ),
 )

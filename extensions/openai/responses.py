@@ -156,7 +156,8 @@ class ChatCompletion(Out):
     choices: list[ChatChoice]
     usage: UsageOut
     localdocs: LocalDocsOut | None = _omit(
-        description="Hearth: with the `localdocs` field, the excerpts used (from the LocalDocs extension).")
+        description="Hearth: with the `localdocs` field, the excerpts used (from the LocalDocs extension)."
+    )
 
 
 class FunctionDeltaOut(Out):
@@ -201,7 +202,8 @@ class ChatCompletionChunk(Out):
     choices: list[ChunkChoice]
     usage: UsageOut | None = _omit()
     localdocs: LocalDocsOut | None = _omit(
-        description="Hearth: on each choice's last chunk, the LocalDocs excerpts used.")
+        description="Hearth: on each choice's last chunk, the LocalDocs excerpts used."
+    )
 
 
 # --- Completions and edits ----------------------------------------------------------------------

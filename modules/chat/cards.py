@@ -92,7 +92,5 @@ def make_card(fields: CardFields) -> dict:
 def write_card(picture: bytes, card: dict) -> bytes:
     """`picture` (a PNG) with `card` in its `chara` chunk, replacing any card it had
     (a V3 `ccv3` chunk too, which readers would otherwise prefer)."""
-    payload = base64.b64encode(
-        json.dumps(card, ensure_ascii=False).encode("utf-8")
-    ).decode()
+    payload = base64.b64encode(json.dumps(card, ensure_ascii=False).encode("utf-8")).decode()
     return png.with_text(picture, "chara", payload, drop=("ccv3",))

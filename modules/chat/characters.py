@@ -57,28 +57,20 @@ class CharacterFile(BaseModel):
     world_scenario: str | None = None
     char_greeting: str | None = None
 
-    def to_character(
-        self, key: str, *, picture: Path | None, builtin: bool
-    ) -> Character:
+    def to_character(self, key: str, *, picture: Path | None, builtin: bool) -> Character:
         name = (self.name or self.char_name or key).strip()
         context = self.context
         if context is None:  # a Pygmalion file: build the context from its parts
             parts = [
-                f"{name}'s Persona: {self.char_persona.strip()}"
-                if self.char_persona
-                else "",
-                f"Scenario: {self.world_scenario.strip()}"
-                if self.world_scenario
-                else "",
+                f"{name}'s Persona: {self.char_persona.strip()}" if self.char_persona else "",
+                f"Scenario: {self.world_scenario.strip()}" if self.world_scenario else "",
             ]
             context = "\n".join(p for p in parts if p)
         return Character(
             key=key,
             name=name,
             context=context.strip(),
-            greeting=(
-                self.greeting if self.greeting is not None else self.char_greeting or ""
-            ).strip(),
+            greeting=(self.greeting if self.greeting is not None else self.char_greeting or "").strip(),
             example_dialogue=(self.example_dialogue or "").strip(),
             user_name=(self.your_name or self.user or "").strip() or None,
             picture=picture,
@@ -136,9 +128,7 @@ class CharacterStore:
         """
         validate_name(key)
         if not overwrite and self._data_file(self.user_dir, key):
-            raise InvalidRequest(
-                f"The character '{key}' already exists.", param="character"
-            )
+            raise InvalidRequest(f"The character '{key}' already exists.", param="character")
         data: dict = {
             "name": (name or key).strip(),
             "greeting": greeting,
@@ -172,9 +162,7 @@ class CharacterStore:
 
     # --- cards ----------------------------------------------------------------------------
 
-    def import_card(
-        self, data: bytes, *, key: str | None = None, overwrite: bool = False
-    ) -> Character:
+    def import_card(self, data: bytes, *, key: str | None = None, overwrite: bool = False) -> Character:
         """Save a TavernAI / Character Card V2 PNG as a user character (the PNG is its picture)."""
         fields = cards.card_fields(cards.read_card(data))
         return self.save(
@@ -213,9 +201,7 @@ class CharacterStore:
                 try:
                     keys.add(validate_name(path.stem))
                 except InvalidRequest:
-                    log.warning(
-                        "Ignoring character file with an unsafe name: %s", path.name
-                    )
+                    log.warning("Ignoring character file with an unsafe name: %s", path.name)
         return keys
 
     @staticmethod
@@ -227,18 +213,10 @@ class CharacterStore:
         return None
 
     def _user_data_files(self, key: str) -> list[Path]:
-        return [
-            p
-            for e in DATA_EXTENSIONS
-            if (p := child_path(self.user_dir, key + e)).is_file()
-        ]
+        return [p for e in DATA_EXTENSIONS if (p := child_path(self.user_dir, key + e)).is_file()]
 
     def _user_pictures(self, key: str) -> list[Path]:
-        return [
-            p
-            for e in PICTURE_EXTENSIONS
-            if (p := child_path(self.user_dir, key + e)).is_file()
-        ]
+        return [p for e in PICTURE_EXTENSIONS if (p := child_path(self.user_dir, key + e)).is_file()]
 
     def _load(self, folder: Path, key: str, *, builtin: bool) -> Character:
         path = self._data_file(folder, key)
@@ -255,15 +233,9 @@ class CharacterStore:
             yaml.YAMLError,
             ValidationError,
         ) as e:
-            raise InvalidRequest(
-                f"The character file {path.name} cannot be read: {e}"
-            ) from e
+            raise InvalidRequest(f"The character file {path.name} cannot be read: {e}") from e
         picture = next(
-            (
-                p
-                for e in PICTURE_EXTENSIONS
-                if (p := child_path(folder, key + e)).is_file()
-            ),
+            (p for e in PICTURE_EXTENSIONS if (p := child_path(folder, key + e)).is_file()),
             None,
         )
         return parsed.to_character(key, picture=picture, builtin=builtin)
@@ -276,9 +248,7 @@ class CharacterStore:
         elif picture.startswith(b"\xff\xd8\xff"):
             ext = ".jpg"
         else:
-            raise InvalidRequest(
-                "The picture must be a PNG or JPEG file.", param="picture"
-            )
+            raise InvalidRequest("The picture must be a PNG or JPEG file.", param="picture")
         for old in self._user_pictures(key):
             old.unlink()
         atomic_write(child_path(self.user_dir, key + ext), picture)
@@ -286,9 +256,7 @@ class CharacterStore:
 
 def _key_from_name(name: str) -> str:
     """A safe file name for an imported card's character name."""
-    cleaned = "".join(c if c.isalnum() or c in " -_()'," else "_" for c in name).strip(
-        " ._"
-    )
+    cleaned = "".join(c if c.isalnum() or c in " -_()'," else "_" for c in name).strip(" ._")
     return validate_name(cleaned[:100] or "Character")
 
 
@@ -307,7 +275,5 @@ class _BlockDumper(yaml.SafeDumper):
 
 
 def _dump_yaml(data: dict) -> bytes:
-    text = yaml.dump(
-        data, Dumper=_BlockDumper, allow_unicode=True, sort_keys=False, width=100
-    )
+    text = yaml.dump(data, Dumper=_BlockDumper, allow_unicode=True, sort_keys=False, width=100)
     return text.encode("utf-8")

@@ -51,16 +51,11 @@ class Chat:
                 if not pairs:
                     pairs.append([BEGIN_VISIBLE, m.content])
                 else:
-                    pairs[-1][1] = (
-                        f"{pairs[-1][1]}\n\n{m.content}" if pairs[-1][1] else m.content
-                    )
+                    pairs[-1][1] = f"{pairs[-1][1]}\n\n{m.content}" if pairs[-1][1] else m.content
         return pairs
 
     def visible(self) -> list[list[str]]:
-        return [
-            [u if u == BEGIN_VISIBLE else html.escape(u), html.escape(b)]
-            for u, b in self.internal()
-        ]
+        return [[u if u == BEGIN_VISIBLE else html.escape(u), html.escape(b)] for u, b in self.internal()]
 
 
 def messages_from_internal(
@@ -69,7 +64,7 @@ def messages_from_internal(
     """Messages from text-generation-webui's pairs (for its log files, which have no others)."""
     out: list[ChatMessage] = []
     for pair in internal:
-        user, bot = (list(pair) + ["", ""])[:2]
+        user, bot = [*list(pair), "", ""][:2]
         if user != BEGIN_VISIBLE:
             out.append(ChatMessage("user", str(user)))
         if bot:
@@ -81,15 +76,10 @@ def _with(chat: Chat, messages: Sequence[ChatMessage]) -> Chat:
     return dataclasses.replace(chat, messages=tuple(messages), updated=time.time())
 
 
-def append_exchange(
-    chat: Chat, user: str | ChatMessage, *replies: ChatMessage | str
-) -> Chat:
+def append_exchange(chat: Chat, user: str | ChatMessage, *replies: ChatMessage | str) -> Chat:
     """The chat with a user message and the reply (or replies, for tool traffic) added."""
     new = [user if isinstance(user, ChatMessage) else ChatMessage("user", user)]
-    new += [
-        r if isinstance(r, ChatMessage) else ChatMessage("assistant", r)
-        for r in replies
-    ]
+    new += [r if isinstance(r, ChatMessage) else ChatMessage("assistant", r) for r in replies]
     return _with(chat, [*chat.messages, *new])
 
 
@@ -126,8 +116,6 @@ def drop_last_reply(chat: Chat) -> Chat:
 def replace_last_reply(chat: Chat, text: str) -> Chat:
     """For continue: the last assistant message's text becomes `text` (old + continuation)."""
     if not chat.messages or chat.messages[-1].role != "assistant":
-        raise InvalidRequest(
-            "The last message is not a reply to continue.", param="history_id"
-        )
+        raise InvalidRequest("The last message is not a reply to continue.", param="history_id")
     last = dataclasses.replace(chat.messages[-1], content=text)
     return _with(chat, [*chat.messages[:-1], last])

@@ -66,27 +66,17 @@ class _Builder:
         if not isinstance(schema, Mapping) or depth > 12:
             return "value"
         if "const" in schema:
-            return self.add(
-                name, literal(json.dumps(schema["const"], ensure_ascii=False))
-            )
+            return self.add(name, literal(json.dumps(schema["const"], ensure_ascii=False)))
         if isinstance(schema.get("enum"), list) and schema["enum"]:
-            options = [
-                literal(json.dumps(v, ensure_ascii=False)) for v in schema["enum"]
-            ]
+            options = [literal(json.dumps(v, ensure_ascii=False)) for v in schema["enum"]]
             return self.add(name, " | ".join(options))
         for key in ("anyOf", "oneOf"):
             if isinstance(schema.get(key), list) and schema[key]:
-                alts = [
-                    self.schema(s, f"{name}-{i}", depth + 1)
-                    for i, s in enumerate(schema[key])
-                ]
+                alts = [self.schema(s, f"{name}-{i}", depth + 1) for i, s in enumerate(schema[key])]
                 return self.add(name, " | ".join(alts))
         kind = schema.get("type")
         if isinstance(kind, list):
-            alts = [
-                self.schema({**schema, "type": k}, f"{name}-{k}", depth + 1)
-                for k in kind
-            ]
+            alts = [self.schema({**schema, "type": k}, f"{name}-{k}", depth + 1) for k in kind]
             return self.add(name, " | ".join(alts))
         if kind == "object" or (kind is None and "properties" in schema):
             return self._object(schema, name, depth)
@@ -118,16 +108,11 @@ class _Builder:
                 return tail + (f" {chain(rest)}" if rest else "")
 
             choices = [
-                pair[optional[i]]
-                + (f" {chain(optional[i + 1 :])}" if i + 1 < len(optional) else "")
+                pair[optional[i]] + (f" {chain(optional[i + 1 :])}" if i + 1 < len(optional) else "")
                 for i in range(len(optional))
             ]
             alternatives = " | ".join(f"( {c} )" for c in choices)
-            body = (
-                f'{body} ( ws "," ws ( {alternatives} ) )?'
-                if body
-                else f"( {alternatives} )?"
-            )
+            body = f'{body} ( ws "," ws ( {alternatives} ) )?' if body else f"( {alternatives} )?"
         return self.add(name, f'"{{" ws {body} ws "}}"')
 
     def text(self, root: str) -> str:
@@ -145,15 +130,11 @@ def tool_call_grammar(tools: Sequence[Mapping], only: str | None = None) -> str:
         function = tool["function"]
         if only is not None and function["name"] != only:
             continue
-        arguments = builder.schema(
-            function.get("parameters"), f"{function['name']}-args"
-        )
+        arguments = builder.schema(function.get("parameters"), f"{function['name']}-args")
         if arguments == "value":  # no usable schema: still insist on an object
             arguments = "object"
         head = literal('{"name": ' + json.dumps(function["name"]) + ', "arguments": ')
-        calls.append(
-            builder.add(f"call-{function['name']}", f'{head} {arguments} "}}"')
-        )
+        calls.append(builder.add(f"call-{function['name']}", f'{head} {arguments} "}}"'))
     if not calls:
         raise ValueError("no tool to call")
     builder.add("call", " | ".join(calls))

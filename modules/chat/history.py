@@ -38,9 +38,7 @@ class ChatSummary:
 class HistoryStore:
     def __init__(self, *, root: Path) -> None:
         self.root = Path(root)
-        self._lock = (
-            threading.Lock()
-        )  # serialises read-modify-write within this process
+        self._lock = threading.Lock()  # serialises read-modify-write within this process
 
     # --- places ----------------------------------------------------------------------------
 
@@ -77,19 +75,13 @@ class HistoryStore:
             except InvalidRequest as e:
                 log.warning("Skipping chat history %s: %s", path, e.message)
                 continue
-            chats.append(
-                ChatSummary(
-                    chat.id, chat.mode, chat.character, chat.display_title, chat.updated
-                )
-            )
+            chats.append(ChatSummary(chat.id, chat.mode, chat.character, chat.display_title, chat.updated))
         return sorted(chats, key=lambda c: (c.updated, c.id), reverse=True)
 
     def load(self, mode: str, character: str | None, history_id: str) -> Chat:
         path = self.path(mode, character, history_id)
         if not path.is_file():
-            raise NotFound(
-                f"The chat history '{history_id}' does not exist.", param="history_id"
-            )
+            raise NotFound(f"The chat history '{history_id}' does not exist.", param="history_id")
         return self._read(path, mode, character)
 
     def exists(self, mode: str, character: str | None, history_id: str) -> bool:
@@ -123,12 +115,8 @@ class HistoryStore:
         """Write `chat` atomically (a crash leaves the old file or the new one, whole)."""
         path = self.path(chat.mode, chat.character, chat.id)
         now = time.time()
-        chat = dataclasses.replace(
-            chat, created=chat.created or now, updated=chat.updated or now
-        )
-        atomic_write(
-            path, json.dumps(_to_json(chat), ensure_ascii=False, indent=1).encode()
-        )
+        chat = dataclasses.replace(chat, created=chat.created or now, updated=chat.updated or now)
+        atomic_write(path, json.dumps(_to_json(chat), ensure_ascii=False, indent=1).encode())
         return chat
 
     def update(
@@ -142,22 +130,16 @@ class HistoryStore:
         with self._lock:
             return self.save(change(self.load(mode, character, history_id)))
 
-    def rename(
-        self, mode: str, character: str | None, history_id: str, title: str
-    ) -> Chat:
+    def rename(self, mode: str, character: str | None, history_id: str, title: str) -> Chat:
         title = " ".join(title.split())[:200]
-        return self.update(
-            mode, character, history_id, lambda c: dataclasses.replace(c, title=title)
-        )
+        return self.update(mode, character, history_id, lambda c: dataclasses.replace(c, title=title))
 
     def delete(self, mode: str, character: str | None, history_id: str) -> None:
         path = self.path(mode, character, history_id)
         try:
             path.unlink()
         except FileNotFoundError:
-            raise NotFound(
-                f"The chat history '{history_id}' does not exist.", param="history_id"
-            ) from None
+            raise NotFound(f"The chat history '{history_id}' does not exist.", param="history_id") from None
 
     def record(
         self,
@@ -180,9 +162,7 @@ class HistoryStore:
         messages = list(messages)
         first = next((m for m in messages if m.role != "system"), None)
         if greeting.strip() and (first is None or first.role != "assistant"):
-            lead = next(
-                (i for i, m in enumerate(messages) if m.role != "system"), len(messages)
-            )
+            lead = next((i for i, m in enumerate(messages) if m.role != "system"), len(messages))
             messages.insert(lead, ChatMessage("assistant", greeting))
         if reply is not None:
             messages.append(reply)
@@ -210,17 +190,11 @@ class HistoryStore:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InvalidRequest(
-                f"The chat history {path.name} cannot be read: {e}"
-            ) from e
+            raise InvalidRequest(f"The chat history {path.name} cannot be read: {e}") from e
         if not isinstance(data, dict):
             raise InvalidRequest(f"The chat history {path.name} is not a JSON object.")
         if isinstance(data.get("messages"), list):
-            messages = tuple(
-                ChatMessage.from_dict(m)
-                for m in data["messages"]
-                if isinstance(m, dict)
-            )
+            messages = tuple(ChatMessage.from_dict(m) for m in data["messages"] if isinstance(m, dict))
         else:  # a text-generation-webui log: only the pairs
             messages = messages_from_internal(data.get("internal") or [])
         mtime = path.stat().st_mtime

@@ -26,9 +26,7 @@ class ChatHooks:
         """The request's state, before anything else."""
         return state
 
-    def chat_input_modifier(
-        self, text: str, visible_text: str, state: dict[str, Any]
-    ) -> tuple[str, str]:
+    def chat_input_modifier(self, text: str, visible_text: str, state: dict[str, Any]) -> tuple[str, str]:
         """A new user message: the text for the prompt and the text the UI saves."""
         return text, visible_text
 
@@ -36,9 +34,7 @@ class ChatHooks:
         """The user's new message, before it goes into the prompt."""
         return text
 
-    def history_modifier(
-        self, messages: list[ChatMessage], state: dict[str, Any]
-    ) -> list[ChatMessage]:
+    def history_modifier(self, messages: list[ChatMessage], state: dict[str, Any]) -> list[ChatMessage]:
         """The whole conversation, before the prompt is built."""
         return messages
 

@@ -12,8 +12,7 @@ from typing import Any
 MODES = ("chat", "chat-instruct", "instruct")
 
 DEFAULT_CHAT_INSTRUCT_COMMAND = (
-    'Continue the chat dialogue below. Write a single reply for the character "<|character|>".'
-    "\n\n<|prompt|>"
+    'Continue the chat dialogue below. Write a single reply for the character "<|character|>".\n\n<|prompt|>'
 )
 
 
@@ -42,9 +41,7 @@ class ChatMessage:
         content = data.get("content")
         if isinstance(content, list):  # OpenAI content parts: keep the text ones
             content = "".join(
-                p.get("text", "")
-                for p in content
-                if isinstance(p, dict) and p.get("type") == "text"
+                p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
             )
         return cls(
             role=str(data.get("role", "user")),
@@ -80,9 +77,7 @@ class PreparedPrompt:
     prompt: str
     stop: tuple[str, ...]  # extra stop strings the mode needs (e.g. "\nYou:")
     grammar: str | None  # GBNF when tool_choice forces a call, else None
-    template_name: (
-        str  # e.g. "ChatML", "model" (the GGUF's own), "custom"; "" in chat mode
-    )
+    template_name: str  # e.g. "ChatML", "model" (the GGUF's own), "custom"; "" in chat mode
     truncated: bool
     dropped_messages: int
     bot_name: str

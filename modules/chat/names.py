@@ -19,15 +19,11 @@ MAX_NAME_LENGTH = 100
 _HISTORY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 # Windows refuses these as file names whatever the extension; refuse them everywhere so a
 # folder copied between machines keeps working.
-_RESERVED = {"con", "prn", "aux", "nul"} | {
-    f"{p}{i}" for p in ("com", "lpt") for i in range(10)
-}
+_RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(10)}
 _FORBIDDEN_CHARS = set('/\\:*?"<>|')
 
 
-def validate_name(
-    name: object, *, what: str = "character", param: str | None = None
-) -> str:
+def validate_name(name: object, *, what: str = "character", param: str | None = None) -> str:
     """Return `name` if it can be a file name inside one folder, else raise InvalidRequest.
 
     Letters of any script, digits, spaces and ordinary punctuation are fine ("Chiharu Yamada",
@@ -35,16 +31,10 @@ def validate_name(
     """
     param = param or what
     if not isinstance(name, str) or not name.strip():
-        raise InvalidRequest(
-            f"The {what} name must be a non-empty string.", param=param
-        )
+        raise InvalidRequest(f"The {what} name must be a non-empty string.", param=param)
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidRequest(
-            f"The {what} name is longer than {MAX_NAME_LENGTH} characters.", param=param
-        )
-    bad = [
-        c for c in name if c in _FORBIDDEN_CHARS or unicodedata.category(c)[0] == "C"
-    ]
+        raise InvalidRequest(f"The {what} name is longer than {MAX_NAME_LENGTH} characters.", param=param)
+    bad = [c for c in name if c in _FORBIDDEN_CHARS or unicodedata.category(c)[0] == "C"]
     if bad:
         raise InvalidRequest(
             f"The {what} name {name!r} contains {bad[0]!r}: names may not contain path "
@@ -53,8 +43,7 @@ def validate_name(
         )
     if name.startswith(".") or name != name.strip() or name.endswith("."):
         raise InvalidRequest(
-            f"The {what} name {name!r} may not start with a dot or start or end with a space "
-            "or a dot.",
+            f"The {what} name {name!r} may not start with a dot or start or end with a space or a dot.",
             param=param,
         )
     if name.split(".")[0].lower() in _RESERVED:

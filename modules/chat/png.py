@@ -56,9 +56,7 @@ def _decode_text(kind: bytes, body: bytes) -> tuple[str, str] | None:
         if kind == b"tEXt":
             return keyword.decode("latin-1"), rest.decode("latin-1")
         if kind == b"zTXt":
-            return keyword.decode("latin-1"), zlib.decompress(rest[1:]).decode(
-                "latin-1"
-            )
+            return keyword.decode("latin-1"), zlib.decompress(rest[1:]).decode("latin-1")
         # iTXt: compression flag, method, language\0, translated keyword\0, text
         compressed = rest[:1] == b"\x01"
         _lang, _, rest = rest[2:].partition(b"\0")
@@ -79,9 +77,7 @@ def read_text(data: bytes) -> dict[str, str]:
     return texts
 
 
-def with_text(
-    data: bytes, keyword: str, text: str, *, drop: tuple[str, ...] = ()
-) -> bytes:
+def with_text(data: bytes, keyword: str, text: str, *, drop: tuple[str, ...] = ()) -> bytes:
     """The same PNG with one `tEXt` chunk `keyword`; older chunks named `keyword` or in `drop`
     are removed. `text` must be Latin-1 (cards are base64, so ASCII); it goes before IEND.
     """
@@ -95,9 +91,7 @@ def with_text(
     return write_chunks([*chunks[:-1], chunk, chunks[-1]])
 
 
-def plain_png(
-    width: int = 64, height: int = 64, rgb: tuple[int, int, int] = (96, 112, 160)
-) -> bytes:
+def plain_png(width: int = 64, height: int = 64, rgb: tuple[int, int, int] = (96, 112, 160)) -> bytes:
     """A one-colour RGB picture, for a character card that needs a PNG to live in."""
     row = b"\0" + bytes(rgb) * width
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)

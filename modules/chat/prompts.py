@@ -69,9 +69,7 @@ class PromptBuilder:
             )
             stops += [f"\n{first}:", f"\n{second}:"]
         if self.template is not None:
-            stops += self._template_stops(
-                user_turn=self.impersonate and self.mode == "instruct"
-            )
+            stops += self._template_stops(user_turn=self.impersonate and self.mode == "instruct")
         return tuple(dict.fromkeys(s for s in stops if s.strip()))
 
     # --- instruct -------------------------------------------------------------------------
@@ -126,9 +124,7 @@ class PromptBuilder:
     def _cut_before_marker(self, messages: list[dict], role: str) -> str:
         """The prompt up to where a new `role` message's text would start."""
         mark = _MARK.format("turn")
-        rendered = self._render(
-            [*messages, {"role": role, "content": mark}], add_generation_prompt=False
-        )
+        rendered = self._render([*messages, {"role": role, "content": mark}], add_generation_prompt=False)
         at = rendered.rfind(mark)
         if at < 0:
             raise InvalidRequest(
@@ -148,9 +144,7 @@ class PromptBuilder:
                 add_generation_prompt=False,
             )
             ends, starts = (names[2], names[3]) if user_turn else (names[1], names[2])
-            between = rendered[
-                rendered.index(ends) + len(ends) : rendered.index(starts)
-            ].strip()
+            between = rendered[rendered.index(ends) + len(ends) : rendered.index(starts)].strip()
         except (InvalidRequest, ValueError):
             return []
         if not between:
@@ -174,26 +168,17 @@ class PromptBuilder:
             return f"{self.bot_name}: {strip_reasoning(m.content)}\n"
         return f"{m.content}\n"  # a system message in the middle of the chat
 
-    def _split_partial(
-        self, history: Sequence[ChatMessage]
-    ) -> tuple[list[ChatMessage], str]:
+    def _split_partial(self, history: Sequence[ChatMessage]) -> tuple[list[ChatMessage], str]:
         """The history less the message being continued, and that message's text."""
         turns = list(history)
         role = "user" if self.impersonate else "assistant"
-        if (
-            self.continue_
-            and turns
-            and turns[-1].role == role
-            and not turns[-1].tool_calls
-        ):
+        if self.continue_ and turns and turns[-1].role == role and not turns[-1].tool_calls:
             return turns[:-1], turns[-1].content
         return turns, ""
 
     def _chat_body(self, history: Sequence[ChatMessage]) -> str:
         turns, _ = self._split_partial(history)
-        head = "\n\n".join(
-            p.strip() for p in (self.system, self.example_dialogue) if p.strip()
-        )
+        head = "\n\n".join(p.strip() for p in (self.system, self.example_dialogue) if p.strip())
         lines = [self._line(m) for m in toolbox.flatten_tool_messages(turns)]
         return (head + "\n\n" if head else "") + "".join(lines)
 
@@ -211,9 +196,7 @@ class PromptBuilder:
         command = command.replace("<|prompt|>", self._chat_body(history).rstrip())
         command = fill_placeholders(command, user=self.user_name, bot=self.bot_name)
         outer = [{"role": "user", "content": command}]
-        return self._render(outer, add_generation_prompt=True) + self._chat_prefix(
-            history
-        )
+        return self._render(outer, add_generation_prompt=True) + self._chat_prefix(history)
 
 
 @dataclass(frozen=True)

@@ -95,9 +95,7 @@ class ReplyParser:
         self._buf = ""
         self._pending_space = ""  # whitespace held until something follows it
         self._started = False  # some non-whitespace content was emitted
-        self._after_reasoning = (
-            False  # a reasoning block ended (its trailing "\n\n" goes)
-        )
+        self._after_reasoning = False  # a reasoning block ended (its trailing "\n\n" goes)
         self._finished = False
         self.tool_calls: list[dict] = []  # the calls found so far, OpenAI shape
         markers = [THINK_OPEN]
@@ -153,9 +151,7 @@ class ReplyParser:
                 raw = self._buf[: end + len(TOOL_CALL_CLOSE)]
                 self._buf = self._buf[len(raw) :]
                 self._state = _CONTENT
-                calls = toolcalls.parse_tagged(
-                    raw[len(TOOL_CALL_OPEN) : -len(TOOL_CALL_CLOSE)]
-                )
+                calls = toolcalls.parse_tagged(raw[len(TOOL_CALL_OPEN) : -len(TOOL_CALL_CLOSE)])
                 out += self._calls(calls) if calls else self._content(raw)
                 continue
             if self._state == _TAIL:

@@ -132,9 +132,7 @@ def render(
         for chunk in template.generate(**variables):
             size += len(chunk)
             if size > MAX_OUTPUT_CHARS:
-                raise TemplateError(
-                    f"the output is longer than {MAX_OUTPUT_CHARS} characters"
-                )
+                raise TemplateError(f"the output is longer than {MAX_OUTPUT_CHARS} characters")
             budget.check()
             out.append(chunk)
         return "".join(out)

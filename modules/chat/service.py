@@ -81,9 +81,7 @@ class ChatService:
         state = self.hook_state(options, user_name, bot_name, request_state)
         state = self.hooks.state_modifier(state)
         history, visible_text = self._modified_history(messages, options, state)
-        builder, history = self._builder(
-            history, options, model, character, setup, state
-        )
+        builder, history = self._builder(history, options, model, character, setup, state)
 
         custom = self.hooks.custom_generate_chat_prompt(history, state)
         if custom is not None:
@@ -95,9 +93,7 @@ class ChatService:
         return PreparedPrompt(
             prompt=prompt,
             stop=builder.stops(),
-            grammar=tool_call_grammar(setup.tools, setup.forced_name)
-            if forced
-            else None,
+            grammar=tool_call_grammar(setup.tools, setup.forced_name) if forced else None,
             template_name=builder.template.name if builder.template else "",
             truncated=dropped > 0,
             dropped_messages=dropped,
@@ -111,9 +107,7 @@ class ChatService:
             visible_text=visible_text,
         )
 
-    def reply_parser(
-        self, options: ChatOptions, prepared: PreparedPrompt
-    ) -> ReplyParser:
+    def reply_parser(self, options: ChatOptions, prepared: PreparedPrompt) -> ReplyParser:
         """A fresh parser for the reply to `prepared` (feed it the streamed text)."""
         state = prepared.state or self.hook_state(options, prepared.user_name, prepared.bot_name)
         chat = prepared.mode != "instruct"
@@ -154,9 +148,7 @@ class ChatService:
         except NotFound:
             if options.character:  # the request named it: tell the caller
                 raise
-            return Character(
-                key=key, name=key
-            )  # the default is gone: a blank assistant
+            return Character(key=key, name=key)  # the default is gone: a blank assistant
 
     @staticmethod
     def _names(options: ChatOptions, character: Character | None) -> tuple[str, str]:
@@ -175,11 +167,7 @@ class ChatService:
         history = list(messages)
         last = history[-1] if history else None
         visible_text = None
-        if (
-            last
-            and last.role == "user"
-            and not (options.continue_ or options.impersonate)
-        ):
+        if last and last.role == "user" and not (options.continue_ or options.impersonate):
             text, visible_text = self.hooks.chat_input_modifier(last.content, last.content, state)
             text = self.hooks.input_modifier(text, state)
             history[-1] = dataclasses.replace(last, content=text)
@@ -198,9 +186,7 @@ class ChatService:
         lead = 0
         while lead < len(history) and history[lead].role == "system":
             lead += 1
-        system_text = "\n\n".join(
-            m.content for m in history[:lead] if m.content.strip()
-        )
+        system_text = "\n\n".join(m.content for m in history[:lead] if m.content.strip())
         turns = history[lead:]
         user_name, bot_name = state["name1"], state["name2"]
         common = {
@@ -214,9 +200,7 @@ class ChatService:
             template = self.templates.choose(options, model)
             in_template = bool(setup.tools) and template.renders_tools
             if setup.tools and not in_template:
-                system_text = "\n\n".join(
-                    p for p in (system_text, toolbox.preamble(setup.tools)) if p
-                )
+                system_text = "\n\n".join(p for p in (system_text, toolbox.preamble(setup.tools)) if p)
             builder = PromptBuilder(
                 mode="instruct",
                 template=template,
@@ -231,32 +215,22 @@ class ChatService:
         def fill(text: str) -> str:
             return fill_placeholders(text, user=user_name, bot=bot_name)
 
-        if options.context is not None:
-            context = options.context
-        else:
-            context = system_text or character.context
+        context = options.context if options.context is not None else system_text or character.context
         parts = [fill(context).strip(), (options.user_bio or "").strip()]
         if setup.tools:
             parts.append(toolbox.preamble(setup.tools))
-        greeting = fill(
-            options.greeting if options.greeting is not None else character.greeting
-        )
+        greeting = fill(options.greeting if options.greeting is not None else character.greeting)
         if greeting.strip() and not (turns and turns[0].role == "assistant"):
             turns = [ChatMessage("assistant", greeting.strip()), *turns]
         example = _START_LINE.sub("", fill(character.example_dialogue))
         example = re.sub(r"\n{3,}", "\n\n", example).strip()
-        template = (
-            self.templates.choose(options, model)
-            if options.mode == "chat-instruct"
-            else None
-        )
+        template = self.templates.choose(options, model) if options.mode == "chat-instruct" else None
         builder = PromptBuilder(
             mode=options.mode,
             template=template,
             system="\n\n".join(p for p in parts if p),
             example_dialogue=example,
-            chat_instruct_command=options.chat_instruct_command
-            or DEFAULT_CHAT_INSTRUCT_COMMAND,
+            chat_instruct_command=options.chat_instruct_command or DEFAULT_CHAT_INSTRUCT_COMMAND,
             bot_prefix=self.hooks.bot_prefix_modifier(f"{bot_name}:", state),
             **common,
         )

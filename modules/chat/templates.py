@@ -48,16 +48,12 @@ class InstructionTemplate:
     @property
     def renders_tool_messages(self) -> bool:
         """Whether the template handles `tool` messages and assistant `tool_calls`."""
-        return "tool_calls" in self.source and "tool" in self.source.replace(
-            "tool_calls", ""
-        )
+        return "tool_calls" in self.source and "tool" in self.source.replace("tool_calls", "")
 
 
 @dataclass(frozen=True)
 class ModelRule:
-    pattern: (
-        str  # a regex searched, case-insensitively, in the model's name and file name
-    )
+    pattern: str  # a regex searched, case-insensitively, in the model's name and file name
     template: str
 
 
@@ -93,9 +89,7 @@ def load_model_table(*paths: Path) -> tuple[ModelRule, ...]:
 
 
 class TemplateStore:
-    def __init__(
-        self, *, dirs: Sequence[Path], model_table: Iterable[ModelRule] = ()
-    ) -> None:
+    def __init__(self, *, dirs: Sequence[Path], model_table: Iterable[ModelRule] = ()) -> None:
         self.dirs = [Path(d) for d in dirs]
         self.model_table = tuple(model_table)
 
@@ -119,9 +113,7 @@ class TemplateStore:
                     return self._load(path)
         for stem in self.names():  # case-insensitive names and aliases
             template = self._find(stem)
-            if template and (
-                stem.lower() == wanted or wanted in map(str.lower, template.aliases)
-            ):
+            if template and (stem.lower() == wanted or wanted in map(str.lower, template.aliases)):
                 return template
         raise NotFound(
             f"The instruction template '{name}' does not exist. "
@@ -132,9 +124,7 @@ class TemplateStore:
     def choose(self, options: ChatOptions, model: ModelInfo) -> InstructionTemplate:
         """The template for a request, in the documented order."""
         if options.instruction_template_str:
-            return InstructionTemplate(
-                CUSTOM, options.instruction_template_str, trusted=False
-            )
+            return InstructionTemplate(CUSTOM, options.instruction_template_str, trusted=False)
         if options.instruction_template:
             return self.get(options.instruction_template)
         if model.chat_template:
@@ -142,8 +132,7 @@ class TemplateStore:
         if name := self.match_model(model):
             return self.get(name)
         log.warning(
-            "No instruction template for model %r (none in the GGUF, no model table match): "
-            "using %s.",
+            "No instruction template for model %r (none in the GGUF, no model table match): using %s.",
             model.name,
             FALLBACK_TEMPLATE,
         )
@@ -190,9 +179,7 @@ class TemplateStore:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            raise InvalidRequest(
-                f"The template file {path.name} cannot be read: {e}"
-            ) from e
+            raise InvalidRequest(f"The template file {path.name} cannot be read: {e}") from e
         source = data.get("instruction_template") if isinstance(data, dict) else None
         if not isinstance(source, str):
             raise InvalidRequest(

@@ -24,9 +24,7 @@ TOOL_CALL_CLOSE = "</tool_call>"
 MISTRAL_MARKER = "[TOOL_CALLS]"
 PYTHON_TAG = "<|python_tag|>"
 
-_MISTRAL_ARGS = re.compile(
-    r"\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(?:\[CALL_ID\]\s*\w+\s*)?\[ARGS\]"
-)
+_MISTRAL_ARGS = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(?:\[CALL_ID\]\s*\w+\s*)?\[ARGS\]")
 
 
 @dataclass(frozen=True)

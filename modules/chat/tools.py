@@ -59,9 +59,7 @@ def tool_choice_from_function_call(function_call: str | Mapping | None) -> str |
     return {"type": "function", "function": {"name": function_call.get("name")}}
 
 
-def setup_tools(
-    tools: Iterable[Mapping], tool_choice: str | Mapping | None
-) -> ToolSetup:
+def setup_tools(tools: Iterable[Mapping], tool_choice: str | Mapping | None) -> ToolSetup:
     """Check tool definitions and tool_choice; InvalidRequest names what is wrong."""
     checked = tuple(_check_tool(i, t) for i, t in enumerate(tools))
     names = [t["function"]["name"] for t in checked]
@@ -76,9 +74,7 @@ def setup_tools(
                 param="tool_choice",
             )
         if choice == "required" and not checked:
-            raise InvalidRequest(
-                "tool_choice 'required' needs tools.", param="tool_choice"
-            )
+            raise InvalidRequest("tool_choice 'required' needs tools.", param="tool_choice")
         return ToolSetup(checked if choice != "none" else (), choice)
     function = choice.get("function") if isinstance(choice, Mapping) else None
     name = function.get("name") if isinstance(function, Mapping) else None
@@ -94,9 +90,7 @@ def setup_tools(
 def _check_tool(index: int, tool: Mapping) -> dict:
     function = tool.get("function") if isinstance(tool, Mapping) else None
     if not isinstance(tool, Mapping) or tool.get("type", "function") != "function":
-        raise InvalidRequest(
-            f"tools[{index}] must be of type 'function'.", param="tools"
-        )
+        raise InvalidRequest(f"tools[{index}] must be of type 'function'.", param="tools")
     if not isinstance(function, Mapping):
         raise InvalidRequest(f"tools[{index}] has no 'function' object.", param="tools")
     name = function.get("name")
@@ -132,9 +126,7 @@ def call_as_text(call: Mapping) -> str:
             arguments = json.loads(arguments)
         except json.JSONDecodeError:
             pass
-    body = json.dumps(
-        {"name": function.get("name"), "arguments": arguments}, ensure_ascii=False
-    )
+    body = json.dumps({"name": function.get("name"), "arguments": arguments}, ensure_ascii=False)
     return f"<tool_call>\n{body}\n</tool_call>"
 
 
@@ -158,9 +150,7 @@ def flatten_tool_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
             out.append(ChatMessage("assistant", text))
         elif m.role == "tool":
             if previous_role == "tool":
-                out[-1] = ChatMessage(
-                    "user", out[-1].content + "\n" + result_as_text(m)
-                )
+                out[-1] = ChatMessage("user", out[-1].content + "\n" + result_as_text(m))
             else:
                 out.append(ChatMessage("user", result_as_text(m)))
         else:

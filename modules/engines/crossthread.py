@@ -58,6 +58,7 @@ def native_logging_locks() -> None:
             with old:
                 handler.lock = native_rlock()
     if getattr(logging.Handler.createLock, "__name__", "") != "_create_native_lock":
+
         def _create_native_lock(self) -> None:
             self.lock = native_rlock()
 

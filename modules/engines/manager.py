@@ -35,7 +35,8 @@ _SPLIT_PART = re.compile(r"-(\d{5})-of-\d{5}$")
 # that can report progress reads it on the calling thread (or greenlet) before starting work
 # elsewhere, and may call it from any thread.
 LOAD_PROGRESS: contextvars.ContextVar[Callable[[float], None] | None] = contextvars.ContextVar(
-    "hearth_load_progress", default=None)
+    "hearth_load_progress", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,18 @@ def discover(model_dir: Path, loaders: dict[str, Loader]) -> list[ModelSpec]:
 
 
 class ModelManager:
-    def __init__(self, *, model_dir: Path, preferred: str | None, loaders: dict[str, Loader],
-                 default_loader: str, options: LoadOptions, mailer: Mailer,
-                 observer: GenerationObserver | None = None, max_loaded: int = 2) -> None:
+    def __init__(
+        self,
+        *,
+        model_dir: Path,
+        preferred: str | None,
+        loaders: dict[str, Loader],
+        default_loader: str,
+        options: LoadOptions,
+        mailer: Mailer,
+        observer: GenerationObserver | None = None,
+        max_loaded: int = 2,
+    ) -> None:
         if default_loader not in loaders:
             raise InvalidRequest(f"Unknown loader {default_loader!r}; known: {', '.join(loaders)}")
         self._model_dir = model_dir
@@ -213,8 +223,9 @@ class ModelManager:
         try:
             self._make_room()
             log.info("loading model %s from %s", spec.id, spec.path)
-            engine = self._loaders[spec.loader].load(spec.id, spec.path, options, self._mailer,
-                                                     self._observer)
+            engine = self._loaders[spec.loader].load(
+                spec.id, spec.path, options, self._mailer, self._observer
+            )
             log.info("loaded model %s (context %d tokens)", spec.id, engine.info.n_ctx)
         except HearthError as exc:
             self._errors[spec.id] = exc

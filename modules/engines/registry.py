@@ -33,17 +33,23 @@ class Loader:
     load: Callable[[str, Path, LoadOptions, Mailer, GenerationObserver | None], TextEngine]
 
 
-def _load_llamacpp(name: str, path: Path, options: LoadOptions, mailer: Mailer,
-                   observer: GenerationObserver | None) -> TextEngine:
+def _load_llamacpp(
+    name: str, path: Path, options: LoadOptions, mailer: Mailer, observer: GenerationObserver | None
+) -> TextEngine:
     from .llamacpp.engine import LlamaCppEngine
     from .llamacpp.scheduler import ContextOptions
 
-    context = ContextOptions(n_ctx=options.ctx_size, parallel=options.parallel,
-                             threads=options.threads, threads_batch=options.threads_batch,
-                             batch_size=options.batch_size, queue_size=options.queue_size,
-                             request_timeout=options.request_timeout,
-                             prompt_cache_bytes=options.prompt_cache_mb * 1024 * 1024,
-                             flash_attn=options.flash_attn)
+    context = ContextOptions(
+        n_ctx=options.ctx_size,
+        parallel=options.parallel,
+        threads=options.threads,
+        threads_batch=options.threads_batch,
+        batch_size=options.batch_size,
+        queue_size=options.queue_size,
+        request_timeout=options.request_timeout,
+        prompt_cache_bytes=options.prompt_cache_mb * 1024 * 1024,
+        flash_attn=options.flash_attn,
+    )
     return LlamaCppEngine(name, path, context, mailer, observer)
 
 

@@ -51,7 +51,7 @@ class TextAssembler:
             return self._emit(text, drop_rest=True)
         keep = self._partial_stop_length()
         text = self._held[: len(self._held) - keep]
-        self._held = self._held[len(self._held) - keep:]
+        self._held = self._held[len(self._held) - keep :]
         return self._emit(text)
 
     def _earliest_stop(self) -> int | None:

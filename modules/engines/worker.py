@@ -44,8 +44,9 @@ _STOP = object()
 class ModelWorker(Generic[M]):
     """A model that loads on first use and runs each job on its own OS thread."""
 
-    def __init__(self, name: str, load: Callable[[], M], mailer: Mailer,
-                 release: Callable[[M], None] | None = None) -> None:
+    def __init__(
+        self, name: str, load: Callable[[], M], mailer: Mailer, release: Callable[[M], None] | None = None
+    ) -> None:
         self.name = name
         self._load = load
         self._release = release

@@ -195,8 +195,14 @@ def extensions_json(hearth: Services) -> list[dict]:
         else:
             state = "available"
         params = {k: v for k, v in loaded[name].params.items()} if name in loaded else {}
-        out.append({"name": name, "state": state, "params": json.loads(json.dumps(params, default=str)),
-                    "panel": panels.get(name, [])})
+        out.append(
+            {
+                "name": name,
+                "state": state,
+                "params": json.loads(json.dumps(params, default=str)),
+                "panel": panels.get(name, []),
+            }
+        )
     return out
 
 

@@ -75,7 +75,8 @@ class GenerateMessage(BaseModel):
     # Per-request state for extensions' hooks, added by their scripts (e.g. LocalDocs'
     # {"localdocs": ["notes"]}).
     extensions: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")], Any] = Field(
-        default_factory=dict, max_length=32)
+        default_factory=dict, max_length=32
+    )
 
 
 class StopMessage(BaseModel):

@@ -159,7 +159,11 @@ def start_turn(chat: ChatService, engine: TextEngine, request: TurnRequest) -> T
     wanted = request.sampling.max_tokens
     # History is trimmed to leave room for the reply, but never more than half the context.
     prepared = chat.prepare(
-        messages, options, engine.info, count_tokens=engine.count_tokens, max_tokens=min(wanted, n_ctx // 2),
+        messages,
+        options,
+        engine.info,
+        count_tokens=engine.count_tokens,
+        max_tokens=min(wanted, n_ctx // 2),
         request_state=request.state,
     )
     prompt_tokens = engine.count_tokens(prepared.prompt) + 1  # + BOS

@@ -52,19 +52,13 @@ def user_data(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def characters(user_data: Path) -> CharacterStore:
-    return CharacterStore(
-        builtin_dir=SHIPPED_CHARACTERS, user_dir=user_data / "characters"
-    )
+    return CharacterStore(builtin_dir=SHIPPED_CHARACTERS, user_dir=user_data / "characters")
 
 
 @pytest.fixture
 def templates(user_data: Path) -> TemplateStore:
-    table = load_model_table(
-        SHIPPED_TEMPLATES / "models.yaml", user_data / "models.yaml"
-    )
-    return TemplateStore(
-        dirs=[SHIPPED_TEMPLATES, user_data / "instruction-templates"], model_table=table
-    )
+    table = load_model_table(SHIPPED_TEMPLATES / "models.yaml", user_data / "models.yaml")
+    return TemplateStore(dirs=[SHIPPED_TEMPLATES, user_data / "instruction-templates"], model_table=table)
 
 
 @pytest.fixture

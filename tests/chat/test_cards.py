@@ -68,9 +68,7 @@ def test_card_round_trips(characters):
     for field in ("key", "name", "context", "greeting", "example_dialogue"):
         assert getattr(second, field) == getattr(first, field)
     # The picture survives too (pixels untouched, only the text chunk replaced).
-    pixels = [
-        c for c in png.read_chunks(second.picture.read_bytes()) if c[0] == b"IDAT"
-    ]
+    pixels = [c for c in png.read_chunks(second.picture.read_bytes()) if c[0] == b"IDAT"]
     assert zlib.decompress(pixels[0][1])[1:4] == bytes((200, 10, 10))
 
 

@@ -25,9 +25,7 @@ def test_yaml_json_and_alternative_fields(characters, user_data):
     (folder / "Y.yaml").write_text(
         "name: Yuki\ngreeting: Hi {{user}}\ncontext: Yuki is kind.\nyour_name: Sam\n"
     )
-    (folder / "J.json").write_text(
-        json.dumps({"name": "Jo", "context": "c", "user": "Pat"})
-    )
+    (folder / "J.json").write_text(json.dumps({"name": "Jo", "context": "c", "user": "Pat"}))
     (folder / "P.yaml").write_text(
         "char_name: Pyg\nchar_persona: shy\nworld_scenario: a library\n"
         "char_greeting: Oh, hi.\nexample_dialogue: |\n  <START>\n  You: hi\n  Pyg: hello\n"
@@ -54,9 +52,7 @@ def test_picture_is_found_by_name(characters, user_data):
 
 
 def test_user_character_wins_a_name_clash(characters, user_data):
-    (user_data / "characters" / "Assistant.yaml").write_text(
-        "name: Mine\ncontext: mine\n"
-    )
+    (user_data / "characters" / "Assistant.yaml").write_text("name: Mine\ncontext: mine\n")
     assert characters.get("Assistant").name == "Mine"
     assert [c.name for c in characters.list() if c.key == "Assistant"] == ["Mine"]
     characters.delete("Assistant")  # removes the user's copy: the shipped one is back
@@ -64,9 +60,7 @@ def test_user_character_wins_a_name_clash(characters, user_data):
 
 
 def test_create_update_delete(characters, user_data):
-    created = characters.save(
-        "Bob", name="Bob", context="Bob fixes bikes.\nHe is calm.", greeting="Yo"
-    )
+    created = characters.save("Bob", name="Bob", context="Bob fixes bikes.\nHe is calm.", greeting="Yo")
     assert created.context == "Bob fixes bikes.\nHe is calm." and not created.builtin
     assert (user_data / "characters" / "Bob.yaml").is_file()
     with pytest.raises(InvalidRequest, match="already exists"):
@@ -97,9 +91,7 @@ def test_deleting_a_shipped_character_is_refused(characters):
     assert characters.get("Assistant").builtin
 
 
-@pytest.mark.parametrize(
-    "name", ["../x", "../../etc/passwd", "/tmp/x", "a/b", "x\0y", "..", ""]
-)
+@pytest.mark.parametrize("name", ["../x", "../../etc/passwd", "/tmp/x", "a/b", "x\0y", "..", ""])
 def test_path_traversal_names_are_refused(characters, name, tmp_path):
     for action in (
         lambda: characters.get(name),
@@ -117,10 +109,8 @@ def test_bad_pictures_are_refused(characters):
         characters.save("Bad", picture=b"GIF89a...")
 
 
-def test_a_broken_user_file_is_skipped_in_the_list_and_reported_on_get(
-    characters, user_data
-):
+def test_a_broken_user_file_is_skipped_in_the_list_and_reported_on_get(characters, user_data):
     (user_data / "characters" / "Broken.yaml").write_text("name: [unclosed\n")
     assert "Broken" not in [c.key for c in characters.list()]
-    with pytest.raises(InvalidRequest, match="Broken.yaml"):
+    with pytest.raises(InvalidRequest, match=r"Broken\.yaml"):
         characters.get("Broken")

@@ -17,11 +17,7 @@ def test_template_table_lists_every_shipped_template(templates):
     rows = [line.split("|")[1].strip() for line in section.splitlines()[2:]]
     assert rows == templates.names()
     for name in rows:
-        aliases = [
-            a.strip()
-            for a in section.split(f"| {name} |")[1].split("|")[0].split(",")
-            if a.strip()
-        ]
+        aliases = [a.strip() for a in section.split(f"| {name} |")[1].split("|")[0].split(",") if a.strip()]
         assert list(templates.get(name).aliases) == aliases
 
 

@@ -35,23 +35,16 @@ def test_list_newest_first_with_titles(history):
     first = history.new("chat", "Ada")
     time.sleep(0.01)
     second = history.new("chat", "Ada")
-    history.save(
-        chat_log.append_exchange(first, "  What   is a\nbridge?  " + "x" * 100, "…")
-    )
+    history.save(chat_log.append_exchange(first, "  What   is a\nbridge?  " + "x" * 100, "…"))
     listed = history.list("chat", "Ada")
     assert [c.id for c in listed] == [first.id, second.id]  # first was updated last
-    assert (
-        listed[0].title.startswith("What is a bridge? xxx")
-        and len(listed[0].title) == 60
-    )
+    assert listed[0].title.startswith("What is a bridge? xxx") and len(listed[0].title) == 60
     assert listed[1].title == "New chat"
     assert history.list("chat", "Nobody") == []
 
 
 def test_load_rename_delete(history):
-    chat = history.save(
-        chat_log.append_exchange(history.new("instruct"), "Hi", "Hello")
-    )
+    chat = history.save(chat_log.append_exchange(history.new("instruct"), "Hi", "Hello"))
     assert history.load("instruct", None, chat.id).messages == chat.messages
     history.rename("instruct", None, chat.id, "  My\ttitle ")
     assert history.load("instruct", None, chat.id).title == "My title"
@@ -81,9 +74,7 @@ def test_ui_edits(history):
     removed, _ = chat_log.remove_last_exchange(removed)
     with pytest.raises(InvalidRequest):
         chat_log.remove_last_exchange(removed)  # only the greeting is left
-    saved = history.update(
-        "chat", "Ada", chat.id, lambda c: chat_log.append_exchange(c, "u", "b")
-    )
+    saved = history.update("chat", "Ada", chat.id, lambda c: chat_log.append_exchange(c, "u", "b"))
     assert history.load("chat", "Ada", chat.id).messages == saved.messages
 
 
@@ -102,10 +93,7 @@ def test_tool_traffic_is_kept_in_messages(history):
     )
     history.save(chat)
     loaded = history.load("instruct", None, chat.id)
-    assert (
-        loaded.messages[1].tool_calls == (call,)
-        and loaded.messages[2].tool_call_id == "c1"
-    )
+    assert loaded.messages[1].tool_calls == (call,) and loaded.messages[2].tool_call_id == "c1"
     assert loaded.internal() == [["use f", "It is 42."]]
 
 
@@ -148,9 +136,7 @@ def test_text_generation_webui_logs_load(history, user_data):
     folder = user_data / "logs" / "chat" / "Ada"
     folder.mkdir(parents=True)
     (folder / "20230101-10-00-00.json").write_text(
-        json.dumps(
-            {"internal": [["<|BEGIN-VISIBLE-CHAT|>", "Hi"], ["q", "a"]], "visible": []}
-        )
+        json.dumps({"internal": [["<|BEGIN-VISIBLE-CHAT|>", "Hi"], ["q", "a"]], "visible": []})
     )
     chat = history.load("chat", "Ada", "20230101-10-00-00")
     assert [(m.role, m.content) for m in chat.messages] == [

@@ -19,18 +19,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_failure_during_write_keeps_the_old_file(history, monkeypatch):
-    chat = history.save(
-        chat_log.append_exchange(history.new("instruct"), "old", "old reply")
-    )
+    chat = history.save(chat_log.append_exchange(history.new("instruct"), "old", "old reply"))
     path = history.path("instruct", None, chat.id)
     before = path.read_bytes()
 
     def crash(fd):
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(
-        os, "fsync", crash
-    )  # dies after writing the temp file, before rename
+    monkeypatch.setattr(os, "fsync", crash)  # dies after writing the temp file, before rename
     with pytest.raises(OSError):
         history.save(chat_log.append_exchange(chat, "new", "new reply"))
     monkeypatch.undo()
@@ -61,24 +57,18 @@ def test_killed_writer_leaves_a_whole_file(tmp_path):
     path = store.path("instruct", None, chat.id)
     script = WRITER.format(repo=str(REPO), root=str(tmp_path / "logs"), id=chat.id)
     for delay in (0.05, 0.2, 0.45):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
-        )
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
         try:
             assert proc.stdout.readline().strip() == "ready"
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
         finally:
             proc.wait(timeout=10)
-        data = json.loads(
-            path.read_text(encoding="utf-8")
-        )  # whole JSON, or this raises
+        data = json.loads(path.read_text(encoding="utf-8"))  # whole JSON, or this raises
         users = [m["content"] for m in data["messages"] if m["role"] == "user"]
         assert users[0] == "first" and all(u.startswith("turn ") for u in users[1:])
         assert len(data["internal"]) == len(users) == len(data["visible"])
         assert all(len(pair[1]) == 2_000_000 for pair in data["internal"][1:])
         loaded = store.load("instruct", None, chat.id)
         assert loaded.messages[0].content == "first"
-    assert [c.id for c in store.list("instruct")] == [
-        chat.id
-    ]  # stray temp files are ignored
+    assert [c.id for c in store.list("instruct")] == [chat.id]  # stray temp files are ignored

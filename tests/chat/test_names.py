@@ -32,16 +32,12 @@ def test_unsafe_names_are_refused(name):
         validate_name(name)
 
 
-@pytest.mark.parametrize(
-    "name", ["Assistant", "Chiharu Yamada", "Dr. Who (v2)", "Élodie", "小明"]
-)
+@pytest.mark.parametrize("name", ["Assistant", "Chiharu Yamada", "Dr. Who (v2)", "Élodie", "小明"])
 def test_ordinary_names_pass(name):
     assert validate_name(name) == name
 
 
-@pytest.mark.parametrize(
-    "bad", ["../x", "/abs", "a/b", "x\0", "", "-lead", "a.b", "ä", "x" * 129, None, 5]
-)
+@pytest.mark.parametrize("bad", ["../x", "/abs", "a/b", "x\0", "", "-lead", "a.b", "ä", "x" * 129, None, 5])
 def test_unsafe_history_ids_are_refused(bad):
     with pytest.raises(InvalidRequest):
         validate_history_id(bad)

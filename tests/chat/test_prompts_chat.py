@@ -27,15 +27,15 @@ def nova(characters):
         name="Nova",
         context="Nova is a starship AI who serves {{user}}. <BOT> is dry and precise.",
         greeting="Systems online, {{user}}.",
-        example_dialogue="<START>\n{{user}}: Status?\n{{char}}: Nominal.\n<START>\n<USER>: Fuel?\n<BOT>: 80%.",
+        example_dialogue=(
+            "<START>\n{{user}}: Status?\n{{char}}: Nominal.\n<START>\n<USER>: Fuel?\n<BOT>: 80%."
+        ),
         user_name="Captain",
     )
 
 
 def prepare(service, messages, model, **options):
-    return service.prepare(
-        messages, ChatOptions(**options), model, count_tokens=words, max_tokens=64
-    )
+    return service.prepare(messages, ChatOptions(**options), model, count_tokens=words, max_tokens=64)
 
 
 CHAT_BODY = (
@@ -47,9 +47,7 @@ CHAT_BODY = (
 
 
 def test_chat_prompt(service, model, nova):
-    prepared = prepare(
-        service, [U("Where are we?")], model, mode="chat", character="Nova"
-    )
+    prepared = prepare(service, [U("Where are we?")], model, mode="chat", character="Nova")
     assert prepared.prompt == CHAT_BODY + "Nova:"
     assert prepared.stop == ("\nCaptain:", "\nNova:")
     assert (prepared.user_name, prepared.bot_name, prepared.template_name) == (
@@ -73,9 +71,7 @@ def test_chat_instruct_prompt_wraps_the_chat_prompt(service, model, nova):
         'Continue the chat dialogue below. Write a single reply for the character "Nova".\n\n'
         + CHAT_BODY.rstrip()
     )
-    assert prepared.prompt == (
-        f"<|im_start|>user\n{command}<|im_end|>\n<|im_start|>assistant\nNova:"
-    )
+    assert prepared.prompt == (f"<|im_start|>user\n{command}<|im_end|>\n<|im_start|>assistant\nNova:")
     assert prepared.template_name == "ChatML"
     assert prepared.stop[:2] == ("\nCaptain:", "\nNova:")
     assert "<|im_end|>\n<|im_start|>user" in prepared.stop
@@ -101,9 +97,7 @@ def test_custom_chat_instruct_command_and_names(service, model, nova):
 
 
 def test_placeholders_are_filled_everywhere(service, model, nova):
-    prompt = prepare(
-        service, [U("Hi")], model, mode="chat", character="Nova", user_name="Ann"
-    ).prompt
+    prompt = prepare(service, [U("Hi")], model, mode="chat", character="Nova", user_name="Ann").prompt
     for placeholder in ("{{user}}", "{{char}}", "<USER>", "<BOT>", "<START>"):
         assert placeholder not in prompt
     assert "Ann: Fuel?\nNova: 80%." in prompt and "Systems online, Ann." in prompt
@@ -149,13 +143,9 @@ def test_greeting_is_not_repeated_when_the_history_has_it(service, model, nova):
 
 def test_continue_and_impersonate(service, model, nova):
     history = [U("Report."), A("All systems")]
-    cont = prepare(
-        service, history, model, mode="chat", character="Nova", continue_=True
-    )
+    cont = prepare(service, history, model, mode="chat", character="Nova", continue_=True)
     assert cont.prompt.endswith("Captain: Report.\nNova: All systems")
-    imp = prepare(
-        service, history, model, mode="chat", character="Nova", impersonate=True
-    )
+    imp = prepare(service, history, model, mode="chat", character="Nova", impersonate=True)
     assert imp.prompt.endswith("Captain: Report.\nNova: All systems\nCaptain:")
     assert imp.stop[0] == "\nNova:"
 
@@ -163,9 +153,7 @@ def test_continue_and_impersonate(service, model, nova):
 def test_default_character_is_the_plain_assistant(service, model):
     prepared = prepare(service, [U("Hi")], model, mode="chat")
     assert prepared.bot_name == "Assistant" and prepared.user_name == "You"
-    assert prepared.prompt.startswith(
-        "The following is a conversation with an AI assistant."
-    )
+    assert prepared.prompt.startswith("The following is a conversation with an AI assistant.")
     assert "You's questions" in prepared.prompt  # {{user}} filled
 
 
@@ -190,13 +178,9 @@ def test_hooks_are_called(characters, templates, history, model, nova):
         def output_modifier(self, text, state):
             return text.replace("a", "4")
 
-    service = ChatService(
-        characters=characters, templates=templates, history=history, hooks=Loud()
-    )
+    service = ChatService(characters=characters, templates=templates, history=history, hooks=Loud())
     options = ChatOptions(mode="chat", character="Nova")
-    prepared = service.prepare(
-        [U("drop me"), U("hello")], options, model, count_tokens=words, max_tokens=8
-    )
+    prepared = service.prepare([U("drop me"), U("hello")], options, model, count_tokens=words, max_tokens=8)
     assert prepared.prompt.endswith("Captain: HELLO\nNova: *beep*")
     assert "drop me" not in prepared.prompt
     parser = service.reply_parser(options, prepared)
@@ -208,12 +192,8 @@ def test_custom_prompt_hook_replaces_the_prompt(characters, templates, history, 
         def custom_generate_chat_prompt(self, messages, state):
             return f"CUSTOM {state['mode']} {len(messages)}"
 
-    service = ChatService(
-        characters=characters, templates=templates, history=history, hooks=Custom()
-    )
-    prepared = service.prepare(
-        [U("x")], ChatOptions(mode="chat"), model, count_tokens=words, max_tokens=8
-    )
+    service = ChatService(characters=characters, templates=templates, history=history, hooks=Custom())
+    prepared = service.prepare([U("x")], ChatOptions(mode="chat"), model, count_tokens=words, max_tokens=8)
     assert prepared.prompt == "CUSTOM chat 2"  # greeting + message
 
 
@@ -228,9 +208,7 @@ def test_invalid_mode(service, model):
 def test_tools_in_chat_mode_go_into_the_context(service, model, nova):
     tool = {"type": "function", "function": {"name": "scan", "parameters": {}}}
     options = ChatOptions(mode="chat", character="Nova", tools=(tool,))
-    prepared = service.prepare(
-        [U("Scan!")], options, model, count_tokens=words, max_tokens=8
-    )
+    prepared = service.prepare([U("Scan!")], options, model, count_tokens=words, max_tokens=8)
     context = prepared.prompt.split("\n\nCaptain: Status?")[0]
     assert context.startswith("Nova is a starship AI") and '"name": "scan"' in context
     reply = service.reply_parser(options, prepared).whole(

@@ -38,9 +38,7 @@ TOOL_TURNS = [
 
 
 def prepare(service, messages, model, **options):
-    return service.prepare(
-        messages, ChatOptions(**options), model, count_tokens=words, max_tokens=64
-    )
+    return service.prepare(messages, ChatOptions(**options), model, count_tokens=words, max_tokens=64)
 
 
 def test_instruct_uses_the_template_and_system_message(service, make_model):
@@ -61,7 +59,8 @@ def test_instruct_uses_the_template_and_system_message(service, make_model):
 def test_model_template_from_gguf_is_used(service, make_model):
     smol = (
         "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
-        " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+        " + '<|im_end|>' + '\n'}}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
     )
     model = make_model(name="SmolLM2-135M-Instruct", chat_template=smol)
     prepared = prepare(service, [ChatMessage("user", "Hi")], model)
@@ -78,20 +77,14 @@ def test_alpaca_stop_is_the_next_instruction(service, model):
 def test_continue_ends_inside_the_partial_reply(service, make_model):
     model = make_model(bos_token="<|begin_of_text|>", eos_token="<|eot_id|>")
     history = [ChatMessage("user", "Count"), ChatMessage("assistant", "1, 2,")]
-    prepared = prepare(
-        service, history, model, instruction_template="Llama-3", continue_=True
-    )
-    assert prepared.prompt.endswith(
-        "<|start_header_id|>assistant<|end_header_id|>\n\n1, 2,"
-    )
+    prepared = prepare(service, history, model, instruction_template="Llama-3", continue_=True)
+    assert prepared.prompt.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n1, 2,")
 
 
 def test_impersonate_ends_at_the_users_turn(service, make_model):
     model = make_model(bos_token="<s>", eos_token="</s>")
     history = [ChatMessage("user", "Hi"), ChatMessage("assistant", "Hello.")]
-    prepared = prepare(
-        service, history, model, instruction_template="Zephyr", impersonate=True
-    )
+    prepared = prepare(service, history, model, instruction_template="Zephyr", impersonate=True)
     assert prepared.prompt == "<|user|>\nHi</s>\n<|assistant|>\nHello.</s>\n<|user|>\n"
     assert prepared.stop[0] == "</s>\n<|assistant|>"
     partial = prepare(
@@ -136,54 +129,39 @@ def test_tools_get_a_generic_preamble_otherwise(service, model):
         instruction_template="Alpaca",
         tools=(WEATHER,),
     )
-    assert prepared.prompt.startswith(
-        "Be brief.\n\n# Tools\n\nYou may call one or more functions"
-    )
+    assert prepared.prompt.startswith("Be brief.\n\n# Tools\n\nYou may call one or more functions")
     assert json.dumps(WEATHER) in prepared.prompt and "<tool_call>" in prepared.prompt
 
 
 def test_tool_choice_none_hides_the_tools(service, model):
-    prepared = prepare(
-        service, [ChatMessage("user", "x")], model, tools=(WEATHER,), tool_choice="none"
-    )
+    prepared = prepare(service, [ChatMessage("user", "x")], model, tools=(WEATHER,), tool_choice="none")
     assert "get_weather" not in prepared.prompt and not prepared.tools_enabled
     assert prepared.grammar is None
 
 
-@pytest.mark.parametrize(
-    "choice", ["required", {"type": "function", "function": {"name": "get_weather"}}]
-)
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
 def test_forced_tool_choice_gives_a_grammar(service, model, choice):
-    prepared = prepare(
-        service, [ChatMessage("user", "x")], model, tools=(WEATHER,), tool_choice=choice
-    )
+    prepared = prepare(service, [ChatMessage("user", "x")], model, tools=(WEATHER,), tool_choice=choice)
     assert prepared.grammar and '\\"get_weather\\"' in prepared.grammar
 
 
 def test_tool_history_renders_natively_in_a_tool_template(service, model):
-    prompt = prepare(
-        service, TOOL_TURNS, model, instruction_template="ChatML", tools=(WEATHER,)
-    ).prompt
+    prompt = prepare(service, TOOL_TURNS, model, instruction_template="ChatML", tools=(WEATHER,)).prompt
     assert (
         '<|im_start|>assistant\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n'
         "</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n18C, sunny\n</tool_response><|im_end|>\n"
         "<|im_start|>assistant\n"
     ) in prompt
-    llama = prepare(
-        service, TOOL_TURNS, model, instruction_template="Llama-3", tools=(WEATHER,)
-    ).prompt
+    llama = prepare(service, TOOL_TURNS, model, instruction_template="Llama-3", tools=(WEATHER,)).prompt
     assert '{"name": "get_weather", "parameters": {"city": "Paris"}}<|eot_id|>' in llama
-    assert (
-        "<|start_header_id|>ipython<|end_header_id|>\n\n18C, sunny<|eot_id|>" in llama
-    )
+    assert "<|start_header_id|>ipython<|end_header_id|>\n\n18C, sunny<|eot_id|>" in llama
 
 
 def test_tool_history_is_flattened_for_other_templates(service, model):
-    prompt = prepare(
-        service, TOOL_TURNS, model, instruction_template="Alpaca", tools=(WEATHER,)
-    ).prompt
+    prompt = prepare(service, TOOL_TURNS, model, instruction_template="Alpaca", tools=(WEATHER,)).prompt
     assert (
-        '### Response:\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n\n'
+        "### Response:\n<tool_call>\n"
+        '{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n\n'
         "### Instruction:\n<tool_response>\n18C, sunny\n</tool_response>\n\n### Response:\n"
     ) in prompt
 
@@ -191,8 +169,6 @@ def test_tool_history_is_flattened_for_other_templates(service, model):
 def test_a_failing_template_is_a_clear_error(service, make_model):
     from modules.errors import InvalidRequest
 
-    model = make_model(
-        chat_template="{{ raise_exception('Conversation roles must alternate') }}"
-    )
+    model = make_model(chat_template="{{ raise_exception('Conversation roles must alternate') }}")
     with pytest.raises(InvalidRequest, match="roles must alternate"):
         prepare(service, [ChatMessage("user", "x")], model)

@@ -93,9 +93,7 @@ def test_tool_call_deltas_have_id_and_name_first_then_arguments():
 def test_only_possible_markers_are_held_back():
     p = parser(**TOOLS)
     assert p.feed("Hello") == [ContentDelta("Hello")]
-    assert p.feed(" there <too") == [
-        ContentDelta(" there")
-    ]  # " <too" may start <tool_call>
+    assert p.feed(" there <too") == [ContentDelta(" there")]  # " <too" may start <tool_call>
     assert p.feed("ls are great") == [ContentDelta(" <tools are great")]
     assert p.feed(" <thi") == []
     assert p.feed("nk>hm") == [ReasoningDelta("hm")]
@@ -136,27 +134,17 @@ def test_service_parser_follows_the_mode(service, model):
     msgs = [ChatMessage("user", "Hi")]
     chat = ChatOptions(mode="chat")
     prepared = service.prepare(msgs, chat, model, count_tokens=words, max_tokens=8)
-    assert (
-        service.reply_parser(chat, prepared).whole(" Hi {{user}}! ").content
-        == "Hi You!"
-    )
+    assert service.reply_parser(chat, prepared).whole(" Hi {{user}}! ").content == "Hi You!"
     instruct = ChatOptions(mode="instruct")
     prepared = service.prepare(msgs, instruct, model, count_tokens=words, max_tokens=8)
     # instruct replies are code-safe: placeholders stay as written
-    assert (
-        service.reply_parser(instruct, prepared).whole("Use {{user}} here").content
-        == "Use {{user}} here"
-    )
+    assert service.reply_parser(instruct, prepared).whole("Use {{user}} here").content == "Use {{user}} here"
 
 
-def test_service_parser_starts_in_reasoning_when_the_template_opened_it(
-    service, make_model
-):
+def test_service_parser_starts_in_reasoning_when_the_template_opened_it(service, make_model):
     model = make_model(chat_template="{{ messages[0]['content'] }}<think>\n")
     options = ChatOptions()
-    prepared = service.prepare(
-        [ChatMessage("user", "Q")], options, model, count_tokens=words, max_tokens=8
-    )
+    prepared = service.prepare([ChatMessage("user", "Q")], options, model, count_tokens=words, max_tokens=8)
     assert prepared.starts_in_reasoning
     reply = service.reply_parser(options, prepared).whole("hmm</think>A")
     assert (reply.reasoning, reply.content) == ("hmm", "A")
@@ -167,8 +155,6 @@ def test_service_parser_parses_tools_only_when_enabled(service, model):
     msgs = [ChatMessage("user", "Hi")]
     for choice, expected in (("auto", 1), ("none", 0)):
         options = ChatOptions(tools=(tool,), tool_choice=choice)
-        prepared = service.prepare(
-            msgs, options, model, count_tokens=words, max_tokens=8
-        )
+        prepared = service.prepare(msgs, options, model, count_tokens=words, max_tokens=8)
         reply = service.reply_parser(options, prepared).whole(HERMES)
         assert len(reply.tool_calls) == expected

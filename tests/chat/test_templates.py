@@ -41,10 +41,7 @@ EXPECTED = {
     "Llama-2": (
         "<s>",
         "</s>",
-        (
-            "<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi [/INST] Hello. </s>"
-            "<s>[INST] 2+2? [/INST]"
-        ),
+        ("<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] 2+2? [/INST]"),
     ),
     "Llama-3": (
         "<|begin_of_text|>",
@@ -135,10 +132,7 @@ def test_request_template_text_wins_over_everything(templates, make_model):
 
 def test_request_template_name_beats_the_model_template(templates, make_model):
     model = make_model(name="llama-3-8b", chat_template=GGUF_TEMPLATE)
-    assert (
-        templates.choose(ChatOptions(instruction_template="Vicuna"), model).name
-        == "Vicuna"
-    )
+    assert templates.choose(ChatOptions(instruction_template="Vicuna"), model).name == "Vicuna"
 
 
 def test_model_template_beats_the_name_table(templates, make_model):
@@ -152,14 +146,8 @@ def test_model_template_beats_the_name_table(templates, make_model):
 
 
 def test_name_table_is_used_without_a_model_template(templates, make_model):
-    assert (
-        templates.choose(ChatOptions(), make_model(name="Meta-Llama-3.1-8B")).name
-        == "Llama-3"
-    )
-    assert (
-        templates.choose(ChatOptions(), make_model(name="dolphin-mistral")).name
-        == "ChatML"
-    )
+    assert templates.choose(ChatOptions(), make_model(name="Meta-Llama-3.1-8B")).name == "Llama-3"
+    assert templates.choose(ChatOptions(), make_model(name="dolphin-mistral")).name == "ChatML"
     by_file = make_model(name="x", path="/m/zephyr-7b-beta.Q4.gguf")
     assert templates.choose(ChatOptions(), by_file).name == "Zephyr"
 
@@ -171,9 +159,7 @@ def test_alpaca_with_a_warning_when_nothing_matches(templates, model, caplog):
 
 
 def test_user_table_and_templates_win(user_data, templates, make_model):
-    (user_data / "models.yaml").write_text(
-        "llama-?3: Mine\nbroken(: ChatML\n", encoding="utf-8"
-    )
+    (user_data / "models.yaml").write_text("llama-?3: Mine\nbroken(: ChatML\n", encoding="utf-8")
     (user_data / "instruction-templates").mkdir()
     (user_data / "instruction-templates" / "Mine.yaml").write_text(
         "instruction_template: |-\n  MINE{{ messages | length }}\n", encoding="utf-8"
@@ -181,9 +167,7 @@ def test_user_table_and_templates_win(user_data, templates, make_model):
     (user_data / "instruction-templates" / "ChatML.yaml").write_text(
         "instruction_template: |-\n  OVERRIDDEN\n", encoding="utf-8"
     )
-    table = load_model_table(
-        templates.dirs[0] / "models.yaml", user_data / "models.yaml"
-    )
+    table = load_model_table(templates.dirs[0] / "models.yaml", user_data / "models.yaml")
     store = TemplateStore(dirs=templates.dirs, model_table=table)
     chosen = store.choose(ChatOptions(), make_model(name="llama-3"))
     assert chosen.name == "Mine"
@@ -194,9 +178,7 @@ def test_user_table_and_templates_win(user_data, templates, make_model):
 def test_text_generation_webui_table_form_is_read(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(".*alpaca:\n  instruction_template: 'Alpaca'\n", encoding="utf-8")
-    assert [(r.pattern, r.template) for r in load_model_table(path)] == [
-        (".*alpaca", "Alpaca")
-    ]
+    assert [(r.pattern, r.template) for r in load_model_table(path)] == [(".*alpaca", "Alpaca")]
 
 
 def test_old_turn_template_files_are_refused_clearly(user_data, templates):
@@ -236,9 +218,7 @@ def test_bad_templates_become_invalid_request(source):
 
 
 def test_a_loop_without_output_hits_the_deadline():
-    source = (
-        "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
-    )
+    source = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
     with pytest.raises(InvalidRequest, match="too long"):
         _render(source, max_seconds=0.2)
 

@@ -20,15 +20,11 @@ def test_hermes_body():
         ("add", {"a": 1, "b": 2})
     )
     # "parameters", string arguments and the OpenAI wrapper are read too
-    assert parse_tagged('{"name": "add", "parameters": {"a": 1}}') == calls(
-        ("add", {"a": 1})
+    assert parse_tagged('{"name": "add", "parameters": {"a": 1}}') == calls(("add", {"a": 1}))
+    assert parse_tagged('{"name": "add", "arguments": "{\\"a\\": 1}"}') == calls(("add", {"a": 1}))
+    assert parse_tagged('{"type": "function", "function": {"name": "add", "arguments": {}}}') == calls(
+        ("add", {})
     )
-    assert parse_tagged('{"name": "add", "arguments": "{\\"a\\": 1}"}') == calls(
-        ("add", {"a": 1})
-    )
-    assert parse_tagged(
-        '{"type": "function", "function": {"name": "add", "arguments": {}}}'
-    ) == calls(("add", {}))
 
 
 @pytest.mark.parametrize(
@@ -48,17 +44,15 @@ def test_hermes_broken(body):
 
 
 def test_llama3_json():
-    assert parse_whole(
-        '{"name": "get_weather", "parameters": {"city": "Oslo"}}', NAMES
-    ) == calls(("get_weather", {"city": "Oslo"}))
-    assert parse_whole(
-        '<|python_tag|>{"name": "add", "parameters": {"a": 1}}', NAMES
-    ) == calls(("add", {"a": 1}))
+    assert parse_whole('{"name": "get_weather", "parameters": {"city": "Oslo"}}', NAMES) == calls(
+        ("get_weather", {"city": "Oslo"})
+    )
+    assert parse_whole('<|python_tag|>{"name": "add", "parameters": {"a": 1}}', NAMES) == calls(
+        ("add", {"a": 1})
+    )
     two = '{"name": "add", "parameters": {"a": 1}}; {"name": "add", "parameters": {"a": 2}}'
     assert parse_whole(two, NAMES) == calls(("add", {"a": 1}), ("add", {"a": 2}))
-    assert parse_whole('[{"name": "add", "arguments": {}}]', NAMES) == calls(
-        ("add", {})
-    )
+    assert parse_whole('[{"name": "add", "arguments": {}}]', NAMES) == calls(("add", {}))
 
 
 def test_untagged_json_must_name_a_known_tool():
@@ -68,18 +62,14 @@ def test_untagged_json_must_name_a_known_tool():
 
 
 def test_mistral():
-    assert parse_whole(
-        '[TOOL_CALLS] [{"name": "add", "arguments": {"a": 1}}]', NAMES
-    ) == calls(("add", {"a": 1}))
-    assert parse_whole('[TOOL_CALLS]add[ARGS]{"a": 1}', NAMES) == calls(
+    assert parse_whole('[TOOL_CALLS] [{"name": "add", "arguments": {"a": 1}}]', NAMES) == calls(
         ("add", {"a": 1})
     )
-    assert parse_whole(
-        '[TOOL_CALLS]add[ARGS]{"a": 1}get_weather[ARGS]{}', NAMES
-    ) == calls(("add", {"a": 1}), ("get_weather", {}))
-    assert (
-        parse_whole('[TOOL_CALLS] [{"name": "add", "arguments": {"a": ', NAMES) is None
+    assert parse_whole('[TOOL_CALLS]add[ARGS]{"a": 1}', NAMES) == calls(("add", {"a": 1}))
+    assert parse_whole('[TOOL_CALLS]add[ARGS]{"a": 1}get_weather[ARGS]{}', NAMES) == calls(
+        ("add", {"a": 1}), ("get_weather", {})
     )
+    assert parse_whole('[TOOL_CALLS] [{"name": "add", "arguments": {"a": ', NAMES) is None
     assert parse_whole("[TOOL_CALLS]add[ARGS]{oops}", NAMES) is None
 
 
@@ -88,9 +78,7 @@ def test_pythonic():
         ("get_weather", {"city": "Paris"}), ("add", {"a": 1, "b": 2.5})
     )
     assert parse_whole("[add()]", NAMES) == calls(("add", {}))
-    assert parse_whole("[add(a=[1, {'x': None}])]", NAMES) == calls(
-        ("add", {"a": [1, {"x": None}]})
-    )
+    assert parse_whole("[add(a=[1, {'x': None}])]", NAMES) == calls(("add", {"a": [1, {"x": None}]}))
 
 
 @pytest.mark.parametrize(

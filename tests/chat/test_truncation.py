@@ -19,7 +19,7 @@ def turns(n: int) -> list[ChatMessage]:
             ChatMessage("user", f"question {i} " + "w " * 20),
             ChatMessage("assistant", f"answer {i} " + "w " * 20),
         ]
-    return out + [ChatMessage("user", "final question")]
+    return [*out, ChatMessage("user", "final question")]
 
 
 def prepare(service, messages, model, max_tokens, **options):
@@ -46,9 +46,7 @@ def test_old_turns_are_dropped_to_fit(service, make_model, mode):
     # As many turns as fit: one more turn (a user message and its answer) would not have.
     kept = 41 - prepared.dropped_messages
     history = turns(20)[-(kept + 2) :]
-    bigger = prepare(
-        service, [system, *history], make_model(n_ctx=10_000), 100, **options
-    )
+    bigger = prepare(service, [system, *history], make_model(n_ctx=10_000), 100, **options)
     assert words(bigger.prompt) > 200
 
 
@@ -70,9 +68,7 @@ def test_cut_only_before_a_user_message(service, make_model):
         ChatMessage("assistant", "done"),
         ChatMessage("user", "next"),
     ]
-    prepared = prepare(
-        service, history, make_model(n_ctx=120), 60, instruction_template="ChatML"
-    )
+    prepared = prepare(service, history, make_model(n_ctx=120), 60, instruction_template="ChatML")
     assert prepared.dropped_messages == 4
     assert "<tool_response>" not in prepared.prompt
 

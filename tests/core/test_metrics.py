@@ -20,8 +20,10 @@ def scrape(client) -> dict[tuple[str, tuple], float]:
 
 def test_metrics_count_generations_tokens_and_requests(app, client):
     engine = app.extensions["hearth"].models.engine("tiny")
-    results = [engine.generate(GenerationRequest("Hello there", SamplingParams(max_tokens=n))).collect()
-               for n in (3, 5, 7)]
+    results = [
+        engine.generate(GenerationRequest("Hello there", SamplingParams(max_tokens=n))).collect()
+        for n in (3, 5, 7)
+    ]
     generation = engine.generate(GenerationRequest("Hello", SamplingParams(max_tokens=400)))
     next(generation)
     busy = scrape(client)

@@ -22,8 +22,7 @@ from modules.settings import (
 LAYERS = ("file", "env", "cli")
 
 
-def build(tmp_path: Path, *, file: dict | None = None, env: dict | None = None,
-          cli: list[str] | None = None):
+def build(tmp_path: Path, *, file: dict | None = None, env: dict | None = None, cli: list[str] | None = None):
     argv = ["--user-data-dir", str(tmp_path)]
     if file is not None:
         lines = "".join(f"{key}: {value}\n" for key, value in file.items())
@@ -33,24 +32,44 @@ def build(tmp_path: Path, *, file: dict | None = None, env: dict | None = None,
 
 # (setting, default, value per layer as written there, parsed value per layer)
 KEYS = [
-    ("api_port", 5000, {"file": "5101", "env": "5102", "cli": "5103"},
-     {"file": 5101, "env": 5102, "cli": 5103}),
-    ("ssl_certfile", None, {"file": "f.pem", "env": "e.pem", "cli": "c.pem"},
-     {"file": Path("f.pem"), "env": Path("e.pem"), "cli": Path("c.pem")}),
-    ("api_enable_ipv6", False, {"file": "true", "env": "1", "cli": None},
-     {"file": True, "env": True, "cli": True}),
-    ("embedding_model", "all-MiniLM-L6-v2", {"file": "f-model", "env": "e-model", "cli": "c-model"},
-     {"file": "f-model", "env": "e-model", "cli": "c-model"}),
+    (
+        "api_port",
+        5000,
+        {"file": "5101", "env": "5102", "cli": "5103"},
+        {"file": 5101, "env": 5102, "cli": 5103},
+    ),
+    (
+        "ssl_certfile",
+        None,
+        {"file": "f.pem", "env": "e.pem", "cli": "c.pem"},
+        {"file": Path("f.pem"), "env": Path("e.pem"), "cli": Path("c.pem")},
+    ),
+    (
+        "api_enable_ipv6",
+        False,
+        {"file": "true", "env": "1", "cli": None},
+        {"file": True, "env": True, "cli": True},
+    ),
+    (
+        "embedding_model",
+        "all-MiniLM-L6-v2",
+        {"file": "f-model", "env": "e-model", "cli": "c-model"},
+        {"file": "f-model", "env": "e-model", "cli": "c-model"},
+    ),
 ]
-ENV_NAMES = {"api_port": "OPENEDAI_PORT", "ssl_certfile": "OPENEDAI_CERT_PATH",
-             "api_enable_ipv6": "OPENEDAI_ENABLE_IPV6", "embedding_model": "OPENEDAI_EMBEDDING_MODEL"}
+ENV_NAMES = {
+    "api_port": "OPENEDAI_PORT",
+    "ssl_certfile": "OPENEDAI_CERT_PATH",
+    "api_enable_ipv6": "OPENEDAI_ENABLE_IPV6",
+    "embedding_model": "OPENEDAI_EMBEDDING_MODEL",
+}
 
-CASES = [(key, layers) for key in KEYS
-         for n in range(0, 4) for layers in itertools.combinations(LAYERS, n)]
+CASES = [(key, layers) for key in KEYS for n in range(0, 4) for layers in itertools.combinations(LAYERS, n)]
 
 
-@pytest.mark.parametrize(("key", "layers"), CASES,
-                         ids=[f"{k[0]}-{'+'.join(layers) or 'default'}" for k, layers in CASES])
+@pytest.mark.parametrize(
+    ("key", "layers"), CASES, ids=[f"{k[0]}-{'+'.join(layers) or 'default'}" for k, layers in CASES]
+)
 def test_highest_layer_wins(tmp_path, key, layers):
     name, default, written, parsed = key
     file = {name: written["file"]} if "file" in layers else None
@@ -68,13 +87,17 @@ def test_no_flag_overrides_true_in_the_file(tmp_path):
 
 
 def test_lists_from_each_layer(tmp_path):
-    assert build(tmp_path, file={"default_extensions": "[openai, example]"}).extensions == ["openai", "example"]
+    assert build(tmp_path, file={"default_extensions": "[openai, example]"}).extensions == [
+        "openai",
+        "example",
+    ]
     assert build(tmp_path, cli=["--extensions", "a", "b"]).extensions == ["a", "b"]
 
 
 def test_textgen_webui_keys_in_settings_yaml(tmp_path):
-    settings = build(tmp_path, file={"openai-embedding_model": "x-model", "openai-debug": 1,
-                                     "localdocs-top_k": 7})
+    settings = build(
+        tmp_path, file={"openai-embedding_model": "x-model", "openai-debug": 1, "localdocs-top_k": 7}
+    )
     assert settings.embedding_model == "x-model"
     assert settings.api_debug is True
     assert settings.extension_params == {"localdocs": {"top_k": 7}}
@@ -130,9 +153,13 @@ def test_malformed_yaml_is_one_line(tmp_path, text):
 
 
 def test_server_prints_one_line_and_exits_2_without_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "server.py", "--user-data-dir", str(tmp_path),
-                             "--api-port", "abc"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "server.py", "--user-data-dir", str(tmp_path), "--api-port", "abc"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().count("\n") == 0
@@ -153,4 +180,5 @@ def test_docs_configuration_lists_every_setting():
     table = doc.split("<!-- settings-table:start -->\n")[1].split("<!-- settings-table:end -->")[0]
     assert table.strip() == reference_table().strip(), (
         "docs/configuration.md is out of date; regenerate the table with "
-        "python -c \"from modules.settings import reference_table; print(reference_table())\"")
+        'python -c "from modules.settings import reference_table; print(reference_table())"'
+    )

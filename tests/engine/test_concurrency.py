@@ -31,9 +31,13 @@ def engine(tiny_model_path):
 
 
 def requests_for(n: int, max_tokens: int = 40) -> list[GenerationRequest]:
-    return [GenerationRequest(f"Story {i}: once upon a time there was",
-                              SamplingParams(max_tokens=max_tokens, temperature=0.9, seed=100 + i))
-            for i in range(n)]
+    return [
+        GenerationRequest(
+            f"Story {i}: once upon a time there was",
+            SamplingParams(max_tokens=max_tokens, temperature=0.9, seed=100 + i),
+        )
+        for i in range(n)
+    ]
 
 
 def run_concurrently(engine, requests) -> list:
@@ -83,8 +87,9 @@ def test_each_step_decodes_all_active_sequences_in_one_call(engine, monkeypatch)
 def test_a_long_prompt_is_evaluated_in_chunks_while_streams_keep_flowing(tiny_model_path):
     engine = make_engine(tiny_model_path, parallel=2, batch_size=64, n_ctx=512)
     try:
-        running = engine.generate(GenerationRequest("A running story",
-                                                    SamplingParams(max_tokens=400, temperature=0)))
+        running = engine.generate(
+            GenerationRequest("A running story", SamplingParams(max_tokens=400, temperature=0))
+        )
         next(running)
         stamps: list[float] = []
         collector = threading.Thread(target=lambda: stamps.extend(time.monotonic() for _ in running))
@@ -128,8 +133,9 @@ def test_a_full_queue_refuses_with_retry_after_and_recovers(tiny_model_path):
     try:
         running = [engine.generate(GenerationRequest("busy", SamplingParams(max_tokens=300)))]
         next(running[0])
-        running += [engine.generate(GenerationRequest("wait", SamplingParams(max_tokens=5)))
-                    for _ in range(2)]
+        running += [
+            engine.generate(GenerationRequest("wait", SamplingParams(max_tokens=5))) for _ in range(2)
+        ]
         with pytest.raises(Overloaded) as refused:
             engine.generate(GenerationRequest("one too many", SamplingParams(max_tokens=5)))
         assert refused.value.status == 429 and int(refused.value.headers["Retry-After"]) >= 1
@@ -139,7 +145,12 @@ def test_a_full_queue_refuses_with_retry_after_and_recovers(tiny_model_path):
         while engine.stats().queued or engine.stats().busy_slots:
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        assert engine.generate(GenerationRequest("again", SamplingParams(max_tokens=3))).collect().usage.completion_tokens == 3
+        assert (
+            engine.generate(GenerationRequest("again", SamplingParams(max_tokens=3)))
+            .collect()
+            .usage.completion_tokens
+            == 3
+        )
     finally:
         engine.close()
 
@@ -169,12 +180,14 @@ def test_a_conversation_gets_its_prefix_back_from_a_saved_state(tiny_model_path)
     try:
         conversation = "System: you are a careful assistant. " * 12 + "User: first question?"
         first = engine.generate(GenerationRequest(conversation, SamplingParams(max_tokens=4))).collect()
-        other = engine.generate(GenerationRequest("Quite unrelated words here.",
-                                                  SamplingParams(max_tokens=4))).collect()
+        other = engine.generate(
+            GenerationRequest("Quite unrelated words here.", SamplingParams(max_tokens=4))
+        ).collect()
         assert other.usage.cached_tokens <= 2  # it overwrote the conversation's slot...
         assert engine.stats().cached_prompts == 1  # ...after the slot's state was saved
-        follow_up = engine.generate(GenerationRequest(conversation + " Assistant: ok. User: more?",
-                                                      SamplingParams(max_tokens=4))).collect()
+        follow_up = engine.generate(
+            GenerationRequest(conversation + " Assistant: ok. User: more?", SamplingParams(max_tokens=4))
+        ).collect()
         assert follow_up.usage.cached_tokens >= first.usage.prompt_tokens - 2
         assert follow_up.usage.prompt_tokens - follow_up.usage.cached_tokens < 20
     finally:
@@ -187,17 +200,21 @@ def test_a_shared_prefix_is_copied_from_a_busy_slot(tiny_model_path):
         system = "You are an agent with a long system prompt about tools. " * 8
         busy = engine.generate(GenerationRequest(system + "Task one.", SamplingParams(max_tokens=250)))
         next(busy)
-        other = engine.generate(GenerationRequest(system + "Task two.", SamplingParams(max_tokens=3))).collect()
+        other = engine.generate(
+            GenerationRequest(system + "Task two.", SamplingParams(max_tokens=3))
+        ).collect()
         assert other.usage.cached_tokens >= len(engine.tokenize(system)) - 2
         busy.close()
         alone = make_engine(tiny_model_path, parallel=1)
         try:
-            fresh = alone.generate(GenerationRequest(system + "Task two.",
-                                                     SamplingParams(max_tokens=3, temperature=0))).collect()
+            fresh = alone.generate(
+                GenerationRequest(system + "Task two.", SamplingParams(max_tokens=3, temperature=0))
+            ).collect()
         finally:
             alone.close()
-        again = engine.generate(GenerationRequest(system + "Task two.",
-                                                  SamplingParams(max_tokens=3, temperature=0))).collect()
+        again = engine.generate(
+            GenerationRequest(system + "Task two.", SamplingParams(max_tokens=3, temperature=0))
+        ).collect()
         assert again.text == fresh.text  # reused cells give the same answer as a fresh evaluation
     finally:
         engine.close()

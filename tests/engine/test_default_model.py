@@ -16,11 +16,14 @@ CHATML = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 
 @pytest.fixture(scope="module")
 def manager(tmp_path_factory):
-    models = ModelManager(model_dir=tmp_path_factory.mktemp("empty"), preferred=None,
-                          loaders=default_loaders(), default_loader="llama.cpp",
-                          options=LoadOptions(ctx_size=2048, threads=1, threads_batch=2,
-                                              batch_size=512, parallel=2),
-                          mailer=make_mailer())
+    models = ModelManager(
+        model_dir=tmp_path_factory.mktemp("empty"),
+        preferred=None,
+        loaders=default_loaders(),
+        default_loader="llama.cpp",
+        options=LoadOptions(ctx_size=2048, threads=1, threads_batch=2, batch_size=512, parallel=2),
+        mailer=make_mailer(),
+    )
     yield models
     models.close()
 
@@ -39,9 +42,11 @@ def test_without_a_model_flag_the_default_model_is_served(manager):
 
 def test_it_answers_on_topic(manager):
     engine = manager.engine()
-    answer = engine.generate(GenerationRequest(
-        CHATML.format("What is the capital of France?"),
-        SamplingParams(max_tokens=40, temperature=0))).collect()
+    answer = engine.generate(
+        GenerationRequest(
+            CHATML.format("What is the capital of France?"), SamplingParams(max_tokens=40, temperature=0)
+        )
+    ).collect()
     assert "Paris" in answer.text
     assert answer.finish_reason == FINISH_STOP  # it ends its turn with <|im_end|>
 
@@ -55,8 +60,9 @@ def test_stop_string_and_streaming_on_the_real_model(manager):
     # A word the model says exactly once, well into its answer.
     stop = next(" " + w for w in words[8:] if len(w) > 3 and whole.text.count(" " + w) == 1)
     cut = whole.text.index(stop)
-    deltas = list(engine.generate(GenerationRequest(
-        prompt, SamplingParams(max_tokens=60, temperature=0, stop=(stop,)))))
+    deltas = list(
+        engine.generate(GenerationRequest(prompt, SamplingParams(max_tokens=60, temperature=0, stop=(stop,))))
+    )
     streamed = "".join(d.text for d in deltas)
     assert streamed == whole.text[:cut]
     assert deltas[-1].finish_reason == FINISH_STOP
@@ -67,11 +73,19 @@ def test_json_schema_on_the_real_model(manager):
     import json
 
     engine = manager.engine()
-    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20},
-                                               "country": {"type": "string", "maxLength": 20}},
-              "required": ["city", "country"]}
-    reply = engine.generate(GenerationRequest(
-        CHATML.format("Name the capital of France and its country as JSON."),
-        SamplingParams(max_tokens=60, temperature=0, json_schema=schema))).collect()
+    schema = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 20},
+            "country": {"type": "string", "maxLength": 20},
+        },
+        "required": ["city", "country"],
+    }
+    reply = engine.generate(
+        GenerationRequest(
+            CHATML.format("Name the capital of France and its country as JSON."),
+            SamplingParams(max_tokens=60, temperature=0, json_schema=schema),
+        )
+    ).collect()
     data = json.loads(reply.text)
     assert set(data) == {"city", "country"} and "Paris" in data["city"]

@@ -17,15 +17,29 @@ def as_regex(gbnf: str) -> re.Pattern:
     return re.compile(pattern.replace(" ", ""))
 
 
-CASES = [(0, 9), (0, 120), (5, 5), (17, 2310), (-50, 50), (-999, -12), (1, 10**6), (0, None),
-         (7, None), (123, None), (None, 0), (None, 42), (None, -3), (-7, None)]
+CASES = [
+    (0, 9),
+    (0, 120),
+    (5, 5),
+    (17, 2310),
+    (-50, 50),
+    (-999, -12),
+    (1, 10**6),
+    (0, None),
+    (7, None),
+    (123, None),
+    (None, 0),
+    (None, 42),
+    (None, -3),
+    (-7, None),
+]
 
 
 @pytest.mark.parametrize(("low", "high"), CASES)
 def test_integer_rule_matches_exactly_the_range(low, high):
     regex = as_regex(integer_rule(low, high))
     rng = random.Random(f"{low}:{high}")
-    candidates = set(range(-1200, 1200)) | {rng.randint(-10**7, 10**7) for _ in range(2000)}
+    candidates = set(range(-1200, 1200)) | {rng.randint(-(10**7), 10**7) for _ in range(2000)}
     for lo_edge in (low, high):
         if lo_edge is not None:
             candidates |= {lo_edge - 1, lo_edge, lo_edge + 1}
@@ -36,8 +50,13 @@ def test_integer_rule_matches_exactly_the_range(low, high):
 
 
 def test_schema_with_bounds_uses_the_exact_rule():
-    grammar = json_schema_grammar({"type": "object", "properties": {
-        "age": {"type": "integer", "minimum": 0, "maximum": 120}}, "required": ["age"]})
+    grammar = json_schema_grammar(
+        {
+            "type": "object",
+            "properties": {"age": {"type": "integer", "minimum": 0, "maximum": 120}},
+            "required": ["age"],
+        }
+    )
     assert "[0-9]" in grammar and "integral-part" not in grammar.split("age ::=")[1].split("\n")[0]
 
 

@@ -156,8 +156,14 @@ def test_logprobs_equal_log_softmax_of_the_logits(engine, tiny_model_path):
     assert len(completion.logprobs) == 6
     # Same context settings as the engine (flash attention off) and the same evaluation
     # order: the numbers must agree to the last bit, not to float noise.
-    raw = Llama(model_path=str(tiny_model_path), n_ctx=256, n_threads=1, logits_all=True,
-                flash_attn=False, verbose=False)
+    raw = Llama(
+        model_path=str(tiny_model_path),
+        n_ctx=256,
+        n_threads=1,
+        logits_all=True,
+        flash_attn=False,
+        verbose=False,
+    )
     tokens = raw.tokenize(PROMPT.encode())
     raw.eval(tokens)  # the prompt at once, then one token per step, as the engine does
     for entry in completion.logprobs:
@@ -174,8 +180,9 @@ def test_logprobs_equal_log_softmax_of_the_logits(engine, tiny_model_path):
 
 
 def test_echo_emits_the_prompt_with_its_logprobs_first(engine):
-    completion = engine.generate(GenerationRequest(
-        PROMPT, SamplingParams(max_tokens=3, temperature=0, logprobs=1), echo=True)).collect()
+    completion = engine.generate(
+        GenerationRequest(PROMPT, SamplingParams(max_tokens=3, temperature=0, logprobs=1), echo=True)
+    ).collect()
     assert completion.text.startswith(PROMPT)
     prompt_tokens = engine.tokenize(PROMPT, add_bos=False)
     echoed = completion.logprobs[: len(prompt_tokens)]
@@ -186,7 +193,7 @@ def test_echo_emits_the_prompt_with_its_logprobs_first(engine):
 
 def test_cancel_ends_a_generation_within_one_token(engine):
     generation = engine.generate(GenerationRequest(PROMPT, SamplingParams(max_tokens=200, temperature=0)))
-    received = [next(generation)]
+    next(generation)
     generation.cancel()
     assert engine.stats().busy_slots == 0 or _wait_idle(engine)
     assert list(generation) == []  # the consumer sees the end at once
@@ -235,7 +242,9 @@ def test_invalid_token_ids_are_rejected(engine):
 
 def test_token_ids_as_prompt(engine):
     tokens = engine.tokenize(PROMPT)
-    assert run(engine, tokens, max_tokens=8, temperature=0).text == run(engine, max_tokens=8, temperature=0).text
+    assert (
+        run(engine, tokens, max_tokens=8, temperature=0).text == run(engine, max_tokens=8, temperature=0).text
+    )
 
 
 @pytest.mark.parametrize("text", ["Hello world, this is a test.", "héllo 世界 🙂 — ok", "a\nb\tc  d"])
@@ -263,16 +272,26 @@ def test_json_schema_with_astral_characters_yields_valid_utf8(engine):
 
 def test_prefix_of_previous_prompt_is_reused(engine):
     system = "You are a helpful assistant. " * 10
-    first = engine.generate(GenerationRequest(system + "Question one?", SamplingParams(max_tokens=2))).collect()
-    second = engine.generate(GenerationRequest(system + "Question two?", SamplingParams(max_tokens=2))).collect()
+    first = engine.generate(
+        GenerationRequest(system + "Question one?", SamplingParams(max_tokens=2))
+    ).collect()
+    second = engine.generate(
+        GenerationRequest(system + "Question two?", SamplingParams(max_tokens=2))
+    ).collect()
     assert first.usage.cached_tokens <= 1
     assert second.usage.cached_tokens >= len(engine.tokenize(system)) - 2
 
 
 def test_penalties_change_greedy_output(engine):
     plain = run(engine, max_tokens=30, temperature=0)
-    penalised = run(engine, max_tokens=30, temperature=0, repetition_penalty=1.5,
-                    frequency_penalty=1.0, presence_penalty=1.0)
+    penalised = run(
+        engine,
+        max_tokens=30,
+        temperature=0,
+        repetition_penalty=1.5,
+        frequency_penalty=1.0,
+        presence_penalty=1.0,
+    )
     assert plain.text != penalised.text
 
 
@@ -282,6 +301,7 @@ def test_next_token_probe_matches_greedy(engine):
     assert top == sorted(top, key=lambda t: -t.logprob)
     first = run(engine, max_tokens=1, temperature=0).text
     assert top[0].token == first
-    filtered = engine.token_logprobs(PROMPT, SamplingParams(temperature=1.0, top_k=2), top_n=5,
-                                     use_samplers=True)
+    filtered = engine.token_logprobs(
+        PROMPT, SamplingParams(temperature=1.0, top_k=2), top_n=5, use_samplers=True
+    )
     assert sum(1 for t in filtered if t.logprob > -np.inf) == 2

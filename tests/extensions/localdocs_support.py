@@ -8,9 +8,13 @@ from pathlib import Path
 
 def pdf_bytes(lines: list[str]) -> bytes:
     """A one-page PDF showing `lines` in Helvetica (enough for pypdf to extract the text)."""
-    text = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(
-        "(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") '" for line in lines
-    ) + " ET"
+    text = (
+        "BT /F1 12 Tf 72 720 Td 14 TL "
+        + " ".join(
+            "(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") '" for line in lines
+        )
+        + " ET"
+    )
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -33,18 +37,20 @@ def pdf_bytes(lines: list[str]) -> bytes:
 
 FILES = {
     "garden.txt": "The tomatoes in the back garden are watered every morning at seven.\n\n"
-                  "Slugs are kept away with copper tape around the raised beds.\n",
+    "Slugs are kept away with copper tape around the raised beds.\n",
     "notes/dentist.md": "# Appointments\n\nThe dentist appointment is on Tuesday at 14:30 with Dr. Molar.\n",
     "site/bread.html": "<html><head><title>Baking</title><style>p {color: red}</style></head><body>"
-                       "<h1>Sourdough</h1><p>Feed the sourdough starter with rye flour the evening "
-                       "before baking.</p><script>alert('x')</script></body></html>",
+    "<h1>Sourdough</h1><p>Feed the sourdough starter with rye flour the evening "
+    "before baking.</p><script>alert('x')</script></body></html>",
     "src/billing.py": "def invoice_total(items, vat_rate=0.2):\n"
-                      "    \"\"\"Sum the line items and add value-added tax.\"\"\"\n"
-                      "    subtotal = sum(price * quantity for price, quantity in items)\n"
-                      "    return subtotal * (1 + vat_rate)\n",
+    '    """Sum the line items and add value-added tax."""\n'
+    "    subtotal = sum(price * quantity for price, quantity in items)\n"
+    "    return subtotal * (1 + vat_rate)\n",
 }
-PDF_LINES = ["The lighthouse keeper has a ginger cat named Biscuit.",
-             "Biscuit sleeps on the lamp room stairs."]
+PDF_LINES = [
+    "The lighthouse keeper has a ginger cat named Biscuit.",
+    "Biscuit sleeps on the lamp room stairs.",
+]
 
 
 def make_documents(root: Path) -> Path:

@@ -9,17 +9,18 @@ from ext_support import MODEL, words
 
 from modules.chat.messages import ChatMessage, ChatOptions
 
-GOOD = '''
+GOOD = """
     def input_modifier(string, state, is_chat=False):
         return string + " [good]"
-'''
+"""
 
 
 def prepare(app, text="hi"):
     hearth = app.extensions["hearth"]
     options = ChatOptions(mode="chat")
-    prepared = hearth.chat.prepare([ChatMessage("user", text)], options, MODEL, count_tokens=words,
-                                   max_tokens=8)
+    prepared = hearth.chat.prepare(
+        [ChatMessage("user", text)], options, MODEL, count_tokens=words, max_tokens=8
+    )
     return prepared, hearth.chat.reply_parser(options, prepared)
 
 
@@ -44,7 +45,9 @@ def test_syntax_error_import_error_and_raising_setup_are_skipped(write_extension
 
 
 def test_a_raising_hook_is_skipped_logged_once_and_the_chat_goes_on(write_extension, build_app, caplog):
-    write_extension("explodes", '''
+    write_extension(
+        "explodes",
+        """
         def input_modifier(string, state, is_chat=False):
             raise ValueError("kaboom")
 
@@ -56,7 +59,8 @@ def test_a_raising_hook_is_skipped_logged_once_and_the_chat_goes_on(write_extens
 
         def history_modifier(history, state):
             return ["not a message"]
-    ''')
+    """,
+    )
     write_extension("good", GOOD)
     app = build_app("explodes", "good")
     with caplog.at_level(logging.ERROR, logger="modules.extensions"):
@@ -73,21 +77,27 @@ def test_a_raising_hook_is_skipped_logged_once_and_the_chat_goes_on(write_extens
 
 
 def test_a_hook_raising_a_hearth_error_answers_the_request(write_extension, build_app, tiny_model_path):
-    write_extension("refuses", '''
+    write_extension(
+        "refuses",
+        """
         from modules.errors import InvalidRequest
 
         def state_modifier(state):
             raise InvalidRequest("Not today.", param="messages")
-    ''')
+    """,
+    )
     app = build_app("refuses")
-    response = app.test_client().post("/v1/internal/chat-prompt", json={"messages": [{"role": "user",
-                                                                                      "content": "x"}]})
+    response = app.test_client().post(
+        "/v1/internal/chat-prompt", json={"messages": [{"role": "user", "content": "x"}]}
+    )
     assert response.status_code == 400
     assert response.get_json()["error"]["message"] == "Not today."
 
 
 def test_a_broken_blueprint_or_panel_leaves_the_rest_working(write_extension, build_app, caplog):
-    write_extension("bad_parts", '''
+    write_extension(
+        "bad_parts",
+        """
         params = {"n": 1}
 
         def blueprint():
@@ -98,7 +108,8 @@ def test_a_broken_blueprint_or_panel_leaves_the_rest_working(write_extension, bu
 
         def custom_css():
             raise RuntimeError("css")
-    ''')
+    """,
+    )
     with caplog.at_level(logging.ERROR, logger="modules.extensions"):
         app = build_app("bad_parts")
         client = app.test_client()

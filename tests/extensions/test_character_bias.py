@@ -9,8 +9,9 @@ from modules.chat.messages import ChatMessage, ChatOptions
 
 def last_line(app, mode: str) -> str:
     hearth = app.extensions["hearth"]
-    prepared = hearth.chat.prepare([ChatMessage("user", "hi")], ChatOptions(mode=mode), MODEL,
-                                   count_tokens=words, max_tokens=8)
+    prepared = hearth.chat.prepare(
+        [ChatMessage("user", "hi")], ChatOptions(mode=mode), MODEL, count_tokens=words, max_tokens=8
+    )
     return prepared.prompt.rsplit("\n", 1)[-1]
 
 

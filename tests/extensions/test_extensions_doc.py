@@ -12,7 +12,7 @@ DOC = (Path(__file__).resolve().parents[2] / "docs" / "extensions.md").read_text
 
 
 def test_every_hook_is_documented_with_its_signature_and_nothing_else_is():
-    table = DOC[DOC.index("## Hooks"):]
+    table = DOC[DOC.index("## Hooks") :]
     table = table[: table.index("\n\n", table.index("| ---"))]
     documented = re.findall(r"^\| `([^`]+)` \|", table, re.MULTILINE)
     assert documented == [spec.signature for spec in HOOKS]
@@ -29,7 +29,8 @@ def test_the_chat_engine_hooks_are_all_declared():
 
 
 def test_the_example_extension_in_the_docs_is_the_shipped_file():
-    shipped = (Path(__file__).resolve().parents[2] / "extensions" / "character_bias" / "script.py"
-               ).read_text()
+    shipped = (
+        Path(__file__).resolve().parents[2] / "extensions" / "character_bias" / "script.py"
+    ).read_text()
     for line in ("def bot_prefix_modifier(string, state):", '"bias_string": " *I am so happy*",'):
         assert line in shipped and line in DOC

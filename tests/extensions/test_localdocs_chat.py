@@ -27,14 +27,32 @@ def app(tmp_path_factory, model_dir):
     root = tmp_path_factory.mktemp("localdocs")
     user_data = root / "user_data"
     user_data.mkdir()
-    settings = load_settings(["--user-data-dir", str(user_data), "--model-dir", str(model_dir),
-                              "--model", "tiny", "--ctx-size", "1024", "--threads", "1",
-                              "--threads-batch", "1", "--api", "--extensions", "localdocs"], {})
+    settings = load_settings(
+        [
+            "--user-data-dir",
+            str(user_data),
+            "--model-dir",
+            str(model_dir),
+            "--model",
+            "tiny",
+            "--ctx-size",
+            "1024",
+            "--threads",
+            "1",
+            "--threads-batch",
+            "1",
+            "--api",
+            "--extensions",
+            "localdocs",
+        ],
+        {},
+    )
     application = create_app(settings)
     application.config.update(TESTING=True, DOCS_FOLDER=make_documents(root))
     client = application.test_client()
-    created = client.post("/v1/internal/localdocs", json={"name": "home", "folders": [
-        str(application.config["DOCS_FOLDER"])]})
+    created = client.post(
+        "/v1/internal/localdocs", json={"name": "home", "folders": [str(application.config["DOCS_FOLDER"])]}
+    )
     assert created.status_code == 201, created.get_json()
     wait_indexed(client, "home")
     yield application
@@ -87,8 +105,7 @@ def test_chat_completions_list_the_sources_used(app):
 def test_a_stream_carries_the_sources_on_its_last_chunk(app):
     client = app.test_client()
     response = client.post("/v1/chat/completions", json=ask(localdocs=["home"], stream=True))
-    chunks = [json.loads(line[6:]) for line in response.text.splitlines()
-              if line.startswith("data: {")]
+    chunks = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
     finals = [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
     assert len(finals) == 1 and finals[0]["localdocs"]["sources"][0]["path"].endswith("dentist.md")
     assert all("localdocs" not in c for c in chunks if c is not finals[0])
@@ -123,8 +140,15 @@ def test_a_ui_turn_gets_the_excerpts_and_its_sources(app):
 
     hearth = app.extensions["hearth"]
     chat_id = hearth.chat.history.new("instruct").id
-    request = TurnRequest(action="send", mode="instruct", character=None, chat_id=chat_id,
-                          text=DENTIST, sampling=Sampling(max_tokens=2), state={"localdocs": ["home"]})
+    request = TurnRequest(
+        action="send",
+        mode="instruct",
+        character=None,
+        chat_id=chat_id,
+        text=DENTIST,
+        sampling=Sampling(max_tokens=2),
+        state={"localdocs": ["home"]},
+    )
     turn = start_turn(hearth.chat, hearth.models.engine(), request)
     list(turn.events())
     turn.save()
@@ -145,8 +169,9 @@ def test_collections_are_managed_through_the_api(app, tmp_path):
     (tmp_path / "a" / "recipe.md").write_text("Pancakes need eggs, milk and flour.")
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "trip.md").write_text("The train to Lisbon leaves at 08:15.")
-    made = client.post("/v1/internal/localdocs", json={"name": "extra", "folders": [str(tmp_path / "a")],
-                                                        "index": False})
+    made = client.post(
+        "/v1/internal/localdocs", json={"name": "extra", "folders": [str(tmp_path / "a")], "index": False}
+    )
     assert made.status_code == 201 and made.get_json()["index"] is None and made.get_json()["needs_index"]
     assert client.post("/v1/internal/localdocs", json={"name": "extra"}).status_code == 409
     changed = client.put("/v1/internal/localdocs/extra", json={"folders": [str(tmp_path / "b")]})
@@ -155,13 +180,19 @@ def test_collections_are_managed_through_the_api(app, tmp_path):
     assert started.status_code == 202
     assert started.get_json()["index"]["state"] in ("scanning", "indexing", "done")
     assert wait_indexed(client, "extra")["files"] == 1
-    hits = client.post("/v1/internal/localdocs/search",
-                       json={"collections": ["extra"], "query": "When does the train leave?"}).get_json()
+    hits = client.post(
+        "/v1/internal/localdocs/search",
+        json={"collections": ["extra"], "query": "When does the train leave?"},
+    ).get_json()
     assert hits["data"][0]["text"] == "The train to Lisbon leaves at 08:15."
     assert client.delete("/v1/internal/localdocs/extra").get_json() == {"deleted": "extra"}
     assert client.get("/v1/internal/localdocs/extra").status_code == 404
-    for bad in ({"name": "../x", "folders": []}, {"name": "y", "folders": ["relative"]},
-                {"name": "y", "folders": [str(tmp_path / "missing")]}, {"name": "y", "extra": 1}):
+    for bad in (
+        {"name": "../x", "folders": []},
+        {"name": "y", "folders": ["relative"]},
+        {"name": "y", "folders": [str(tmp_path / "missing")]},
+        {"name": "y", "extra": 1},
+    ):
         response = client.post("/v1/internal/localdocs", json=bad)
         assert response.status_code == 400 and response.get_json()["error"]["message"], bad
 
@@ -169,8 +200,11 @@ def test_collections_are_managed_through_the_api(app, tmp_path):
 def test_the_ui_has_the_same_endpoints_and_the_panel_script(app):
     client = app.test_client()
     assert [c["name"] for c in client.get("/ui/api/localdocs").get_json()["data"]] == ["home"]
-    assert client.get("/ui/api/localdocs/nope").get_json()["error"]["message"].startswith(
-        "There is no LocalDocs collection")
+    assert (
+        client.get("/ui/api/localdocs/nope")
+        .get_json()["error"]["message"]
+        .startswith("There is no LocalDocs collection")
+    )
     assert client.post("/ui/api/localdocs", json={"name": "x", "folders": ["rel"]}).status_code == 400
     script = client.get("/ui/extensions.js").text
     assert "hearth:generate" in script and "/ui/api/localdocs" in script
@@ -178,14 +212,23 @@ def test_the_ui_has_the_same_endpoints_and_the_panel_script(app):
 
 
 def test_the_endpoints_need_the_admin_key(make_settings, user_data):
-    app = create_app(make_settings("--api", "--api-key", "user", "--admin-key", "admin",
-                                   "--extensions", "localdocs"))
+    app = create_app(
+        make_settings("--api", "--api-key", "user", "--admin-key", "admin", "--extensions", "localdocs")
+    )
     try:
         client = app.test_client()
-        for method, path in (("get", ""), ("post", ""), ("get", "/x"), ("delete", "/x"),
-                             ("post", "/x/index"), ("put", "/x"), ("post", "/search")):
-            response = getattr(client, method)(f"/v1/internal/localdocs{path}", json={},
-                                                headers={"Authorization": "Bearer user"})
+        for method, path in (
+            ("get", ""),
+            ("post", ""),
+            ("get", "/x"),
+            ("delete", "/x"),
+            ("post", "/x/index"),
+            ("put", "/x"),
+            ("post", "/search"),
+        ):
+            response = getattr(client, method)(
+                f"/v1/internal/localdocs{path}", json={}, headers={"Authorization": "Bearer user"}
+            )
             assert response.status_code == 401, (method, path)
         ok = client.get("/v1/internal/localdocs", headers={"Authorization": "Bearer admin"})
         assert ok.status_code == 200 and ok.get_json()["data"] == []
@@ -205,9 +248,12 @@ def test_the_localdocs_field_without_the_extension_says_how_to_enable_it(make_se
 
 def test_api_md_documents_every_localdocs_route(app):
     doc = (PROJECT / "docs" / "api.md").read_text()
-    routes = {(method, re.sub(r"<(\w+)>", r"{\1}", rule.rule)) for rule in app.url_map.iter_rules()
-              if rule.endpoint.startswith("openai.localdocs.")
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    routes = {
+        (method, re.sub(r"<(\w+)>", r"{\1}", rule.rule))
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("openai.localdocs.")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
     assert len(routes) == 7
     for method, path in routes:
         assert f"`{method} {path}`" in doc, (method, path)

@@ -44,8 +44,12 @@ class _Kept:
 def docs(tmp_path, embedder) -> LocalDocs:
     user_data = tmp_path / "user_data"
     user_data.mkdir()
-    library = LocalDocs(Store(user_data / "localdocs.sqlite3"), _Kept(embedder),
-                        Options(chunk_size=300, chunk_overlap=60), private_dirs=[user_data])
+    library = LocalDocs(
+        Store(user_data / "localdocs.sqlite3"),
+        _Kept(embedder),
+        Options(chunk_size=300, chunk_overlap=60),
+        private_dirs=[user_data],
+    )
     yield library
     library.close()
 
@@ -78,7 +82,9 @@ def test_a_folder_of_mixed_files_is_indexed_and_the_right_chunk_found(docs, tmp_
     for question, (path, words) in questions.items():
         best = docs.search(["home"], question, top_k=3)[0]
         assert best.path.endswith(path) or (path == "garden.txt" and best.path.endswith("inside-link.txt")), (
-            question, best)
+            question,
+            best,
+        )
         assert words in best.text and best.collection == "home" and best.score > 0.3
     hits = docs.search(["home"], "password launch code alert", top_k=20, min_score=-1)
     texts = " ".join(h.text for h in hits)
@@ -95,8 +101,10 @@ def test_reindexing_picks_up_changed_and_new_files_and_forgets_deleted_ones(docs
     index(docs, "home")
     chunks_before = docs.list()[0]["chunks"]
 
-    bump(folder / "notes" / "dentist.md", "# Appointments\n\nThe dentist moved the appointment to "
-                                          "Friday at 09:00.\n")
+    bump(
+        folder / "notes" / "dentist.md",
+        "# Appointments\n\nThe dentist moved the appointment to Friday at 09:00.\n",
+    )
     (folder / "garden.txt").unlink()
     (folder / "inside-link.txt").unlink()
     (folder / "notes" / "car.md").write_text("The car needs new winter tyres before November.\n")
@@ -138,8 +146,14 @@ def test_collections_are_searched_together_and_deleted(docs, tmp_path):
 
 def test_folders_must_be_real_directories_outside_user_data(docs, tmp_path):
     (tmp_path / "file.txt").write_text("x")
-    for bad in ("relative/path", str(tmp_path / "missing"), str(tmp_path / "file.txt"),
-                str(tmp_path / "user_data"), str(tmp_path / "user_data" / "logs"), ""):
+    for bad in (
+        "relative/path",
+        str(tmp_path / "missing"),
+        str(tmp_path / "file.txt"),
+        str(tmp_path / "user_data"),
+        str(tmp_path / "user_data" / "logs"),
+        "",
+    ):
         with pytest.raises(InvalidRequest):
             docs.create("c", [bad])
     for bad_name in ("../x", "a/b", "", ".hidden"):

@@ -33,16 +33,19 @@ def test_index_and_chat_through_a_running_server(server, tmp_path):
 
     client = OpenAI(base_url=proc.api_url, api_key="none")
     question = [{"role": "user", "content": "What is the name of the lighthouse keeper's cat?"}]
-    reply = client.chat.completions.create(model="tiny", messages=question, max_tokens=3,
-                                           extra_body={"localdocs": ["home"]})
+    reply = client.chat.completions.create(
+        model="tiny", messages=question, max_tokens=3, extra_body={"localdocs": ["home"]}
+    )
     sources = reply.model_extra["localdocs"]["sources"]
     assert sources[0]["path"].endswith("lighthouse.pdf") and sources[0]["collection"] == "home"
 
-    stream = client.chat.completions.create(model="tiny", messages=question, max_tokens=3, stream=True,
-                                            extra_body={"localdocs": ["home"]})
+    stream = client.chat.completions.create(
+        model="tiny", messages=question, max_tokens=3, stream=True, extra_body={"localdocs": ["home"]}
+    )
     finals = [chunk.model_extra["localdocs"] for chunk in stream if chunk.model_extra.get("localdocs")]
     assert len(finals) == 1 and finals[0]["sources"][0]["path"].endswith("lighthouse.pdf")
 
-    prompt = requests.post(proc.api_url + "/internal/chat-prompt", timeout=30,
-                           json={"messages": question, "localdocs": ["home"]}).json()["prompt"]
+    prompt = requests.post(
+        proc.api_url + "/internal/chat-prompt", timeout=30, json={"messages": question, "localdocs": ["home"]}
+    ).json()["prompt"]
     assert f"Source: {folder / 'lighthouse.pdf'}" in prompt and "Biscuit" in prompt

@@ -9,20 +9,21 @@ from ext_support import MODEL, words
 
 from modules.chat.messages import ChatMessage, ChatOptions
 
-BIAS = '''
+BIAS = """
     params = {"activate": True, "bias_string": " *smiles*", "repeat": 1}
 
     def bot_prefix_modifier(string, state):
         if params["activate"]:
             return string + params["bias_string"] * params["repeat"]
         return string
-'''
+"""
 
 
 def prefix(app) -> str:
     hearth = app.extensions["hearth"]
-    prepared = hearth.chat.prepare([ChatMessage("user", "hi")], ChatOptions(mode="chat"), MODEL,
-                                   count_tokens=words, max_tokens=8)
+    prepared = hearth.chat.prepare(
+        [ChatMessage("user", "hi")], ChatOptions(mode="chat"), MODEL, count_tokens=words, max_tokens=8
+    )
     return prepared.prompt.rsplit("\n", 1)[-1]
 
 
@@ -31,10 +32,13 @@ def test_settings_yaml_overrides_params_and_apps_do_not_share_them(write_extensi
     plain = build_app("bias")
     assert prefix(plain).endswith("Assistant: *smiles*")
 
-    tuned = build_app("bias", yaml='''
+    tuned = build_app(
+        "bias",
+        yaml="""
         bias-bias_string: " *frowns*"
         bias-repeat: 2
-    ''')
+    """,
+    )
     extension = tuned.extensions["hearth"].extensions.get("bias")
     assert extension.params == {"activate": True, "bias_string": " *frowns*", "repeat": 2}
     assert extension.module.params is extension.params  # what the hooks read
@@ -52,7 +56,8 @@ def test_default_extensions_in_settings_yaml_enable_extensions_in_order(write_ex
 
 
 def test_an_unknown_param_in_settings_yaml_skips_the_extension_with_a_logged_error(
-        write_extension, build_app, caplog):
+    write_extension, build_app, caplog
+):
     write_extension("bias", BIAS)
     with caplog.at_level(logging.ERROR, logger="modules.extensions"):
         app = build_app("bias", yaml="bias-colour: red\n")

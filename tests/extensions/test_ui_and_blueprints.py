@@ -3,7 +3,7 @@ pages load, and blueprints (on the app, inside the UI, inside the API)."""
 
 from __future__ import annotations
 
-PARTS = '''
+PARTS = """
     from flask import Blueprint, jsonify
 
     params = {"activate": True, "greeting": "hi", "level": 2, "style": "plain"}
@@ -36,7 +36,7 @@ PARTS = '''
         bp = Blueprint("parts_api", __name__, url_prefix="/v1/internal/parts")
         bp.get("/level")(lambda: jsonify(level=params["level"]))
         return bp
-'''
+"""
 
 
 def test_panel_controls_are_listed_and_change_params(write_extension, build_app):
@@ -46,14 +46,23 @@ def test_panel_controls_are_listed_and_change_params(write_extension, build_app)
     listed = {e["name"]: e for e in client.get("/ui/api/settings").get_json()["extensions"]}
     panel = listed["parts"]["panel"]
     assert [(c["param"], c["type"], c["label"]) for c in panel] == [
-        ("activate", "checkbox", "Activate"), ("greeting", "text", "Greeting"),
-        ("level", "number", "Level"), ("style", "select", "Style")]
+        ("activate", "checkbox", "Activate"),
+        ("greeting", "text", "Greeting"),
+        ("level", "number", "Level"),
+        ("style", "select", "Style"),
+    ]
     response = client.put("/ui/api/extensions/parts/params", json={"level": 4, "greeting": "hey"})
     assert response.status_code == 200 and response.get_json()["params"]["level"] == 4
     assert app.extensions["hearth"].extensions.get("parts").params["greeting"] == "hey"
     assert client.get("/parts/hello").get_json() == {"hello": "hey"}  # the hooks see it
-    for bad in ({"level": 9}, {"level": "x"}, {"level": 2.5}, {"style": "loud"}, {"activate": "yes"},
-                {"nope": 1}):
+    for bad in (
+        {"level": 9},
+        {"level": "x"},
+        {"level": 2.5},
+        {"style": "loud"},
+        {"activate": "yes"},
+        {"nope": 1},
+    ):
         response = client.put("/ui/api/extensions/parts/params", json=bad)
         assert response.status_code == 400, bad
         assert response.get_json()["error"]["message"]

@@ -28,8 +28,13 @@ API_KEY = "media-test-key"
 def tiny_image_model(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("image-model")
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, str(Path(__file__).with_name("tiny_pipeline.py")),
-                           str(folder)], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("tiny_pipeline.py")), str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return Path(done.stdout.strip().splitlines()[-1])
 
@@ -46,8 +51,22 @@ def second_embedding_model(tmp_path_factory) -> Path:
 
 def start_media_server(*args: str, user_data: Path, log_path: Path, model_dir: Path) -> ServerProcess:
     """`server.py --api` with the tiny text model, as users start it, plus `args`."""
-    base = ["--api", "--nowebui", "--user-data-dir", str(user_data), "--model-dir", str(model_dir),
-            "--model", "tiny", "--ctx-size", "512", "--threads", "1", "--threads-batch", "1"]
+    base = [
+        "--api",
+        "--nowebui",
+        "--user-data-dir",
+        str(user_data),
+        "--model-dir",
+        str(model_dir),
+        "--model",
+        "tiny",
+        "--ctx-size",
+        "512",
+        "--threads",
+        "1",
+        "--threads-batch",
+        "1",
+    ]
     return start_server([*base, *args], log_path=log_path, timeout=120)
 
 
@@ -58,8 +77,12 @@ def start_media(tmp_path, model_dir) -> Iterator[Callable[..., ServerProcess]]:
 
     def start(*args: str) -> ServerProcess:
         folder = tmp_path / f"server{len(started)}"
-        server = start_media_server(*args, user_data=folder / "user_data",
-                                    log_path=tmp_path / f"server{len(started)}.log", model_dir=model_dir)
+        server = start_media_server(
+            *args,
+            user_data=folder / "user_data",
+            log_path=tmp_path / f"server{len(started)}.log",
+            model_dir=model_dir,
+        )
         started.append(server)
         return server
 
@@ -74,9 +97,16 @@ def media_server(
 ) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("media-server")
     server = start_media_server(
-        "--api-key", API_KEY, "--image-model", str(tiny_image_model),
-        "--embedding-models", str(second_embedding_model),
-        user_data=folder / "user_data", log_path=folder / "server.log", model_dir=model_dir)
+        "--api-key",
+        API_KEY,
+        "--image-model",
+        str(tiny_image_model),
+        "--embedding-models",
+        str(second_embedding_model),
+        user_data=folder / "user_data",
+        log_path=folder / "server.log",
+        model_dir=model_dir,
+    )
     yield server
     server.stop()
 

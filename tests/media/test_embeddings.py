@@ -29,8 +29,9 @@ def vectors(response) -> np.ndarray:
 
 
 def test_float_embeddings_have_384_dimensions_and_similar_sentences_are_closer(openai_client):
-    response = openai_client.embeddings.create(model="all-MiniLM-L6-v2",
-                                               input=[*SIMILAR, UNRELATED], encoding_format="float")
+    response = openai_client.embeddings.create(
+        model="all-MiniLM-L6-v2", input=[*SIMILAR, UNRELATED], encoding_format="float"
+    )
     assert response.model == "all-MiniLM-L6-v2"
     matrix = vectors(response)
     assert matrix.shape == (3, 384)
@@ -41,24 +42,34 @@ def test_float_embeddings_have_384_dimensions_and_similar_sentences_are_closer(o
 
 
 def test_base64_decodes_to_the_same_vectors(openai_client, media_server, auth):
-    floats = vectors(openai_client.embeddings.create(model="text-embedding-3-small",
-                                                     input=list(SIMILAR), encoding_format="float"))
+    floats = vectors(
+        openai_client.embeddings.create(
+            model="text-embedding-3-small", input=list(SIMILAR), encoding_format="float"
+        )
+    )
     # The official client asks for base64 by default and decodes it itself.
-    decoded = vectors(openai_client.embeddings.create(model="text-embedding-3-small",
-                                                      input=list(SIMILAR)))
+    decoded = vectors(openai_client.embeddings.create(model="text-embedding-3-small", input=list(SIMILAR)))
     assert decoded.shape == (2, 384)
     assert np.allclose(floats, decoded, atol=1e-6)
-    raw = requests.post(f"{media_server.api_url}/embeddings", headers=auth, timeout=60,
-                        json={"input": SIMILAR[0], "encoding_format": "base64"}).json()
+    raw = requests.post(
+        f"{media_server.api_url}/embeddings",
+        headers=auth,
+        timeout=60,
+        json={"input": SIMILAR[0], "encoding_format": "base64"},
+    ).json()
     vector = np.frombuffer(base64.b64decode(raw["data"][0]["embedding"]), dtype="<f4")
     assert np.allclose(vector, floats[0], atol=1e-6)
 
 
 def test_dimensions_truncates_and_renormalises(openai_client):
-    full = vectors(openai_client.embeddings.create(model="all-MiniLM-L6-v2", input=SIMILAR[0],
-                                                   encoding_format="float"))[0]
-    short = vectors(openai_client.embeddings.create(model="all-MiniLM-L6-v2", input=SIMILAR[0],
-                                                    encoding_format="float", dimensions=64))[0]
+    full = vectors(
+        openai_client.embeddings.create(model="all-MiniLM-L6-v2", input=SIMILAR[0], encoding_format="float")
+    )[0]
+    short = vectors(
+        openai_client.embeddings.create(
+            model="all-MiniLM-L6-v2", input=SIMILAR[0], encoding_format="float", dimensions=64
+        )
+    )[0]
     assert short.shape == (64,)
     assert np.linalg.norm(short) == pytest.approx(1.0, abs=1e-5)
     assert np.allclose(short, full[:64] / np.linalg.norm(full[:64]), atol=1e-5)
@@ -74,26 +85,33 @@ def test_usage_counts_the_models_tokens(openai_client):
 
 def test_token_ids_embed_like_the_text_they_encode(openai_client):
     ids = [tokenizer().encode(text, add_special_tokens=False).ids for text in SIMILAR]
-    from_text = vectors(openai_client.embeddings.create(model="all-MiniLM-L6-v2", input=list(SIMILAR),
-                                                        encoding_format="float"))
-    from_ids = vectors(openai_client.embeddings.create(model="all-MiniLM-L6-v2", input=ids,
-                                                       encoding_format="float"))
-    one = vectors(openai_client.embeddings.create(model="all-MiniLM-L6-v2", input=ids[0],
-                                                  encoding_format="float"))
+    from_text = vectors(
+        openai_client.embeddings.create(
+            model="all-MiniLM-L6-v2", input=list(SIMILAR), encoding_format="float"
+        )
+    )
+    from_ids = vectors(
+        openai_client.embeddings.create(model="all-MiniLM-L6-v2", input=ids, encoding_format="float")
+    )
+    one = vectors(
+        openai_client.embeddings.create(model="all-MiniLM-L6-v2", input=ids[0], encoding_format="float")
+    )
     assert np.allclose(from_ids, from_text, atol=1e-4)
     assert np.allclose(one[0], from_text[0], atol=1e-4)
 
 
 def test_large_inputs_are_batched_and_keep_their_order(openai_client):
-    texts = [f"Sentence number {i} is about the colour {['red', 'green', 'blue'][i % 3]}."
-             for i in range(300)]  # more than one worker job (256 inputs each)
-    response = openai_client.embeddings.create(model="all-MiniLM-L6-v2", input=texts,
-                                               encoding_format="float")
+    texts = [
+        f"Sentence number {i} is about the colour {['red', 'green', 'blue'][i % 3]}." for i in range(300)
+    ]  # more than one worker job (256 inputs each)
+    response = openai_client.embeddings.create(model="all-MiniLM-L6-v2", input=texts, encoding_format="float")
     assert [item.index for item in response.data] == list(range(300))
     batched = vectors(response)
-    alone = vectors(openai_client.embeddings.create(model="all-MiniLM-L6-v2",
-                                                    input=[texts[0], texts[299]],
-                                                    encoding_format="float"))
+    alone = vectors(
+        openai_client.embeddings.create(
+            model="all-MiniLM-L6-v2", input=[texts[0], texts[299]], encoding_format="float"
+        )
+    )
     assert np.allclose(batched[[0, 299]], alone, atol=1e-4)
 
 
@@ -104,22 +122,25 @@ def test_the_requests_model_picks_one_of_several(openai_client):
     assert np.allclose(vectors(response), default, atol=1e-5)  # the same files, loaded again
 
 
-@pytest.mark.parametrize(("body", "status", "param"), [
-    ({"input": ""}, 400, "input"),
-    ({"input": "   "}, 400, "input"),
-    ({"input": []}, 400, "input"),
-    ({"input": ["fine", ""]}, 400, "input"),
-    ({"input": [[]]}, 400, "input"),
-    ({"input": ["x"] * 2049}, 400, "input"),
-    ({"input": 42}, 400, "input"),
-    ({"input": [1.5, 2.5]}, 400, "input"),
-    ({"input": [999999]}, 400, "input"),
-    ({}, 400, "input"),
-    ({"input": "x", "dimensions": 385}, 400, "dimensions"),
-    ({"input": "x", "dimensions": 0}, 400, "dimensions"),
-    ({"input": "x", "encoding_format": "hex"}, 400, "encoding_format"),
-    ({"input": "x", "model": "no-such-model"}, 404, "model"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"input": ""}, 400, "input"),
+        ({"input": "   "}, 400, "input"),
+        ({"input": []}, 400, "input"),
+        ({"input": ["fine", ""]}, 400, "input"),
+        ({"input": [[]]}, 400, "input"),
+        ({"input": ["x"] * 2049}, 400, "input"),
+        ({"input": 42}, 400, "input"),
+        ({"input": [1.5, 2.5]}, 400, "input"),
+        ({"input": [999999]}, 400, "input"),
+        ({}, 400, "input"),
+        ({"input": "x", "dimensions": 385}, 400, "dimensions"),
+        ({"input": "x", "dimensions": 0}, 400, "dimensions"),
+        ({"input": "x", "encoding_format": "hex"}, 400, "encoding_format"),
+        ({"input": "x", "model": "no-such-model"}, 404, "model"),
+    ],
+)
 def test_bad_requests(media_server, auth, body, status, param):
     response = requests.post(f"{media_server.api_url}/embeddings", json=body, headers=auth, timeout=60)
     assert response.status_code == status, response.text
@@ -144,15 +165,18 @@ def _mpnet_installed() -> bool:
     return True
 
 
-@pytest.mark.skipif(not _mpnet_installed(), reason="the five all-mpnet-base-v2 packages (420 MB) are "
-                    "not installed; see docs/media.md")
+@pytest.mark.skipif(
+    not _mpnet_installed(),
+    reason="the five all-mpnet-base-v2 packages (420 MB) are not installed; see docs/media.md",
+)
 def test_all_mpnet_base_v2_by_name_from_its_pypi_parts(start_media):
     from openai import OpenAI
 
     server = start_media("--embedding-model", "sentence-transformers/all-mpnet-base-v2")
     client = OpenAI(base_url=server.api_url, api_key="x", max_retries=0, timeout=300)
-    response = client.embeddings.create(model="all-mpnet-base-v2", input=[*SIMILAR, UNRELATED],
-                                        encoding_format="float")
+    response = client.embeddings.create(
+        model="all-mpnet-base-v2", input=[*SIMILAR, UNRELATED], encoding_format="float"
+    )
     matrix = vectors(response)
     assert matrix.shape == (3, 768)
     assert matrix[0] @ matrix[1] > 0.5 > matrix[0] @ matrix[2]

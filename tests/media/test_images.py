@@ -24,8 +24,13 @@ def decode_png(data: str) -> Image.Image:
 
 def test_generates_pngs_of_the_requested_size_that_record_their_settings(openai_client):
     response = openai_client.images.generate(
-        prompt="a cat on the mat", model="dall-e-2", size="64x96", n=2, response_format="b64_json",
-        extra_body={"steps": 3, "cfg_scale": 5.5, "seed": 1234, "negative_prompt": "blurry"})
+        prompt="a cat on the mat",
+        model="dall-e-2",
+        size="64x96",
+        n=2,
+        response_format="b64_json",
+        extra_body={"steps": 3, "cfg_scale": 5.5, "seed": 1234, "negative_prompt": "blurry"},
+    )
     assert len(response.data) == 2
     images = [decode_png(item.b64_json) for item in response.data]
     for index, image in enumerate(images):
@@ -42,8 +47,9 @@ def test_generates_pngs_of_the_requested_size_that_record_their_settings(openai_
 
 def test_url_format_is_a_data_url_and_a_seed_reproduces_the_image(openai_client):
     def generate(response_format):
-        return openai_client.images.generate(prompt="a cat", size="64x64", response_format=response_format,
-                                             extra_body={**FAST, "seed": 7}).data[0]
+        return openai_client.images.generate(
+            prompt="a cat", size="64x64", response_format=response_format, extra_body={**FAST, "seed": 7}
+        ).data[0]
 
     url = generate("url").url
     assert url.startswith("data:image/png;base64,")
@@ -53,29 +59,37 @@ def test_url_format_is_a_data_url_and_a_seed_reproduces_the_image(openai_client)
     assert first.tobytes() == second.tobytes()
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"size": "65x64"}, "size"),
-    ({"size": "64"}, "size"),
-    ({"size": "big"}, "size"),
-    ({"size": "4096x4096"}, "size"),
-    ({"size": "32x32"}, "size"),
-    ({"n": 0}, "n"),
-    ({"n": 11}, "n"),
-    ({"steps": 0}, "steps"),
-    ({"response_format": "jpeg"}, "response_format"),
-    ({"prompt": ""}, "prompt"),
-])
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"size": "65x64"}, "size"),
+        ({"size": "64"}, "size"),
+        ({"size": "big"}, "size"),
+        ({"size": "4096x4096"}, "size"),
+        ({"size": "32x32"}, "size"),
+        ({"n": 0}, "n"),
+        ({"n": 11}, "n"),
+        ({"steps": 0}, "steps"),
+        ({"response_format": "jpeg"}, "response_format"),
+        ({"prompt": ""}, "prompt"),
+    ],
+)
 def test_bad_requests_are_400(media_server, auth, body, param):
     payload = {"prompt": "a cat", **FAST, **body}
-    response = requests.post(f"{media_server.api_url}/images/generations", json=payload, headers=auth,
-                             timeout=60)
+    response = requests.post(
+        f"{media_server.api_url}/images/generations", json=payload, headers=auth, timeout=60
+    )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
 
 
 def test_unknown_image_model_is_404(media_server, auth):
-    response = requests.post(f"{media_server.api_url}/images/generations", headers=auth, timeout=60,
-                             json={"prompt": "a cat", "model": "no-such-model"})
+    response = requests.post(
+        f"{media_server.api_url}/images/generations",
+        headers=auth,
+        timeout=60,
+        json={"prompt": "a cat", "model": "no-such-model"},
+    )
     assert response.status_code == 404
 
 

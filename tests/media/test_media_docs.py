@@ -14,8 +14,17 @@ from modules.settings import field_meta
 pytestmark = pytest.mark.media
 
 DOC = (__import__("pathlib").Path(__file__).resolve().parents[2] / "docs" / "media.md").read_text()
-MEDIA_SETTINGS = ("embedding_model", "embedding_models", "embedding_device", "embedding_batch_size",
-                  "image_model", "image_device", "whisper_model", "tts_voice", "media_threads")
+MEDIA_SETTINGS = (
+    "embedding_model",
+    "embedding_models",
+    "embedding_device",
+    "embedding_batch_size",
+    "image_model",
+    "image_device",
+    "whisper_model",
+    "tts_voice",
+    "media_threads",
+)
 
 
 def test_every_media_endpoint_is_documented():
@@ -43,9 +52,11 @@ def curl_blocks() -> list[str]:
 @pytest.mark.parametrize("block", curl_blocks(), ids=lambda b: re.search(r"/v1/[\w/]+", b)[0])
 def test_curl_examples_run(media_server, auth, tmp_path, block):
     script = block.replace("http://127.0.0.1:5000", media_server.api_base).replace(
-        "curl ", f"curl -sS --fail-with-body -H 'Authorization: {auth['Authorization']}' ")
-    result = subprocess.run(["bash", "-ec", script], capture_output=True, text=True, timeout=300,
-                            cwd=tmp_path)
+        "curl ", f"curl -sS --fail-with-body -H 'Authorization: {auth['Authorization']}' "
+    )
+    result = subprocess.run(
+        ["bash", "-ec", script], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert result.returncode == 0, f"{script}\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
     assert '"error"' not in result.stdout
     assert result.stdout.strip() or any(tmp_path.iterdir())

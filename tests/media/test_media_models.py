@@ -26,8 +26,13 @@ def catalog(server, auth) -> dict[str, dict]:
 def test_v1_models_lists_every_media_model_with_its_kind(media_server, auth, openai_client):
     models = catalog(media_server, auth)
     assert {(m, models[m]["kind"]) for m in models} >= {
-        ("tiny", "text"), ("all-MiniLM-L6-v2", "embedding"), ("MiniLM-copy", "embedding"),
-        ("tiny-sd", "image"), ("whisper-tiny.en", "transcription"), ("en_US-joe-medium", "speech")}
+        ("tiny", "text"),
+        ("all-MiniLM-L6-v2", "embedding"),
+        ("MiniLM-copy", "embedding"),
+        ("tiny-sd", "image"),
+        ("whisper-tiny.en", "transcription"),
+        ("en_US-joe-medium", "speech"),
+    }
     assert {card.id for card in openai_client.models.list()} >= {"all-MiniLM-L6-v2", "tiny-sd"}
     assert openai_client.models.retrieve("whisper-tiny.en").id == "whisper-tiny.en"
 
@@ -35,8 +40,12 @@ def test_v1_models_lists_every_media_model_with_its_kind(media_server, auth, ope
 def test_unload_then_the_next_request_loads_again(media_server, auth, openai_client):
     openai_client.embeddings.create(model="MiniLM-copy", input="warm up")
     assert catalog(media_server, auth)["MiniLM-copy"]["loaded"]
-    response = requests.post(f"{media_server.api_url}/internal/model/unload", headers=auth, timeout=30,
-                             json={"model_name": "MiniLM-copy"})
+    response = requests.post(
+        f"{media_server.api_url}/internal/model/unload",
+        headers=auth,
+        timeout=30,
+        json={"model_name": "MiniLM-copy"},
+    )
     assert response.json() == {"status": "ok", "unloaded": ["MiniLM-copy"]}
     assert not catalog(media_server, auth)["MiniLM-copy"]["loaded"]
     assert len(openai_client.embeddings.create(model="MiniLM-copy", input="again").data[0].embedding) == 384
@@ -44,8 +53,9 @@ def test_unload_then_the_next_request_loads_again(media_server, auth, openai_cli
 
 
 def test_unload_needs_the_admin_key(media_server):
-    response = requests.post(f"{media_server.api_url}/internal/model/unload", timeout=30,
-                             json={"model_name": "MiniLM-copy"})
+    response = requests.post(
+        f"{media_server.api_url}/internal/model/unload", timeout=30, json={"model_name": "MiniLM-copy"}
+    )
     assert response.status_code == 401
 
 
@@ -53,8 +63,9 @@ def test_the_server_answers_while_a_model_works(media_server, auth, openai_clien
     openai_client.embeddings.create(model="all-MiniLM-L6-v2", input="warm up")
     texts = [f"Busy sentence number {i} with a few more words in it." for i in range(1200)]
     done = threading.Event()
-    worker = threading.Thread(target=lambda: (openai_client.embeddings.create(
-        model="all-MiniLM-L6-v2", input=texts), done.set()))
+    worker = threading.Thread(
+        target=lambda: (openai_client.embeddings.create(model="all-MiniLM-L6-v2", input=texts), done.set())
+    )
     worker.start()
     time.sleep(0.5)
     latencies = []
@@ -84,14 +95,17 @@ def test_missing_packages_answer_501_naming_them(media_app, monkeypatch):
     assert "faster-whisper" in response.get_json()["error"]["message"]
 
 
-def test_mpnet_without_its_packages_is_501_naming_them(media_app):
-    from importlib.metadata import PackageNotFoundError, distribution
+def test_mpnet_without_its_packages_is_501_naming_them(media_app, monkeypatch):
+    import importlib.metadata
 
-    try:
-        distribution(MPNET_PARTS[0])
-        pytest.skip("the all-mpnet-base-v2 parts are installed")
-    except PackageNotFoundError:
-        pass
+    real_distribution = importlib.metadata.distribution
+
+    def without_mpnet_parts(name: str):  # as on a machine where they were never installed
+        if name in MPNET_PARTS:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_distribution(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", without_mpnet_parts)
     client = media_app("--embedding-models", "all-mpnet-base-v2").test_client()
     response = client.post("/v1/embeddings", json={"input": "hello", "model": "all-mpnet-base-v2"})
     assert response.status_code == 501
@@ -101,9 +115,15 @@ def test_mpnet_without_its_packages_is_501_naming_them(media_app):
 def test_embedding_models_come_from_env_and_flags(media_app, tmp_path):
     folder = tmp_path / "my-embedder"
     folder.mkdir()
-    app = media_app("--embedding-models", "all-mpnet-base-v2", str(folder),
-                    env={"OPENEDAI_EMBEDDING_MODEL": "sentence-transformers/all-MiniLM-L6-v2",
-                         "OPENEDAI_EMBEDDING_DEVICE": "cpu"})
+    app = media_app(
+        "--embedding-models",
+        "all-mpnet-base-v2",
+        str(folder),
+        env={
+            "OPENEDAI_EMBEDDING_MODEL": "sentence-transformers/all-MiniLM-L6-v2",
+            "OPENEDAI_EMBEDDING_DEVICE": "cpu",
+        },
+    )
     with app.app_context():
         media = services().media
         ids = [spec.id for spec in media.specs("embedding")]
@@ -123,8 +143,11 @@ def test_the_server_exits_promptly_after_using_the_models(start_media, tiny_imag
     """Libraries start thread pools and log on the model threads; under gevent neither may
     keep the server from exiting."""
     server = start_media("--image-model", str(tiny_image_model))
-    response = requests.post(f"{server.api_url}/images/generations", timeout=120,
-                             json={"prompt": "a cat", "size": "64x64", "steps": 1})
+    response = requests.post(
+        f"{server.api_url}/images/generations",
+        timeout=120,
+        json={"prompt": "a cat", "size": "64x64", "steps": 1},
+    )
     assert response.status_code == 200
     requests.post(f"{server.api_url}/embeddings", json={"input": "hello"}, timeout=120).raise_for_status()
     server.process.send_signal(signal.SIGTERM)
@@ -163,8 +186,13 @@ def test_without_the_media_packages_the_app_runs_and_answers_501(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", WITHOUT_MEDIA, str(tmp_path)], cwd=root,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_MEDIA, str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # 503 for images: none configured, which is said before anything needs the packages.
     assert done.stdout.startswith("[501, 501, 501, 501, 503] ['text'] "), done.stdout

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.media
 def test_plain_threats_are_flagged_and_small_talk_is_not(openai_client):
     response = openai_client.moderations.create(
         model="omni-moderation-latest",
-        input=["I am going to stab you to death tonight.", "What a lovely day for a picnic."])
+        input=["I am going to stab you to death tonight.", "What a lovely day for a picnic."],
+    )
     assert response.model == "all-MiniLM-L6-v2"
     threat, small_talk = response.results
     assert threat.flagged
@@ -24,8 +25,12 @@ def test_plain_threats_are_flagged_and_small_talk_is_not(openai_client):
 
 
 def test_every_openai_category_is_scored(media_server, auth):
-    body = requests.post(f"{media_server.api_url}/moderations", headers=auth, timeout=60,
-                         json={"input": [{"type": "text", "text": "I want to end my life."}]}).json()
+    body = requests.post(
+        f"{media_server.api_url}/moderations",
+        headers=auth,
+        timeout=60,
+        json={"input": [{"type": "text", "text": "I want to end my life."}]},
+    ).json()
     assert body["id"].startswith("modr-")
     (result,) = body["results"]
     assert set(result["categories"]) == set(result["category_scores"]) == set(CATEGORIES)
@@ -33,13 +38,16 @@ def test_every_openai_category_is_scored(media_server, auth):
     assert result["flagged"] and result["categories"]["self-harm/intent"]
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ({"input": ""}, 400),
-    ({"input": []}, 400),
-    ({"input": 3}, 400),
-    ({"input": [{"type": "image_url", "image_url": {"url": "data:,"}}]}, 400),
-    ({"input": "hello", "model": "no-such-model"}, 404),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"input": ""}, 400),
+        ({"input": []}, 400),
+        ({"input": 3}, 400),
+        ({"input": [{"type": "image_url", "image_url": {"url": "data:,"}}]}, 400),
+        ({"input": "hello", "model": "no-such-model"}, 404),
+    ],
+)
 def test_bad_requests(media_server, auth, body, status):
     response = requests.post(f"{media_server.api_url}/moderations", json=body, headers=auth, timeout=60)
     assert response.status_code == status, response.text

@@ -138,8 +138,14 @@ def test_logging_from_model_threads_and_greenlets_does_not_deadlock():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", LOGGING_RACE], cwd=root, capture_output=True,
-                          text=True, timeout=120, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", LOGGING_RACE],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
 
 

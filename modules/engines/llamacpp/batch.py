@@ -46,8 +46,7 @@ class Batch:
     def clear(self) -> None:
         self.size = 0
 
-    def add(self, tokens: Sequence[int], first_position: int, seq_id: int,
-            outputs: str = "last") -> int:
+    def add(self, tokens: Sequence[int], first_position: int, seq_id: int, outputs: str = "last") -> int:
         """Append tokens of one sequence; return the batch index of the first one.
 
         outputs: "last" asks for logits of the last token only, "all" for every token,

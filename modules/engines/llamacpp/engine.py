@@ -25,8 +25,9 @@ from .scheduler import ContextOptions, Scheduler
 class JobGeneration(Generation):
     """Reads one job's deltas from its channel; closing it early cancels the job."""
 
-    def __init__(self, job: Job, scheduler: Scheduler, model: str,
-                 observer: GenerationObserver | None) -> None:
+    def __init__(
+        self, job: Job, scheduler: Scheduler, model: str, observer: GenerationObserver | None
+    ) -> None:
         self.request_id = job.id
         self._job = job
         self._scheduler = scheduler
@@ -56,8 +57,14 @@ class JobGeneration(Generation):
 class LlamaCppEngine:
     """One loaded GGUF model, served by one scheduler thread."""
 
-    def __init__(self, name: str, path: Path, options: ContextOptions, mailer: Mailer,
-                 observer: GenerationObserver | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        options: ContextOptions,
+        mailer: Mailer,
+        observer: GenerationObserver | None = None,
+    ) -> None:
         self._mailer = mailer
         self._observer = observer
         self._timeout = options.request_timeout
@@ -95,12 +102,18 @@ class LlamaCppEngine:
         limit = self._limit(len(prompt), request.params.max_tokens)
         echo_text = None
         if request.echo:
-            echo_text = (request.prompt if isinstance(request.prompt, str)
-                         else self._model.detokenize(prompt))
+            echo_text = request.prompt if isinstance(request.prompt, str) else self._model.detokenize(prompt)
         timeout = request.timeout or self._timeout
         deadline = time.monotonic() + timeout if timeout else None
-        return Job(request=request, prompt=prompt, channel=self._mailer.channel(), limit=limit,
-                   echo_text=echo_text, probe=probe, deadline=deadline)
+        return Job(
+            request=request,
+            prompt=prompt,
+            channel=self._mailer.channel(),
+            limit=limit,
+            echo_text=echo_text,
+            probe=probe,
+            deadline=deadline,
+        )
 
     def _prompt_tokens(self, prompt: str | Sequence[int]) -> list[int]:
         if isinstance(prompt, str):
@@ -121,18 +134,22 @@ class LlamaCppEngine:
             raise ContextOverflow(
                 f"This model's context holds {n_ctx} tokens, but the prompt alone is "
                 f"{prompt_tokens} tokens. Shorten the prompt or load the model with a larger "
-                "ctx_size.", param="messages")
+                "ctx_size.",
+                param="messages",
+            )
         if max_tokens is None:
             return n_ctx - prompt_tokens
         if prompt_tokens + max_tokens > n_ctx:
             raise ContextOverflow(
                 f"This model's context holds {n_ctx} tokens, but you requested "
                 f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the prompt, "
-                f"{max_tokens} to generate). Reduce the prompt or max_tokens.")
+                f"{max_tokens} to generate). Reduce the prompt or max_tokens."
+            )
         return max_tokens
 
-    def token_logprobs(self, prompt: str | Sequence[int], params: SamplingParams, top_n: int,
-                       use_samplers: bool) -> list[TopLogprob]:
+    def token_logprobs(
+        self, prompt: str | Sequence[int], params: SamplingParams, top_n: int, use_samplers: bool
+    ) -> list[TopLogprob]:
         request = GenerationRequest(prompt=prompt, params=params)
         job = self._job(request, Probe(top_n=top_n, use_samplers=use_samplers))
         self._scheduler.submit(job)

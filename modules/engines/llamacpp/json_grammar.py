@@ -30,8 +30,7 @@ def json_schema_grammar(schema: object) -> str:
             return super().visit(schema, name)
 
     try:
-        converter = BoundedIntegerConverter(prop_order={}, allow_fetch=False, dotall=False,
-                                            raw_pattern=False)
+        converter = BoundedIntegerConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
         resolved = converter.resolve_refs(json.loads(json.dumps(schema)), "request")
         converter.visit(resolved, "")
         grammar = _join_surrogates(converter.format_grammar())
@@ -44,6 +43,7 @@ def json_schema_grammar(schema: object) -> str:
 
 def _join_surrogates(grammar: str) -> str:
     """The library writes "🙂" as \\ud83d\\ude42; GBNF would generate two lone surrogates."""
+
     def join(match: re.Match) -> str:
         high, low = int(match.group(1), 16), int(match.group(2), 16)
         return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))

@@ -16,14 +16,16 @@ from .library import llama_library
 
 
 class LlamaModel:
-    def __init__(self, path: Path, *, gpu_layers: int = 0,
-                 progress: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self, path: Path, *, gpu_layers: int = 0, progress: Callable[[float], None] | None = None
+    ) -> None:
         lib = llama_library()
         self._lib = lib
         params = lib.llama_model_default_params()
         params.n_gpu_layers = gpu_layers
         self._progress_callback = None
         if progress is not None:
+
             def report(fraction: float, _user_data: object) -> bool:
                 try:
                     progress(float(fraction))
@@ -73,13 +75,15 @@ class LlamaModel:
         data = text.encode("utf-8")
         capacity = len(data) + 8
         tokens = (ctypes.c_int32 * capacity)()
-        n = self._lib.llama_tokenize(self.vocab, data, len(data), tokens, capacity,
-                                     add_bos and self.add_bos, special)
+        n = self._lib.llama_tokenize(
+            self.vocab, data, len(data), tokens, capacity, add_bos and self.add_bos, special
+        )
         if n < 0:  # cannot happen with one slot per byte plus specials, but be exact
             capacity = -n
             tokens = (ctypes.c_int32 * capacity)()
-            n = self._lib.llama_tokenize(self.vocab, data, len(data), tokens, capacity,
-                                         add_bos and self.add_bos, special)
+            n = self._lib.llama_tokenize(
+                self.vocab, data, len(data), tokens, capacity, add_bos and self.add_bos, special
+            )
         return list(tokens[:n])
 
     def piece(self, token: int) -> bytes:

@@ -40,9 +40,14 @@ class SequenceSampler:
         self._n_vocab = model.n_vocab
         # Plain greedy needs no chain: the argmax of the logits is the same token, without
         # building a candidate array of the whole vocabulary every step.
-        self._argmax_only = (params.temperature <= 0 and not params.logit_bias
-                             and grammar_for(params) is None and params.repetition_penalty == 1.0
-                             and not params.presence_penalty and not params.frequency_penalty)
+        self._argmax_only = (
+            params.temperature <= 0
+            and not params.logit_bias
+            and grammar_for(params) is None
+            and params.repetition_penalty == 1.0
+            and not params.presence_penalty
+            and not params.frequency_penalty
+        )
         self.chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         try:
             self._build(model, params, prompt)
@@ -61,13 +66,16 @@ class SequenceSampler:
                 biases[i].token = token
                 biases[i].bias = float("-inf") if bias <= BAN else bias
             self._add(lib.llama_sampler_init_logit_bias(model.n_vocab, len(biases), biases))
-        if (params.repetition_penalty != 1.0 or params.presence_penalty
-                or params.frequency_penalty):
+        if params.repetition_penalty != 1.0 or params.presence_penalty or params.frequency_penalty:
             penalties = lib.llama_sampler_init_penalties(
-                model.n_vocab, params.penalty_last_n, params.repetition_penalty,
-                params.frequency_penalty, params.presence_penalty)
+                model.n_vocab,
+                params.penalty_last_n,
+                params.repetition_penalty,
+                params.frequency_penalty,
+                params.presence_penalty,
+            )
             last_n = params.penalty_last_n
-            history = prompt if last_n < 0 else prompt[max(0, len(prompt) - last_n):]
+            history = prompt if last_n < 0 else prompt[max(0, len(prompt) - last_n) :]
             for token in history:  # the prompt counts as history, as in llama.cpp's server
                 lib.llama_sampler_accept(penalties, token)
             self._add(penalties)
@@ -75,8 +83,9 @@ class SequenceSampler:
         if grammar:
             sampler = lib.llama_sampler_init_grammar(model.vocab, grammar.encode(), b"root")
             if not sampler:
-                raise InvalidRequest("The grammar could not be parsed (GBNF with a 'root' rule).",
-                                     param="grammar")
+                raise InvalidRequest(
+                    "The grammar could not be parsed (GBNF with a 'root' rule).", param="grammar"
+                )
             self._add(sampler)
         if params.temperature <= 0:
             self._add(lib.llama_sampler_init_greedy())
@@ -126,7 +135,7 @@ def filtered_logprobs(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
     keep = np.ones(logits.shape, dtype=bool)
     order = np.argsort(-logprobs, kind="stable")
     if params.top_k > 0:
-        keep[order[params.top_k:]] = False
+        keep[order[params.top_k :]] = False
     if params.top_p < 1.0:
         cumulative = np.cumsum(np.exp(logprobs[order]))
         cut = int(np.searchsorted(cumulative, params.top_p)) + 1

@@ -109,7 +109,8 @@ class Scheduler:
         if waiting >= self._options.queue_size:
             raise Overloaded(
                 f"The model is busy: {waiting} requests are already waiting. Retry shortly.",
-                retry_after=max(1, waiting // max(1, len(self._slots))))
+                retry_after=max(1, waiting // max(1, len(self._slots))),
+            )
         self._jobs[job.id] = job
         self._inbox.put(job)
 
@@ -130,9 +131,12 @@ class Scheduler:
 
     def stats(self) -> EngineStats:
         busy = sum(1 for slot in self._slots if slot.job is not None)
-        return EngineStats(slots=len(self._slots), busy_slots=busy,
-                           queued=max(0, len(self._jobs) - busy),
-                           cached_prompts=len(self._prompt_cache))
+        return EngineStats(
+            slots=len(self._slots),
+            busy_slots=busy,
+            queued=max(0, len(self._jobs) - busy),
+            cached_prompts=len(self._prompt_cache),
+        )
 
     def stop(self) -> None:
         """Cancel everything, free the context, and end the thread."""
@@ -151,8 +155,11 @@ class Scheduler:
         except BaseException as exc:  # report load failures to the caller, do not die silently
             if self._model is not None:
                 self._model.close()
-            self._ready.put(exc if isinstance(exc, HearthError) else
-                            EngineFailure(f"Could not load {self._path.name}: {exc}"))
+            self._ready.put(
+                exc
+                if isinstance(exc, HearthError)
+                else EngineFailure(f"Could not load {self._path.name}: {exc}")
+            )
             return
         self._ready.put(True)
         stopped_by = None
@@ -215,8 +222,12 @@ class Scheduler:
                 self._finish(job, FINISH_CANCELLED)
             elif job.deadline and now > job.deadline:
                 self._waiting.remove(job)
-                self._fail(job, Unavailable("The request timed out waiting for a free slot.",
-                                            headers={"Retry-After": "5"}))
+                self._fail(
+                    job,
+                    Unavailable(
+                        "The request timed out waiting for a free slot.", headers={"Retry-After": "5"}
+                    ),
+                )
         for slot in self._slots:
             job = slot.job
             if job and job.cancelled:
@@ -293,11 +304,14 @@ class Scheduler:
         # streams lose one step. Such steps alternate with normal ones, so a stream of
         # newcomers cannot stall running generations.
         newcomers_first = not self._last_step_was_newcomers and any(
-            slot.job is not None and slot.job.prefilled == slot.job.reused
+            slot.job is not None
+            and slot.job.prefilled == slot.job.reused
             and len(slot.job.prompt) - slot.job.prefilled <= SHORT_PROMPT
-            for slot in self._slots)
-        generating = [slot for slot in self._slots
-                      if slot.job is not None and slot.job.next_token is not None]
+            for slot in self._slots
+        )
+        generating = [
+            slot for slot in self._slots if slot.job is not None and slot.job.next_token is not None
+        ]
         self._last_step_was_newcomers = newcomers_first and bool(generating)
         for slot in generating if not self._last_step_was_newcomers else ():
             job = slot.job
@@ -318,7 +332,7 @@ class Scheduler:
                 take -= 1  # never leave a single token for the last chunk
             if take < min(MIN_CHUNK, remaining):
                 continue
-            chunk = job.prompt[job.prefilled: job.prefilled + take]
+            chunk = job.prompt[job.prefilled : job.prefilled + take]
             last = job.prefilled + len(chunk) == len(job.prompt)
             outputs = "all" if job.wants_echo_logprobs else ("last" if last else "none")
             index = batch.add(chunk, len(slot.cached), slot.seq_id, outputs)
@@ -378,8 +392,13 @@ class Scheduler:
         entry = None
         if logprobs is not None:
             piece = model.token_text(token)
-            entry = TokenLogprob(piece.decode("utf-8", "replace"), piece, float(logprobs[token]),
-                                 top_logprobs(model, logprobs, job.params.logprobs), id=token)
+            entry = TokenLogprob(
+                piece.decode("utf-8", "replace"),
+                piece,
+                float(logprobs[token]),
+                top_logprobs(model, logprobs, job.params.logprobs),
+                id=token,
+            )
         text, ready = job.assembler.feed(model.piece(token), entry)
         if text or ready:
             job.channel.put(Delta(text=text, logprobs=tuple(ready)))
@@ -402,12 +421,19 @@ class Scheduler:
             if position == 0 or job.last_logprobs is None:
                 if not (position == 0 and token == model.bos and model.add_bos):
                     job.echo_logprobs.append(
-                        TokenLogprob(piece.decode("utf-8", "replace"), piece, None, id=token))
+                        TokenLogprob(piece.decode("utf-8", "replace"), piece, None, id=token)
+                    )
             else:
                 lp = job.last_logprobs
-                job.echo_logprobs.append(TokenLogprob(
-                    piece.decode("utf-8", "replace"), piece, float(lp[token]),
-                    top_logprobs(model, lp, n), id=token))
+                job.echo_logprobs.append(
+                    TokenLogprob(
+                        piece.decode("utf-8", "replace"),
+                        piece,
+                        float(lp[token]),
+                        top_logprobs(model, lp, n),
+                        id=token,
+                    )
+                )
             job.last_logprobs = log_softmax(logits_at(self._ctx, index + i, model.n_vocab))
 
     def _answer_probe(self, job: Job, index: int) -> None:
@@ -423,11 +449,14 @@ class Scheduler:
             text, ready = job.assembler.finish()
         now = time.monotonic()
         first = job.first_token_at
-        usage = Usage(prompt_tokens=len(job.prompt), completion_tokens=job.generated,
-                      cached_tokens=job.reused,
-                      queued_seconds=(job.started_at or now) - job.submitted,
-                      first_token_seconds=None if first is None else first - job.submitted,
-                      generation_seconds=0.0 if first is None else now - first)
+        usage = Usage(
+            prompt_tokens=len(job.prompt),
+            completion_tokens=job.generated,
+            cached_tokens=job.reused,
+            queued_seconds=(job.started_at or now) - job.submitted,
+            first_token_seconds=None if first is None else first - job.submitted,
+            generation_seconds=0.0 if first is None else now - first,
+        )
         self._release(job)  # before the last delta: once a caller sees the end, the job is gone
         job.channel.put(Delta(text=text, logprobs=tuple(ready), finish_reason=reason, usage=usage))
 
@@ -465,4 +494,3 @@ class Scheduler:
             self._ctx = None
         self._model.close()
         reply.put(True)
-

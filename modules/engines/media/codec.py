@@ -39,10 +39,19 @@ FORMATS: dict[str, AudioFormat] = {
 def streaming_wav_header(sample_rate: int, channels: int = 1, sample_width: int = 2) -> bytes:
     unknown = 0xFFFFFFFF
     byte_rate = sample_rate * channels * sample_width
-    fmt = struct.pack("<HHIIHH", 1, channels, sample_rate, byte_rate, channels * sample_width,
-                      sample_width * 8)
-    return (b"RIFF" + struct.pack("<I", unknown) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt))
-            + fmt + b"data" + struct.pack("<I", unknown))
+    fmt = struct.pack(
+        "<HHIIHH", 1, channels, sample_rate, byte_rate, channels * sample_width, sample_width * 8
+    )
+    return (
+        b"RIFF"
+        + struct.pack("<I", unknown)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", unknown)
+    )
 
 
 class _Sink:
@@ -86,8 +95,7 @@ class AudioEncoder:
         self._stream = self._container.add_stream(fmt.codec, rate=fmt.rate or self._rate)
         self._stream.layout = "mono"
         encoder_format = self._stream.codec_context.format.name
-        self._resampler = av.AudioResampler(format=encoder_format, layout="mono",
-                                            rate=fmt.rate or self._rate)
+        self._resampler = av.AudioResampler(format=encoder_format, layout="mono", rate=fmt.rate or self._rate)
 
     def _frames(self, samples: np.ndarray | None):
         import av

