@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from servers import ServerProcess, start_server
+from servers import ServerProcess, make_user_data, start_server, tiny_args
 from tiny_model import write_tiny_model
 
 from modules.app import close_app, create_app
@@ -63,10 +63,7 @@ def model_dir(tmp_path_factory, tiny_model_path) -> Path:
 
 @pytest.fixture
 def user_data(tmp_path) -> Path:
-    folder = tmp_path / "user_data"
-    for sub in ("models", "characters", "presets", "logs", "cache", "extensions"):
-        (folder / sub).mkdir(parents=True)
-    return folder
+    return make_user_data(tmp_path / "user_data")
 
 
 @pytest.fixture
@@ -74,21 +71,7 @@ def make_settings(user_data, model_dir) -> Callable[..., Settings]:
     """Settings for a test: the tiny model from `model_dir`, a temporary user_data."""
 
     def build(*argv: str, env: dict | None = None) -> Settings:
-        base = [
-            "--user-data-dir",
-            str(user_data),
-            "--model-dir",
-            str(model_dir),
-            "--model",
-            "tiny",
-            "--ctx-size",
-            "512",
-            "--threads",
-            "1",
-            "--threads-batch",
-            "1",
-        ]
-        return load_settings([*base, *argv], env or {})
+        return load_settings([*tiny_args(user_data, model_dir), *argv], env or {})
 
     return build
 
@@ -117,20 +100,7 @@ def server(tmp_path, user_data, model_dir) -> Iterator[Callable[..., ServerProce
     started: list[ServerProcess] = []
 
     def start(*args: str, env: dict | None = None, model: str = "tiny", **kwargs) -> ServerProcess:
-        base = [
-            "--user-data-dir",
-            str(user_data),
-            "--model-dir",
-            str(model_dir),
-            "--ctx-size",
-            "512",
-            "--threads",
-            "1",
-            "--threads-batch",
-            "1",
-        ]
-        if model:
-            base += ["--model", model]
+        base = tiny_args(user_data, model_dir, model=model)
         proc = start_server(
             [*base, *args], log_path=tmp_path / f"server{len(started)}.log", env=env, **kwargs
         )

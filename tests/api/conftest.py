@@ -8,16 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from servers import ServerProcess, start_server
+from servers import ServerProcess, make_user_data, start_server, tiny_args
 from tiny_model import write_tiny_model
-
-SERVER_BASE = ["--ctx-size", "1024", "--threads", "1", "--threads-batch", "1"]
-
-
-def make_user_data(folder: Path) -> Path:
-    for sub in ("models", "characters", "presets", "logs", "cache", "extensions"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +21,8 @@ def start_api(tmp_path_factory, model_dir) -> Iterator[Callable[..., ServerProce
         *args: str, models: Path | None = None, model: str | None = "tiny", env: dict | None = None
     ) -> ServerProcess:
         folder = tmp_path_factory.mktemp("api")
-        argv = [
-            "--user-data-dir",
-            str(make_user_data(folder / "user_data")),
-            "--model-dir",
-            str(models or model_dir),
-            *SERVER_BASE,
-            "--api",
-        ]
-        if model:
-            argv += ["--model", model]
+        user_data = make_user_data(folder / "user_data")
+        argv = [*tiny_args(user_data, models or model_dir, ctx_size=1024, model=model), "--api"]
         server = start_server([*argv, *args], log_path=folder / "server.log", env=env)
         started.append(server)
         return server

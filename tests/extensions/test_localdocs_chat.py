@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from localdocs_support import make_documents
+from servers import make_user_data, tiny_args
 
 from modules.app import close_app, create_app
 from modules.settings import load_settings
@@ -25,26 +26,9 @@ DENTIST = "When is my dentist appointment?"
 def app(tmp_path_factory, model_dir):
     """One app for the module (the embedding model loads once), with a collection indexed."""
     root = tmp_path_factory.mktemp("localdocs")
-    user_data = root / "user_data"
-    user_data.mkdir()
+    user_data = make_user_data(root / "user_data")
     settings = load_settings(
-        [
-            "--user-data-dir",
-            str(user_data),
-            "--model-dir",
-            str(model_dir),
-            "--model",
-            "tiny",
-            "--ctx-size",
-            "1024",
-            "--threads",
-            "1",
-            "--threads-batch",
-            "1",
-            "--api",
-            "--extensions",
-            "localdocs",
-        ],
+        [*tiny_args(user_data, model_dir, ctx_size=1024), "--api", "--extensions", "localdocs"],
         {},
     )
     application = create_app(settings)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from servers import ServerProcess, start_server
+from servers import ServerProcess, start_server, tiny_args
 
 from modules.app import close_app, create_app
 from modules.settings import load_settings
@@ -51,22 +51,7 @@ def second_embedding_model(tmp_path_factory) -> Path:
 
 def start_media_server(*args: str, user_data: Path, log_path: Path, model_dir: Path) -> ServerProcess:
     """`server.py --api` with the tiny text model, as users start it, plus `args`."""
-    base = [
-        "--api",
-        "--nowebui",
-        "--user-data-dir",
-        str(user_data),
-        "--model-dir",
-        str(model_dir),
-        "--model",
-        "tiny",
-        "--ctx-size",
-        "512",
-        "--threads",
-        "1",
-        "--threads-batch",
-        "1",
-    ]
+    base = ["--api", "--nowebui", *tiny_args(user_data, model_dir)]
     return start_server([*base, *args], log_path=log_path, timeout=120)
 
 

@@ -25,26 +25,14 @@ SAMPLE_FRAMES = """() => {
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, model_dir):
     """One server for the module's tests; each test opens its own chats."""
-    from servers import start_server
+    from servers import make_user_data, start_server, tiny_args
 
     folder = tmp_path_factory.mktemp("browser-chat")
-    user_data = folder / "user_data"
-    for sub in ("models", "characters", "presets", "logs", "cache"):
-        (user_data / sub).mkdir(parents=True)
+    user_data = make_user_data(folder / "user_data")
     proc = start_server(
         [
-            "--user-data-dir",
-            str(user_data),
-            "--model-dir",
-            str(model_dir),
-            "--model",
-            "tiny",
-            "--ctx-size",  # room for replies of thousands of tokens: Stop must win the race
-            "16384",
-            "--threads",
-            "1",
-            "--threads-batch",
-            "1",
+            # room for replies of thousands of tokens: Stop must win the race
+            *tiny_args(user_data, model_dir, ctx_size=16384),
             "--parallel",
             "2",
         ],

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, tiny_model_path):
     """A server whose model folder holds two tiny models and a broken one."""
-    from servers import start_server
+    from servers import make_user_data, start_server, tiny_args
     from tiny_model import write_tiny_model
 
     folder = tmp_path_factory.mktemp("browser-pages")
@@ -25,24 +25,9 @@ def site(tmp_path_factory, tiny_model_path):
     shutil.copy(tiny_model_path, models / "tiny.gguf")
     write_tiny_model(models / "Tiny Two Instruct.gguf", seed=1, name="Tiny Two")
     (models / "broken.gguf").write_bytes(b"GGUF" + b"\0" * 64)
-    user_data = folder / "user_data"
-    for sub in ("models", "characters", "presets", "logs", "cache"):
-        (user_data / sub).mkdir(parents=True)
+    user_data = make_user_data(folder / "user_data")
     proc = start_server(
-        [
-            "--user-data-dir",
-            str(user_data),
-            "--model-dir",
-            str(models),
-            "--model",
-            "tiny",
-            "--ctx-size",
-            "1024",
-            "--threads",
-            "1",
-            "--threads-batch",
-            "1",
-        ],
+        tiny_args(user_data, models, ctx_size=1024),
         log_path=folder / "server.log",
         wait_for="ui",
     )

@@ -69,27 +69,14 @@ def portrait(top, bottom, letter: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, model_dir):
-    from servers import start_server
+    from servers import make_user_data, start_server, tiny_args
 
     folder = tmp_path_factory.mktemp("screenshots")
-    user_data = folder / "user_data"
-    for sub in ("models", "characters", "presets", "logs", "cache"):
-        (user_data / sub).mkdir(parents=True)
+    user_data = make_user_data(folder / "user_data")
     empty_models = folder / "models"
     empty_models.mkdir()
-    proc = start_server(
-        [
-            "--user-data-dir",
-            str(user_data),
-            "--model-dir",
-            str(empty_models),
-            "--ctx-size",
-            "2048",
-            "--threads",
-            "1",
-            "--threads-batch",
-            "2",
-        ],
+    proc = start_server(  # the real default model: screenshots should read well
+        tiny_args(user_data, empty_models, ctx_size=2048, model=None, threads_batch=2),
         log_path=folder / "server.log",
         wait_for="ui",
         timeout=180,

