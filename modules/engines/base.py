@@ -7,8 +7,7 @@ answer is the collected stream (`Generation.collect`).
 
 from __future__ import annotations
 
-import itertools
-import os
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -17,12 +16,10 @@ FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
 FINISH_CANCELLED = "cancelled"
 
-_ids = itertools.count(1)
-
 
 def new_request_id(prefix: str = "gen") -> str:
-    """A process-unique, unguessable-enough id for a generation."""
-    return f"{prefix}-{os.urandom(6).hex()}{next(_ids):x}"
+    """A unique, unguessable id for a generation (stop-generation takes it as a capability)."""
+    return f"{prefix}-{secrets.token_hex(8)}"
 
 
 @dataclass(frozen=True)
