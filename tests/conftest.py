@@ -38,6 +38,28 @@ def browser():
         chromium.close()
 
 
+@pytest.fixture
+def new_page(browser) -> Iterator[Callable]:
+    """Pages in fresh browser contexts; any script error on a page fails the test."""
+    contexts, errors = [], []
+
+    def make(width: int = 1280, height: int = 820, color_scheme: str = "light"):
+        context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=color_scheme)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on(
+            "dialog", lambda dialog: (errors.append(f"native dialog: {dialog.message}"), dialog.dismiss())
+        )
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert not errors, errors
+
+
 @pytest.fixture(scope="session", autouse=True)
 def quiet_llama_cpp():
     """llama.cpp prints every load detail to stderr unless told otherwise."""

@@ -1,16 +1,17 @@
 // LocalDocs in the browser UI: a panel in the chat page's parameters (collections, folders,
 // indexing with progress, and which collections this chat searches), and the sources under
 // each reply. It uses the chat page's events (docs/extensions.md): hearth:chat when a chat is
-// opened, hearth:generate to add {"localdocs": [...]} to a request, hearth:reply when it ends.
+// opened, hearth:generate to add {"localdocs": [...]} to a request, hearth:message when a
+// message is shown whole (loaded with its chat, or finished streaming).
 (() => {
   "use strict";
   const BASE = "/ui/api/localdocs";
 
-  // --- Sources under replies (any page that shows chats) ---------------------------------------
-  document.addEventListener("hearth:reply", (event) => {
+  // --- Sources under replies, new or saved (any page that shows chats) --------------------------
+  document.addEventListener("hearth:message", (event) => {
     const { message, element } = event.detail;
     const sources = message.extras?.localdocs?.sources || [];
-    if (!element || !sources.length) return;
+    if (!sources.length) return;
     element.querySelector(".localdocs-sources")?.remove();
     const box = make("details", { class: "localdocs-sources" });
     box.append(make("summary", { text: `Sources (${sources.length})` }));
@@ -161,7 +162,9 @@
           }
         } }),
         make("button", { type: "button", class: "btn btn-ghost small", text: "Delete", onclick: async () => {
-          if (!confirm(`Delete the collection ${c.name}? Your files stay where they are.`)) return;
+          const { confirmAction } = await import("/ui/static/js/common.js");
+          const text = `The collection and its index are deleted; your files stay where they are.`;
+          if (!(await confirmAction(text, { title: `Delete ${c.name}?` }))) return;
           try {
             await call(`/${encodeURIComponent(c.name)}`, "DELETE");
             await refresh();

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 
 from flask import Response
 from pydantic import BaseModel
 
 from modules.app import services
+from modules.chat.chat_log import reply_message
 from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
 from modules.chat.tools import tool_choice_from_function_call, tools_from_functions
 from modules.engines.base import Generation, TextEngine, new_request_id
-from modules.errors import InvalidRequest
+from modules.errors import HearthError, InvalidRequest
 
 from .http import json_response, read_json
 from .models import engine_for
@@ -37,6 +39,8 @@ from .sse import sse_response
 from .state import api_state
 from .streaming import Collected, Piece, Run, chat_pieces, choice_requests
 
+log = logging.getLogger(__name__)
+
 ROLE_ALIASES = {"developer": "system", "function": "tool"}  # what chat templates know
 PROMPT_RESERVE = 512  # tokens kept free for the reply when max_tokens is not given
 
@@ -48,10 +52,11 @@ def chat_completions() -> Response:
     prepared = prepare_prompt(body, options, engine)
     run = start_chat(body, engine, options, prepared)
     extras = response_extras(prepared)
+    keep = history_keeper(body, options, prepared)
     if body.stream:
-        return stream_chat(run, body, extras)
+        return stream_chat(run, body, extras, keep)
     try:
-        return json_response(whole_chat(run, body, extras))
+        return json_response(whole_chat(run, body, extras, keep))
     finally:
         run.close()
 
@@ -134,6 +139,28 @@ def response_extras(prepared: PreparedPrompt) -> dict:
     return {"localdocs": LocalDocsOut.model_validate(extras["localdocs"])} if extras.get("localdocs") else {}
 
 
+def history_keeper(
+    body: ChatCompletionRequest, options: ChatOptions, prepared: PreparedPrompt
+) -> Callable[[Collected], None] | None:
+    """With `history_id`: a function that saves the conversation with the first choice's
+    reply (whole, or as far as it got when a stream ends early). Saving never fails the
+    response: an error is logged."""
+    if body.history_id is None:
+        return None
+    chat, messages, history_id = services().chat, chat_messages(body.messages), body.history_id
+
+    def keep(first: Collected) -> None:
+        calls = [tool_call(i, c).model_dump() for i, c in sorted(first.calls.items())]
+        text = "".join(first.text)
+        reply = reply_message(text, prepared.state.get("extras"), calls) if text or calls else None
+        try:
+            chat.record(history_id, messages, options, prepared, reply)
+        except (HearthError, OSError) as e:
+            log.error("The chat %s could not be saved: %s", history_id, e)
+
+    return keep
+
+
 def start_chat(
     body: ChatCompletionRequest,
     engine: TextEngine,
@@ -197,11 +224,16 @@ def role_chunk(run: Run, index: int) -> ChatCompletionChunk:
     return ChatCompletionChunk(id=run.id, created=run.created, model=run.model, choices=[choice])
 
 
+def tool_call(index: int, call: dict) -> ToolCallOut:
+    """A collected tool call in OpenAI's shape."""
+    return ToolCallOut(
+        id=call["id"] or f"call_{index}",
+        function=FunctionOut(name=call["name"], arguments=call["arguments"]),
+    )
+
+
 def whole_choice(collected: Collected, logprobs: bool) -> ChatChoice:
-    calls = [
-        ToolCallOut(id=c["id"] or f"call_{i}", function=FunctionOut(name=c["name"], arguments=c["arguments"]))
-        for i, c in sorted(collected.calls.items())
-    ]
+    calls = [tool_call(i, c) for i, c in sorted(collected.calls.items())]
     text = "".join(collected.text)
     message = ChatMessageOut(
         content=text if text or not calls else None,
@@ -216,26 +248,45 @@ def whole_choice(collected: Collected, logprobs: bool) -> ChatChoice:
     )
 
 
-def whole_chat(run: Run, body: ChatCompletionRequest, extras: dict | None = None) -> ChatCompletion:
-    choices = [whole_choice(c, bool(body.logprobs)) for c in Collected.all(run)]
+def whole_chat(
+    run: Run,
+    body: ChatCompletionRequest,
+    extras: dict | None = None,
+    keep: Callable[[Collected], None] | None = None,
+) -> ChatCompletion:
+    collected = Collected.all(run)
+    if keep is not None:
+        keep(collected[0])
+    choices = [whole_choice(c, bool(body.logprobs)) for c in collected]
     return ChatCompletion(
         id=run.id, created=run.created, model=run.model, choices=choices, usage=run.usage(), **(extras or {})
     )
 
 
-def stream_chat(run: Run, body: ChatCompletionRequest, extras: dict | None = None) -> Response:
+def stream_chat(
+    run: Run,
+    body: ChatCompletionRequest,
+    extras: dict | None = None,
+    keep: Callable[[Collected], None] | None = None,
+) -> Response:
     pieces = run.started_pieces()
 
     def chunks() -> Iterator[ChatCompletionChunk]:
-        current = None
-        for piece in pieces:
-            if piece.index != current:
-                current = piece.index
-                yield role_chunk(run, piece.index)
-            out = chunk(run, piece, bool(body.logprobs))
-            if piece.finish_reason and extras:
-                out = out.model_copy(update=extras)
-            yield out
+        current, first = None, Collected(0)
+        try:
+            for piece in pieces:
+                if piece.index != current:
+                    current = piece.index
+                    yield role_chunk(run, piece.index)
+                if piece.index == 0:
+                    first.add(piece)
+                out = chunk(run, piece, bool(body.logprobs))
+                if piece.finish_reason and extras:
+                    out = out.model_copy(update=extras)
+                yield out
+        finally:  # also when the client went away: keep what was said
+            if keep is not None:
+                keep(first)
         if body.include_usage:
             yield ChatCompletionChunk(
                 id=run.id, created=run.created, model=run.model, choices=[], usage=run.usage()

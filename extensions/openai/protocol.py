@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from modules.chat.names import validate_history_id
 from modules.engines.base import SamplingParams
 from modules.errors import InvalidRequest
 
@@ -380,11 +381,18 @@ class ChatCompletionRequest(SamplingRequest):
         "go into the prompt and the response lists them (needs the localdocs extension).",
         max_length=32,
     )
+    history_id: str | None = _field(
+        None,
+        "Hearth: save the conversation (these messages and the first choice's reply) as the chat "
+        "with this id in user_data/logs/, created if new, where the browser UI lists it.",
+    )
 
     @model_validator(mode="after")
-    def _logprobs(self) -> ChatCompletionRequest:
+    def _checked(self) -> ChatCompletionRequest:
         if self.top_logprobs is not None and not self.logprobs:
             raise InvalidRequest("top_logprobs needs logprobs: true.", param="top_logprobs")
+        if self.history_id is not None:
+            validate_history_id(self.history_id)
         return self
 
     @property

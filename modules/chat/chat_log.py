@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import json
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from modules.chat.messages import ChatMessage
 from modules.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
 
 BEGIN_VISIBLE = "<|BEGIN-VISIBLE-CHAT|>"
 TITLE_LENGTH = 60
@@ -81,6 +85,20 @@ def append_exchange(chat: Chat, user: str | ChatMessage, *replies: ChatMessage |
     new = [user if isinstance(user, ChatMessage) else ChatMessage("user", user)]
     new += [r if isinstance(r, ChatMessage) else ChatMessage("assistant", r) for r in replies]
     return _with(chat, [*chat.messages, *new])
+
+
+def reply_message(
+    content: str, extras: Mapping | None = None, tool_calls: Sequence[dict] = ()
+) -> ChatMessage:
+    """A reply to save, with what extensions added for it (`state["extras"]`) as far as it
+    can be saved as JSON: an extension's odd value never costs the chat."""
+    saved: dict = {}
+    for key, value in (extras or {}).items():
+        try:
+            saved[str(key)] = json.loads(json.dumps(value))
+        except (TypeError, ValueError) as e:
+            log.warning("extras[%r] of a reply is not JSON (%s); it is not saved with the chat", key, e)
+    return ChatMessage("assistant", content, tool_calls=tuple(tool_calls), extras=saved)
 
 
 def append_reply(chat: Chat, reply: ChatMessage | str) -> Chat:

@@ -167,20 +167,13 @@ class HistoryStore:
         if reply is not None:
             messages.append(reply)
         with self._lock:
+            now = time.time()
             try:
                 old = self.load(mode, character, history_id)
                 title, created = old.title, old.created
             except (NotFound, InvalidRequest):
-                title, created = "", 0.0
-            chat = Chat(
-                history_id,
-                mode,
-                character,
-                tuple(messages),
-                title,
-                created,
-                time.time(),
-            )
+                title, created = "", now
+            chat = Chat(history_id, mode, character, tuple(messages), title, created, now)
             return self.save(chat)
 
     # --- files -----------------------------------------------------------------------------

@@ -24,9 +24,12 @@ class ChatMessage:
     # OpenAI shape: {"id", "type": "function", "function": {"name", "arguments" (a JSON string)}}
     tool_calls: tuple[dict, ...] = ()
     tool_call_id: str | None = None
+    # A saved reply's data from extensions (the hooks' `state["extras"]`, e.g. LocalDocs'
+    # sources): kept in the chat file, shown by the UI, never part of a prompt.
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """The OpenAI message shape (only the fields that are set)."""
+        """The OpenAI message shape (only the fields that are set), plus `extras` if any."""
         out: dict = {"role": self.role, "content": self.content}
         if self.name:
             out["name"] = self.name
@@ -34,6 +37,8 @@ class ChatMessage:
             out["tool_calls"] = [dict(call) for call in self.tool_calls]
         if self.tool_call_id:
             out["tool_call_id"] = self.tool_call_id
+        if self.extras:
+            out["extras"] = dict(self.extras)
         return out
 
     @classmethod
@@ -49,6 +54,7 @@ class ChatMessage:
             name=data.get("name") or None,
             tool_calls=tuple(data.get("tool_calls") or ()),
             tool_call_id=data.get("tool_call_id") or None,
+            extras=dict(data["extras"]) if isinstance(data.get("extras"), dict) else {},
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from modules.chat import tools as toolbox
 from modules.chat.characters import Character, CharacterStore
+from modules.chat.chat_log import Chat
 from modules.chat.grammar import tool_call_grammar
 from modules.chat.history import HistoryStore
 from modules.chat.hooks import ChatHooks
@@ -118,6 +119,39 @@ class ChatService:
             starts_in_reasoning=prepared.starts_in_reasoning,
             trim=chat and not options.continue_,
             output_modifier=lambda text: self.hooks.output_modifier(text, state),
+        )
+
+    # --- saving an API conversation ---------------------------------------------------------
+
+    def record(
+        self,
+        history_id: str,
+        messages: Sequence[ChatMessage],
+        options: ChatOptions,
+        prepared: PreparedPrompt,
+        reply: ChatMessage | None,
+    ) -> Chat:
+        """Save a request's conversation and its reply as the chat `history_id` (an API
+        request's `history_id`), where the UI lists the chats of its mode and character.
+
+        The new user message is saved as the UI would save it (chat_input_modifier's visible
+        text); with `continue_`, the reply is joined to the partial one it continues; in the
+        chat modes the character's greeting opens the chat, as it does in the prompt."""
+        messages = list(messages)
+        last = messages[-1] if messages else None
+        if last is not None and last.role == "user" and prepared.visible_text is not None:
+            messages[-1] = dataclasses.replace(last, content=prepared.visible_text)
+        if options.continue_ and last is not None and last.role == "assistant":
+            messages.pop()
+            more = reply.content if reply else ""
+            reply = dataclasses.replace(reply or last, content=last.content + more)
+        if options.mode == "instruct":
+            return self.history.record("instruct", None, history_id, messages, reply)
+        character = self._character(options)
+        greeting = options.greeting if options.greeting is not None else character.greeting
+        greeting = fill_placeholders(greeting, user=prepared.user_name, bot=prepared.bot_name).strip()
+        return self.history.record(
+            options.mode, character.key, history_id, messages, reply, greeting=greeting
         )
 
     # --- the pieces ------------------------------------------------------------------------

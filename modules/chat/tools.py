@@ -161,8 +161,9 @@ def flatten_tool_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
 
 def template_message(message: ChatMessage) -> dict:
     """A message for a template that renders tools: arguments as objects, as HF templates
-    expect (`arguments | tojson`), where they are valid JSON."""
+    expect (`arguments | tojson`), where they are valid JSON. Extensions' `extras` stay out."""
     out = message.to_dict()
+    out.pop("extras", None)
     if message.tool_calls:
         calls = []
         for call in message.tool_calls:

@@ -40,7 +40,7 @@ def summary_json(chat: Chat | ChatSummary) -> dict:
 
 def chat_json(chat: Chat) -> dict:
     messages = [
-        {"role": m.role, "content": m.content}
+        {"role": m.role, "content": m.content, **({"extras": m.extras} if m.extras else {})}
         for m in chat.messages
         if m.role in ("user", "assistant", "system", "tool") and (m.content or m.role == "assistant")
     ]

@@ -27,6 +27,7 @@ from modules.chat.chat_log import (
     append_reply,
     drop_last_reply,
     replace_last_reply,
+    reply_message,
 )
 from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
 from modules.chat.replies import ContentDelta, ReasoningDelta
@@ -115,14 +116,14 @@ class Turn:
     def save(self) -> Chat | None:
         """Save what the turn produced; returns the saved chat (None when nothing changed)."""
         request, history = self.request, self._chat.history
-        content = self.content
-        if request.action == "impersonate" or not content.strip():
+        if request.action == "impersonate" or not self.content.strip():
             return None
+        reply = reply_message(self.content, self.prepared.state.get("extras"))
         if request.action == "send":
-            change = lambda chat: append_reply(chat, content)  # noqa: E731
+            change = lambda chat: append_reply(chat, reply)  # noqa: E731
         elif request.action == "regenerate":
-            change = lambda chat: append_reply(drop_last_reply(chat), content)  # noqa: E731
-        else:  # continue
+            change = lambda chat: append_reply(drop_last_reply(chat), reply)  # noqa: E731
+        else:  # continue: the reply keeps what extensions added when it was first written
             text = self.text
             change = lambda chat: replace_last_reply(chat, text)  # noqa: E731
         return history.update(request.mode, request.character, request.chat_id, change)

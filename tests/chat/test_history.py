@@ -191,3 +191,26 @@ def test_invalid_mode_and_missing_character(history):
         history.new("story")
     with pytest.raises(InvalidRequest):
         history.new("chat", None)
+
+
+def test_a_replys_extras_are_saved_and_read_back_but_never_reach_a_template(history, user_data):
+    from modules.chat.tools import template_message
+
+    sources = {"localdocs": {"sources": [{"path": "/notes/a.md", "score": 0.8}]}}
+    chat = history.new("instruct")
+    chat = history.save(chat_log.append_reply(chat, chat_log.reply_message("Yes.", sources)))
+    data = json.loads((user_data / "logs" / "instruct" / f"{chat.id}.json").read_text())
+    assert data["messages"][-1]["extras"] == sources
+    loaded = history.load("instruct", None, chat.id)
+    assert loaded.messages[-1].extras == sources
+    assert "extras" not in template_message(loaded.messages[-1])
+    continued = history.save(chat_log.replace_last_reply(loaded, "Yes. And more."))
+    assert continued.messages[-1].extras == sources  # a continued reply keeps its extras
+
+
+def test_extras_that_are_not_json_are_left_out_not_the_chat(history, caplog):
+    reply = chat_log.reply_message("Hi", {"fine": [1, "two"], "odd": object(), "loop": {1: {2}}})
+    assert reply.extras == {"fine": [1, "two"]}
+    assert "'odd'" in caplog.text and "'loop'" in caplog.text
+    chat = history.save(chat_log.append_reply(history.new("instruct"), reply))
+    assert history.load("instruct", None, chat.id).messages[-1].extras == {"fine": [1, "two"]}

@@ -215,3 +215,32 @@ def test_tools_in_chat_mode_go_into_the_context(service, model, nova):
         ' <tool_call>{"name": "scan", "arguments": {}}</tool_call>'
     )
     assert reply.tool_calls and reply.content == ""
+
+
+def test_record_saves_an_api_conversation_as_the_ui_shows_it(service, nova, model):
+    class Visible(ChatHooks):
+        def chat_input_modifier(self, text, visible_text, state):
+            return f"[context] {text}", visible_text
+
+    service.hooks = Visible()
+    options = ChatOptions(mode="chat", character="Nova", user_name="Kim")
+    prepared = service.prepare([U("Status?")], options, model, count_tokens=words, max_tokens=8)
+    assert "[context] Status?" in prepared.prompt
+    chat = service.record("api-1", [U("Status?")], options, prepared, A("Nominal."))
+    assert chat.character == "Nova" and chat.mode == "chat"
+    assert [(m.role, m.content) for m in chat.messages] == [
+        ("assistant", "Systems online, Kim."),  # the greeting, as the prompt had it
+        ("user", "Status?"),  # what the user wrote, not what the hook put in the prompt
+        ("assistant", "Nominal."),
+    ]
+    assert service.history.load("chat", "Nova", "api-1") == chat
+
+    cont = ChatOptions(mode="instruct", continue_=True)
+    partial = [U("Tell a story"), A("Once upon")]
+    prepared = service.prepare(partial, cont, model, count_tokens=words, max_tokens=8)
+    chat = service.record("api-2", partial, cont, prepared, A(" a time"))
+    assert [(m.role, m.content) for m in chat.messages] == [
+        ("user", "Tell a story"),
+        ("assistant", "Once upon a time"),
+    ]
+    assert chat.character is None and service.history.exists("instruct", None, "api-2")

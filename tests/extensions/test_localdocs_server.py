@@ -34,10 +34,14 @@ def test_index_and_chat_through_a_running_server(server, tmp_path):
     client = OpenAI(base_url=proc.api_url, api_key="none")
     question = [{"role": "user", "content": "What is the name of the lighthouse keeper's cat?"}]
     reply = client.chat.completions.create(
-        model="tiny", messages=question, max_tokens=3, extra_body={"localdocs": ["home"]}
+        model="tiny", messages=question, max_tokens=3, extra_body={"localdocs": ["home"], "history_id": "cat"}
     )
     sources = reply.model_extra["localdocs"]["sources"]
     assert sources[0]["path"].endswith("lighthouse.pdf") and sources[0]["collection"] == "home"
+    # Saved with the chat the UI shows: the question as asked (no excerpts) and the sources.
+    saved = requests.get(proc.ui_url + "/ui/api/chats/cat", params={"mode": "instruct"}, timeout=10).json()
+    assert saved["messages"][0] == {"role": "user", "content": question[0]["content"]}
+    assert saved["messages"][1]["extras"]["localdocs"]["sources"] == sources
 
     stream = client.chat.completions.create(
         model="tiny", messages=question, max_tokens=3, stream=True, extra_body={"localdocs": ["home"]}

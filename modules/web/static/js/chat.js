@@ -126,11 +126,17 @@ function fillReasoning(view, text) {
 
 let views = [];
 
+/** Tell extension scripts a message is shown whole, with its saved `extras`. */
+function announceMessage(view) {
+  document.dispatchEvent(new CustomEvent("hearth:message", { detail: { message: view.message, element: view.article } }));
+}
+
 function renderMessages() {
   views = (state.chat?.messages || []).map(messageView);
   const nodes = views.map((v) => v.article);
   if (!nodes.length) nodes.push(emptyState());
   messagesBox.replaceChildren(...nodes);
+  views.forEach(announceMessage);
   updateLastActions();
   stick = true;
   follow();
@@ -355,6 +361,8 @@ function finishGeneration(message) {
     input.focus();
   } else if (gen.view) {
     gen.view.message.content = message.text;
+    // A continued reply keeps the extras it was saved with; a new one gets this turn's.
+    if (Object.keys(message.extras || {}).length) gen.view.message.extras = message.extras;
     if (gen.action === "send" || gen.action === "regenerate") state.chat.messages.push(gen.view.message);
     fillContent(gen.view, message.text);
     fillReasoning(gen.view, gen.reasoning);
@@ -363,6 +371,7 @@ function finishGeneration(message) {
     gen.view.stats.textContent = statsText(message);
   }
   setBusy(false);
+  if (gen.view && gen.action !== "impersonate") announceMessage(gen.view);
   document.dispatchEvent(new CustomEvent("hearth:reply", {
     detail: { action: gen.action, message, element: gen.action === "impersonate" ? null : gen.view?.article || null },
   }));
