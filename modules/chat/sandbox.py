@@ -1,34 +1,61 @@
-"""Rendering chat templates in a sandbox: a template from a downloaded model is untrusted.
+"""Rendering chat templates in a sandbox: a template from a downloaded model, or sent in a
+request (`instruction_template_str`), is untrusted.
 
 Hugging Face chat templates expect Jinja2 with `trim_blocks`/`lstrip_blocks`, the
 `loopcontrols` extension, `raise_exception`, `strftime_now` and a `tojson` that keeps
-non-ASCII text. The immutable sandbox stops attribute tricks and mutation; on top of that we
-bound the work a template may do (output size, a deadline checked on every call, attribute
-access, loop step and chunk of output, and the size of `*` and `**` results), so a
-hostile or broken template becomes an InvalidRequest instead of a hung or crashed server.
+non-ASCII text. The immutable sandbox stops attribute tricks and mutation. On top of it we
+bound the work a template may do, so that a hostile or broken template becomes an
+InvalidRequest instead of a hung or crashed server:
+
+- time: a deadline, checked on every call, attribute access, loop step and output chunk;
+- size: no value a template builds (by `~`, `+`, `*`, `%`, a call, a filter, a captured
+  block) may be longer than MAX_VALUE, and everything it builds and outputs together may not
+  exceed MAX_ALLOCATED. Operations that could build a huge value from small inputs
+  (`'x'.zfill(10**9)`, `'{:>999999999}'.format(1)`, `s.replace('', s)`, `|indent(10**9)`,
+  ...) are checked before they run, so the memory is never taken;
+- output: at most MAX_OUTPUT_CHARS.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 import jinja2
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.nodes import Concat
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from modules.errors import InvalidRequest
 
 MAX_OUTPUT_CHARS = 4_000_000
+MAX_VALUE = 4_000_000  # longest string (or list, in items) a template may build
+MAX_ALLOCATED = 64_000_000  # all it builds and outputs in one render, in characters
 MAX_SECONDS = 2.0
-MAX_SEQUENCE = 1_000_000  # longest string or list a `*` may build
 MAX_RANGE = 100_000
+MAX_JSON_INDENT = 64
+
+# A width or precision of 7+ digits, or one taken from the arguments (`*`, nested `{}`),
+# in a `%` or `str.format` format string.
+_WIDE_PERCENT = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(?:\*|\d{7,}|\d*\.(?:\*|\d{7,}))")
+_WIDE_FORMAT = re.compile(r"\{[^{}]*:[^{}]*(?:\d{7,}|\{)")
 
 
 class TemplateError(Exception):
     """Raised inside a render: by `raise_exception`, or when a limit is hit."""
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, str | list | tuple | dict) else 0
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
 
 
 class _Budget:
@@ -36,29 +63,123 @@ class _Budget:
 
     def __init__(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
+        self.allocated = 0
 
     def check(self) -> None:
         if time.monotonic() > self.deadline:
             raise TemplateError("the template took too long to render")
 
+    def allow(self, size: int) -> None:
+        """Before building a value of `size`: refuse what would be too big."""
+        if size > MAX_VALUE:
+            raise TemplateError(f"the template built a value longer than {MAX_VALUE} characters")
+        self.allocated += size
+        if self.allocated > MAX_ALLOCATED:
+            raise TemplateError(f"the template built more than {MAX_ALLOCATED} characters of text")
+
+    def built(self, value: Any) -> Any:
+        """After building `value`: count it."""
+        self.allow(_size(value))
+        return value
+
+
+# --- What an operation would build, estimated from its inputs before it runs -----------------
+
+
+def _format_string(text: Any, wide: re.Pattern) -> None:
+    if isinstance(text, str) and wide.search(text):
+        raise TemplateError("a format width or precision is too large")
+
+
+def _replaced(s: str, old: str, new: str, count: int = -1, *_: Any) -> int:
+    hits = len(s) + 1 if old == "" else s.count(old)
+    if isinstance(count, int) and count >= 0:
+        hits = min(hits, count)
+    return len(s) + hits * max(len(new) - len(old), 0)
+
+
+def _joined(separator: str, items: list) -> int:
+    texts = sum(len(x) if isinstance(x, str) else 8 * max(_size(x), 1) for x in items)
+    return texts + len(separator) * max(len(items) - 1, 0)
+
+
+def _indented(s: str, width: Any = 4, *_: Any, **__: Any) -> int:
+    per_line = len(width) if isinstance(width, str) else _int(width)
+    return len(s) + (s.count("\n") + 1) * max(per_line, 0)
+
+
+# name -> the size of what it would build, for str methods and filters of the same meaning
+_STR_METHODS: dict[str, Callable[..., int]] = {
+    "zfill": lambda s, width, *_: max(len(s), _int(width)),
+    "ljust": lambda s, width, *_: max(len(s), _int(width)),
+    "rjust": lambda s, width, *_: max(len(s), _int(width)),
+    "center": lambda s, width, *_: max(len(s), _int(width)),
+    "expandtabs": lambda s, tabsize=8: len(s) + s.count("\t") * max(_int(tabsize), 0),
+    "replace": _replaced,
+    "translate": lambda *_: MAX_VALUE + 1,  # a table can map a character to any text
+}
+_FILTERS: dict[str, Callable[..., int]] = {
+    "center": lambda s, width=80, *_: max(len(str(s)), _int(width)),
+    "indent": lambda s, *args, **kw: _indented(str(s), *args, **kw),
+    "replace": lambda s, old, new, count=None, *_: _replaced(str(s), str(old), str(new), _int(count) or -1),
+    "batch": lambda value, linecount, *_: _int(linecount),
+    "slice": lambda value, slices, *_: _int(slices) * 1000,  # each slice is a list of its own
+    "tojson": lambda value, indent=None, *_, **kw: (
+        MAX_VALUE + 1 if _int(kw.get("indent", indent)) > MAX_JSON_INDENT else 0
+    ),
+}
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Compiles `a ~ b` to a join that checks its size first."""
+
+    def visit_Concat(self, node: Concat, frame: Frame) -> None:
+        self.write("environment.join_parts((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
 
 class _BoundedEnvironment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset(["*", "**"])
+    intercepted_binops = frozenset(["*", "**", "+", "%"])
+    code_generator_class = _BoundedCodeGenerator
 
     def __init__(self, budget: _Budget) -> None:
+        self.budget = budget
         super().__init__(
             trim_blocks=True,
             lstrip_blocks=True,
             extensions=["jinja2.ext.loopcontrols"],
             undefined=jinja2.Undefined,
+            finalize=self._output,  # every `{{ ... }}` counts
         )
-        self.budget = budget
+        self.concat = self._concat  # captured blocks, macro bodies
+        del self.globals["lipsum"]  # lipsum(n=10**9)
         self.globals.update(
             raise_exception=_raise_exception,
             strftime_now=lambda fmt: datetime.now().strftime(fmt),
             range=self._range,
         )
         self.filters["tojson"] = _tojson
+        self.filters = {name: self._bounded_filter(name, f) for name, f in self.filters.items()}
+
+    # --- building values ---------------------------------------------------------------------
+
+    def _output(self, value: Any) -> str:
+        text = value if isinstance(value, str) else str(value)
+        self.budget.allow(len(text))
+        return text
+
+    def _concat(self, parts: Any) -> str:
+        parts = list(parts)
+        self.budget.allow(sum(map(len, parts)))
+        return "".join(parts)
+
+    def join_parts(self, values: tuple) -> str:
+        texts = [v if isinstance(v, str) else str(v) for v in values]
+        self.budget.allow(sum(map(len, texts)))
+        return "".join(texts)
 
     def _range(self, *args: int) -> Iterator[int]:
         numbers = range(*args)
@@ -68,9 +189,48 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
             self.budget.check()
             yield i
 
+    def _bounded_filter(self, name: str, function: Callable) -> Callable:
+        estimate = _FILTERS.get(name)
+        passes_first = getattr(function, "jinja_pass_arg", None) is not None
+        budget = self.budget
+
+        @functools.wraps(function)  # keeps jinja's pass_context/pass_environment mark
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            budget.check()
+            own = args[1:] if passes_first else args
+            if name == "format" and own:
+                _format_string(own[0], _WIDE_PERCENT)
+            if name == "join" and own:  # look at the items once, then join those
+                items = list(own[0])
+                budget.allow(_joined(str(own[1]) if len(own) > 1 else kwargs.get("d", ""), items))
+                args = (*args[: len(args) - len(own)], items, *own[1:])
+            elif estimate is not None and own:
+                budget.allow(estimate(*own, **kwargs))
+            return budget.built(function(*args, **kwargs))
+
+        return bounded
+
+    # --- the sandbox's interception points -------------------------------------------------------
+
     def call(self, context: Any, obj: Any, *args: Any, **kwargs: Any) -> Any:
         self.budget.check()
-        return super().call(context, obj, *args, **kwargs)
+        owner = getattr(obj, "__self__", None)
+        if isinstance(owner, str):
+            name = getattr(obj, "__name__", "")
+            if name == "join" and args:
+                items = list(args[0])
+                self.budget.allow(_joined(owner, items))
+                args = (items, *args[1:])
+            elif name in _STR_METHODS:
+                self.budget.allow(_STR_METHODS[name](owner, *args, **kwargs))
+        return self.budget.built(super().call(context, obj, *args, **kwargs))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """`str.format` and `format_map`, which the sandbox hands out wrapped: the format
+        string is checked when the method is looked up."""
+        if getattr(value, "__name__", "") in ("format", "format_map"):
+            _format_string(getattr(value, "__self__", None), _WIDE_FORMAT)
+        return super().wrap_str_format(value)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         self.budget.check()
@@ -87,11 +247,17 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
             if too_big or (isinstance(right, int | float) and abs(right) > 64):
                 raise TemplateError("number too large")
             return left**right
+        if operator == "+":
+            if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+                self.budget.allow(len(left) + len(right))
+            return left + right
+        if operator == "%":
+            _format_string(left, _WIDE_PERCENT)
+            return self.budget.built(left % right)
         if isinstance(left, int) and isinstance(right, str | list | tuple):
             left, right = right, left
-        sequence = isinstance(left, str | list | tuple) and isinstance(right, int)
-        if sequence and len(left) * right > MAX_SEQUENCE:
-            raise TemplateError("sequence too large")
+        if isinstance(left, str | list | tuple) and isinstance(right, int):
+            self.budget.allow(len(left) * max(right, 0))
         return left * right
 
 

@@ -138,6 +138,13 @@ CASES = [
         400,
         None,
     ),
+    (
+        "template that would fill the memory",
+        CHAT,
+        chat(instruction_template_str="{{ 'x'.zfill(10**10) }}{{ '{:>9999999999}'.format(1) }}"),
+        400,
+        "instruction_template",
+    ),
     ("unknown model", CHAT, chat(model="gpt-4o"), 404, "model"),
     ("model is a number", CHAT, chat(model=4), 400, "model"),
     ("prompt missing", COMPLETIONS, {"max_tokens": 2}, 400, "prompt"),

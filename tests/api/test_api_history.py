@@ -124,9 +124,10 @@ def test_a_stream_the_client_drops_keeps_what_was_generated(api):
     saved = roles_and_texts(ui_chat(api, "api-dropped", "instruct"))
     assert saved[0] == ("user", "Talk for a long time.")
     assert saved[1][0] == "assistant" and saved[1][1].startswith(seen)
+    # What it would have said (greedy: the same text batched or alone): the saved reply is
+    # a beginning of it. (That the generation stops is tests/api/test_api_streaming.py's.)
     whole = post(api, "/v1/chat/completions", {**body, "stream": False, "history_id": None}).json()
-    assert whole["usage"]["completion_tokens"] == 600  # what the dropped stream would have said
-    assert len(saved[1][1]) < len(whole["choices"][0]["message"]["content"]) / 2  # it stopped early
+    assert whole["choices"][0]["message"]["content"].startswith(saved[1][1])
 
 
 @pytest.mark.parametrize("bad", ["../escape", "a/b", "", ".hidden", "x" * 129, "nul\u0000byte", 7])

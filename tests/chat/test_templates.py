@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import tracemalloc
 
 import pytest
 
@@ -215,6 +216,70 @@ def test_bad_templates_become_invalid_request(source):
         _render(source, max_seconds=0.5)
     assert time.monotonic() - started < 5
     assert info.value.param == "instruction_template"
+
+
+# Templates that would build gigabytes from a few characters: each is refused before the
+# memory is taken (a remote client can send one as instruction_template_str).
+HUNGRY = [
+    "{{ 'x'.zfill(10**9) }}",
+    "{{ 'x'.ljust(1000000000) }}",
+    "{{ 'x'.center(10**9) }}",
+    "{{ '{:>1000000000}'.format(1) }}",
+    "{{ '{:.1000000000f}'.format(1.0) }}",
+    "{{ '{:{w}}'.format(1, w=10**9) }}",
+    "{{ '{x:>1000000000}'.format_map({'x': 1}) }}",
+    "{{ '%1000000000d' % 1 }}",
+    "{{ '%*d' % (10**9, 1) }}",
+    "{{ '%1000000000d'|format(1) }}",
+    "{{ 'x'|center(10**9) }}",
+    "{{ 'x'|indent(10**9, true) }}",
+    "{{ ('a\n' * 100000)|indent(' ' * 100000) }}",
+    "{{ [1]|batch(10**9, 'x')|list }}",
+    "{{ [1]|slice(10**9)|list }}",
+    "{{ {'a': 1}|tojson(indent=10**9) }}",
+    "{{ lipsum(10**9) }}",
+    "{{ ('\t' * 1000000).expandtabs(1000000) }}",
+    "{{ 'abc'.translate({97: 'x' * 1000000}) }}",
+    "{% set s = 'x' * 1000000 %}{{ s.replace('', s) }}",
+    "{% set s = 'x' * 1000000 %}{{ s|replace('x', s) }}",
+    "{% set s = 'x' * 1000000 %}{{ s.join([s, s, s, s, s]) }}",
+    "{% set s = 'x' * 1000000 %}{{ [s, s, s, s, s]|join(s) }}",
+    "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+    "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+    "{% set ns = namespace(s=[1]) %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+    "{% set a = 'x' * 1000000 %}{% set b = a~a~a~a~a~a~a~a %}{{ b|length }}",
+    "{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% endif %}{% endmacro %}{{ f('x', 60) }}",
+    "{% set big = 'x' * 1000000 %}{% set c %}{% for i in range(99999) %}{{ big }}{% endfor %}{% endset %}",
+    "{% filter upper %}{% for i in range(99999) %}{{ 'x' * 1000000 }}{% endfor %}{% endfilter %}",
+]
+
+
+@pytest.mark.parametrize("source", HUNGRY)
+def test_a_template_cannot_take_the_memory(source):
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidRequest) as info:
+            _render(source, max_seconds=1.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000_000, f"{peak / 1e6:.0f} MB"
+    assert info.value.param == "instruction_template"
+
+
+def test_bounded_operations_still_work_at_ordinary_sizes():
+    out = _render(
+        "{{ 'x'.zfill(5) }}|{{ '%5d' % 3 }}|{{ '{:>5}'.format(1) }}|{{ 'a b'|replace(' ', '_') }}|"
+        "{{ ['a', 'b']|join(', ') }}|{{ 'x'|center(5) }}|{{ 'l1\nl2'|indent(2) }}|"
+        "{{ {'a': 1}|tojson(indent=2) }}|{{ [1, 2, 3]|batch(2)|list }}|{{ [1, 2, 3]|slice(2)|list }}|"
+        "{{ 'a' ~ 1 ~ none }}|{{ 'Year 20250101 %s' % 'ok' }}|{{ 'id 12345678 {}'.format('x') }}|"
+        "{% set ns = namespace(t='') %}{% for m in messages %}{% set ns.t = ns.t + m.content[:3] %}"
+        "{% endfor %}{{ ns.t }}|{{ 1 + 2 }}{{ [1] + [2] }}{{ 3 * 'ab' }}{{ 7 % 3 }}"
+    )
+    assert out == (
+        '0000x|    3|    1|a_b|a, b|  x  |l1\n  l2|{\n  "a": 1\n}|[[1, 2], [3]]|[[1, 2], [3]]|'
+        "a1None|Year 20250101 ok|id 12345678 x|YouHiHel2+2|3[1, 2]ababab1"
+    )
 
 
 def test_a_loop_without_output_hits_the_deadline():

@@ -166,6 +166,10 @@ def test_no_request_waits_forever(tiny_model_path):
             list(waiting)
         assert time.monotonic() - started < 3
         busy.close()
+        deadline = time.monotonic() + 10
+        while engine.stats().busy_slots:  # the closed request's slot frees between steps
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
         # The tiny model writes 400 tokens in ~50 ms on an idle machine: a 3 ms limit ends it
         # early however fast or busy the machine is.
         slow = engine.generate(GenerationRequest("long", SamplingParams(max_tokens=400), timeout=0.003))

@@ -10,16 +10,20 @@ from ui_helpers import screenshot
 pytestmark = pytest.mark.browser
 
 # Samples the streaming message's length once per animation frame, until told to stop.
+# Markdown's emphasis and code marks vanish when their closing mark arrives ("*a" becomes
+# "a"), so they are not counted.
+SHOWN_LENGTH = "(node) => node.textContent.replace(/[*_~`]/g, '').length"
 SAMPLE_FRAMES = """() => {
   window.__frames = [];
   window.__sampling = true;
+  const shown = SHOWN_LENGTH;
   const tick = () => {
     const content = document.querySelector('.message.streaming .content');
-    if (content) window.__frames.push(content.textContent.length);
+    if (content) window.__frames.push(shown(content));
     if (window.__sampling) requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);
-}"""
+}""".replace("SHOWN_LENGTH", SHOWN_LENGTH)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +96,7 @@ def test_tokens_arrive_incrementally_and_the_reply_is_saved(site, new_page):
     page.evaluate("window.__sampling = false")
     frames = page.evaluate("window.__frames")
     painted = sorted({length for length in frames if length > 0})
-    final = len(page.locator(".message.assistant .content").last.text_content())
+    final = page.locator(".message.assistant .content").last.evaluate(SHOWN_LENGTH)
     assert len(painted) >= 3 and painted[0] < final, (painted[:10], final)  # several paints
     assert frames == sorted(frames)  # it only grows
     assert "tokens" in page.locator(".message.assistant .stats").last.inner_text()
