@@ -273,7 +273,7 @@ def load_extensions(
             setup = extension.hook("setup")
             if setup is not None:
                 _call_setup(setup, context)
-        except Exception:
+        except (Exception, SystemExit):  # an extension's sys.exit() does not end Hearth
             log.exception("extension %s failed to load and is skipped", name)
             continue
         loaded.append((extension, context))
@@ -352,7 +352,7 @@ class Extensions:
             result = function(*args[: self._arity[key]], **_keyword_filter(function, kwargs))
         except HearthError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             self._report(key, f"raised {type(exc).__name__}: {exc}", exc)
             raise HookFailed from exc
         expected = _SPECS[hook].returns
@@ -452,7 +452,7 @@ class Extensions:
             for close in reversed(context.closers):
                 try:
                     close()
-                except Exception:
+                except (Exception, SystemExit):
                     log.exception("extension %s: failed while closing", context.name)
 
 

@@ -134,9 +134,14 @@ def request_state(body: ChatCompletionRequest) -> dict:
 
 
 def response_extras(prepared: PreparedPrompt) -> dict:
-    """What extensions added for the response (fields of the chat completion)."""
+    """Hearth's fields of the chat completion: what extensions added, and the truncation."""
+    out: dict = {}
     extras = prepared.state.get("extras") or {}
-    return {"localdocs": LocalDocsOut.model_validate(extras["localdocs"])} if extras.get("localdocs") else {}
+    if extras.get("localdocs"):
+        out["localdocs"] = LocalDocsOut.model_validate(extras["localdocs"])
+    if prepared.dropped_messages:
+        out["dropped_messages"] = prepared.dropped_messages
+    return out
 
 
 def history_keeper(

@@ -78,7 +78,9 @@ def chat_prompt() -> Response:
     body = read_json(ChatCompletionRequest)
     engine = engine_for(body.model)
     prepared = chat.prepare_prompt(body, chat.chat_options(body, engine), engine)
-    return json_response(ChatPromptResponse(prompt=prepared.prompt))
+    return json_response(
+        ChatPromptResponse(prompt=prepared.prompt, dropped_messages=prepared.dropped_messages)
+    )
 
 
 def stop_generation() -> Response:

@@ -158,6 +158,10 @@ class ChatCompletion(Out):
     localdocs: LocalDocsOut | None = _omit(
         description="Hearth: with the `localdocs` field, the excerpts used (from the LocalDocs extension)."
     )
+    dropped_messages: int | None = _omit(
+        description="Hearth: the conversation did not fit the context window, so this many of its "
+        "oldest messages were left out of the prompt (absent when nothing was)."
+    )
 
 
 class FunctionDeltaOut(Out):
@@ -203,6 +207,9 @@ class ChatCompletionChunk(Out):
     usage: UsageOut | None = _omit()
     localdocs: LocalDocsOut | None = _omit(
         description="Hearth: on each choice's last chunk, the LocalDocs excerpts used."
+    )
+    dropped_messages: int | None = _omit(
+        description="Hearth: on each choice's last chunk, how many of the oldest messages were left out."
     )
 
 
@@ -295,6 +302,9 @@ class LogitsResponse(Out):
 
 class ChatPromptResponse(Out):
     prompt: str
+    dropped_messages: int = Field(
+        description="How many of the oldest messages were left out to fit the context window."
+    )
 
 
 class EngineStatsOut(Out):

@@ -95,7 +95,7 @@ class ModelWorker(Generic[M]):
     def _submit(self, job: _Job) -> None:
         with self._lock:
             if self._closed:
-                raise Unavailable(f"The model {self.name} was unloaded; retry the request.")
+                raise Unavailable(f"The {self.name} was unloaded; retry the request.")
             if not self._started:
                 self._started = True
                 start_thread(self._serve, name=f"model-{self.name}")
@@ -175,7 +175,7 @@ class ModelWorker(Generic[M]):
                 raise
             except Exception as exc:
                 log.exception("loading %s failed", self.name)
-                raise Unavailable(f"The model {self.name} could not be loaded: {exc}") from exc
+                raise Unavailable(f"The {self.name} could not be loaded: {exc}") from exc
             log.info("loaded %s", self.name)
         return self._model
 

@@ -289,3 +289,23 @@ def test_hearth_chat_fields(api):
         },
     )
     assert reply.status_code == 200, reply.text
+
+
+def test_a_conversation_too_long_for_the_context_says_how_much_was_dropped(api, client):
+    turns = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"Message {i}: " + "words and more " * 12}
+        for i in range(41)
+    ]
+    dropped = post(api, "/v1/internal/chat-prompt", {"messages": turns, "max_tokens": 5}).json()
+    assert dropped["dropped_messages"] > 0
+    assert "Message 0:" not in dropped["prompt"] and "Message 40:" in dropped["prompt"]
+
+    reply = client.chat.completions.create(model="tiny", messages=turns, max_tokens=5, temperature=0)
+    assert reply.model_extra["dropped_messages"] == dropped["dropped_messages"]
+    stream = client.chat.completions.create(model="tiny", messages=turns, max_tokens=5, stream=True)
+    marks = [c.model_extra.get("dropped_messages") for c in stream if c.choices and c.choices[0].finish_reason]
+    assert marks == [dropped["dropped_messages"]]
+
+    short = client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=2)
+    assert "dropped_messages" not in short.model_extra
+    assert post(api, "/v1/internal/chat-prompt", {"messages": MESSAGES}).json()["dropped_messages"] == 0

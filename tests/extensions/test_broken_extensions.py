@@ -120,3 +120,34 @@ def test_a_broken_blueprint_or_panel_leaves_the_rest_working(write_extension, bu
     assert "described an invalid panel" in caplog.text
     assert "its custom_css hook raised RuntimeError" in caplog.text
     assert client.get("/health").status_code == 200
+
+
+def test_an_extension_calling_sys_exit_does_not_end_hearth(write_extension, build_app, caplog):
+    write_extension("quits_on_import", "import sys\nsys.exit(1)\n")
+    write_extension("quits_in_setup", "def setup():\n    raise SystemExit('bye')\n")
+    write_extension(
+        "quits_in_a_hook",
+        """
+        import sys
+
+        def input_modifier(string, state, is_chat=False):
+            sys.exit(3)
+
+        def close_me():
+            sys.exit(4)
+
+        def setup(context):
+            context.on_close(close_me)
+        """,
+    )
+    write_extension("good", GOOD)
+    with caplog.at_level(logging.ERROR, logger="modules.extensions"):
+        app = build_app("quits_on_import", "quits_in_setup", "quits_in_a_hook", "good")
+        assert app.extensions["hearth"].extensions.names() == ["openai", "quits_in_a_hook", "good"]
+        prepared, _ = prepare(app)
+        assert "hi [good]" in prepared.prompt
+        app.extensions["hearth"].extensions.close()
+    for name in ("quits_on_import", "quits_in_setup"):
+        assert f"extension {name} failed to load and is skipped" in caplog.text
+    assert "quits_in_a_hook: its input_modifier hook raised SystemExit" in caplog.text
+    assert "extension quits_in_a_hook: failed while closing" in caplog.text

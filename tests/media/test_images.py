@@ -65,6 +65,9 @@ def test_url_format_is_a_data_url_and_a_seed_reproduces_the_image(openai_client)
         ({"size": "65x64"}, "size"),
         ({"size": "64"}, "size"),
         ({"size": "big"}, "size"),
+        ({"size": "6²x64"}, "size"),  # isdigit() says yes, int() says no
+        ({"size": "６４x64"}, "size"),
+        ({"size": "-64x64"}, "size"),
         ({"size": "4096x4096"}, "size"),
         ({"size": "32x32"}, "size"),
         ({"n": 0}, "n"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import io
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 SIZE_MULTIPLE = 8  # the VAE downscale factor of Stable Diffusion-like pipelines
 MIN_SIDE = 64
 MAX_SIDE = 2048
+_SIZE = re.compile(r"([0-9]{1,5}) *x *([0-9]{1,5})")  # ASCII digits only: "6²" is not a number
 MAX_IMAGES = 10
 SEED_RANGE = 2**32
 
@@ -46,10 +48,10 @@ class GeneratedImage:
 
 def parse_size(size: str) -> tuple[int, int]:
     """'WIDTHxHEIGHT' -> (width, height), or a 400 saying what is allowed."""
-    width_text, sep, height_text = size.lower().partition("x")
-    if not sep or not width_text.strip().isdigit() or not height_text.strip().isdigit():
+    match = _SIZE.fullmatch(size.strip().lower())
+    if match is None:
         raise InvalidRequest(f"Invalid size '{size}': use WIDTHxHEIGHT, e.g. 512x512.", param="size")
-    width, height = int(width_text), int(height_text)
+    width, height = int(match[1]), int(match[2])
     for side in (width, height):
         if not MIN_SIDE <= side <= MAX_SIDE or side % SIZE_MULTIPLE:
             raise InvalidRequest(
