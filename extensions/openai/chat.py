@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
-from flask import Response
+from flask import Response, request
 from pydantic import BaseModel
 
 from modules.app import services
@@ -14,6 +14,7 @@ from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
 from modules.chat.tools import tool_choice_from_function_call, tools_from_functions
 from modules.engines.base import Generation, TextEngine, new_request_id
 from modules.errors import HearthError, InvalidRequest
+from modules.serving.connection import client_gone_probe
 
 from .http import json_response, read_json
 from .models import engine_for
@@ -194,7 +195,11 @@ def start_chat(
         return chat_pieces(generation, chat_service.reply_parser(options, prepared), index)
 
     requests = choice_requests(run_id, [prepared.prompt], params, body.choices)
-    return Run(run_id, engine, requests, pieces, api_state().running)
+    gone = client_gone_probe(request.environ)
+    # n choices of one prompt: its tokens are counted once in usage
+    return Run(
+        run_id, engine, requests, pieces, api_state().running, per_prompt=body.choices, client_gone=gone
+    )
 
 
 # --- Pieces -> OpenAI shapes -------------------------------------------------------------------------

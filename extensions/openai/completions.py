@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Response
+from flask import Response, request
 
 from modules.engines.base import Generation, new_request_id
+from modules.serving.connection import client_gone_probe
 
 from .http import json_response, read_json
 from .models import engine_for
@@ -35,7 +36,8 @@ def completions() -> Response:
         return text_pieces(generation, index, echo=echo, suffix=suffix)
 
     requests = choice_requests(run_id, body.prompts(), params, per_prompt, echo=echo)
-    run = Run(run_id, engine, requests, pieces, api_state().running, per_prompt=per_prompt)
+    gone = client_gone_probe(request.environ)
+    run = Run(run_id, engine, requests, pieces, api_state().running, per_prompt=per_prompt, client_gone=gone)
     if body.stream:
         return stream_completion(run, body)
     try:

@@ -133,6 +133,8 @@ class Run:
     """The generations of one request, registered by id so /v1/internal/stop-generation finds them.
 
     Closing the run (when the response ends, or the client goes away) cancels what still runs.
+    `client_gone` tells a whole response, which writes nothing until the end, that nobody
+    waits for it any more (see modules/serving/connection.py).
     """
 
     def __init__(
@@ -143,6 +145,7 @@ class Run:
         to_pieces: Callable[[Generation, int], Iterator[Piece]],
         registry: dict[str, Run],
         per_prompt: int = 1,
+        client_gone: Callable[[], bool] = lambda: False,
     ) -> None:
         self.id = run_id
         self.created = int(time.time())
@@ -151,6 +154,7 @@ class Run:
         self._to_pieces = to_pieces
         self._registry = registry
         self._per_prompt = per_prompt
+        self._client_gone = client_gone
         self.usages: dict[int, Usage] = {}
         self.generations: list[Generation] = []
         try:
@@ -162,12 +166,16 @@ class Run:
         registry[run_id] = self
 
     def pieces(self) -> Iterator[Piece]:
-        """Every piece of every choice, choice after choice (all choices run from the start)."""
+        """Every piece of every choice, choice after choice (all choices run from the start).
+        When the client has gone away, the run closes and the pieces end."""
         for index, generation in enumerate(self.generations):
             for piece in self._to_pieces(generation, index):
                 if piece.usage is not None:
                     self.usages[index] = piece.usage
                 yield piece
+                if self._client_gone():
+                    self.close()
+                    return
 
     def started_pieces(self) -> Iterator[Piece]:
         """`pieces()` with the first piece already taken, for streams: a request that fails

@@ -97,6 +97,8 @@ def test_n_choices_streamed_and_whole(client):
     )
     assert [c.index for c in whole.choices] == [0, 1, 2]
     assert whole.usage.completion_tokens == 18
+    one = client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=1)
+    assert whole.usage.prompt_tokens == one.usage.prompt_tokens  # the prompt is counted once
     stream = list(
         client.chat.completions.create(
             model="tiny", messages=MESSAGES, max_tokens=6, n=3, seed=3, temperature=1.0, stream=True
@@ -303,7 +305,9 @@ def test_a_conversation_too_long_for_the_context_says_how_much_was_dropped(api, 
     reply = client.chat.completions.create(model="tiny", messages=turns, max_tokens=5, temperature=0)
     assert reply.model_extra["dropped_messages"] == dropped["dropped_messages"]
     stream = client.chat.completions.create(model="tiny", messages=turns, max_tokens=5, stream=True)
-    marks = [c.model_extra.get("dropped_messages") for c in stream if c.choices and c.choices[0].finish_reason]
+    marks = [
+        c.model_extra.get("dropped_messages") for c in stream if c.choices and c.choices[0].finish_reason
+    ]
     assert marks == [dropped["dropped_messages"]]
 
     short = client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=2)

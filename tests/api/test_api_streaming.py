@@ -11,13 +11,13 @@ import requests
 from api_helpers import post
 from stream_events import chunks
 
-LONG = 3500  # tokens: several seconds of the tiny model, so an unstopped stream is still busy
+LONG = 15000  # tokens: over ten seconds of the tiny model, so an unstopped generation is still busy
 HI = [{"role": "user", "content": "Hi"}]
 
 
 @pytest.fixture(scope="module")
 def long_api(start_api):
-    return start_api("--ctx-size", "4096")
+    return start_api("--ctx-size", "16384")
 
 
 def busy(server) -> int:
@@ -144,3 +144,23 @@ def test_a_failure_after_the_headers_is_an_error_event(app):
     assert json.loads(events[0]) == {"choices": []}
     assert json.loads(events[1])["error"]["message"] == "The model was unloaded."
     assert len(events) == 2 and closed
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_a_client_that_gives_up_on_a_whole_answer_frees_its_slot(long_api, path):
+    import socket
+
+    body = {"messages": HI} if path.endswith("chat/completions") else {"prompt": "Once upon a time"}
+    payload = json.dumps({**body, "max_tokens": LONG, "ignore_eos": True}).encode()
+    client = socket.create_connection(("127.0.0.1", long_api.api_port), timeout=10)
+    client.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n".encode()
+        + payload
+    )
+    deadline = time.monotonic() + 10
+    while not busy(long_api):
+        assert time.monotonic() < deadline, "the request never started"
+        time.sleep(0.02)
+    client.close()  # gives up before any byte of the answer came
+    wait_until_idle(long_api, seconds=3)  # ~LONG tokens would keep it busy for many seconds
