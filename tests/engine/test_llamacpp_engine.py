@@ -144,6 +144,19 @@ def test_json_schema_output_parses_and_validates(engine):
         jsonschema.validate(data, schema)
 
 
+JSON_OBJECTS = [{"type": "object"}, {"type": "object", "properties": {"note": {"type": "string"}}}]
+
+
+@pytest.mark.parametrize("schema", JSON_OBJECTS)
+def test_json_strings_never_hold_raw_control_characters(engine, schema):
+    """A newline or tab may be in a JSON string only escaped; the model may want it raw."""
+    for seed in range(12):
+        completion = run(engine, max_tokens=80, temperature=1.5, seed=seed, json_schema=schema)
+        assert not any(ord(c) < 0x20 for c in completion.text), repr(completion.text)
+        if completion.finish_reason == FINISH_STOP:
+            json.loads(completion.text)
+
+
 def test_bad_grammar_is_a_clear_error(engine):
     with pytest.raises(InvalidRequest):
         run(engine, max_tokens=5, grammar="root ::= (")

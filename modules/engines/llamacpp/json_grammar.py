@@ -3,7 +3,8 @@
 llama-cpp-python's converter handles objects, arrays, enums, patterns and string lengths,
 but ignores `minimum`/`maximum` on integers, so `{"type": "integer", "maximum": 9}` could
 produce 86924 and the "validated" output would not validate. Integers with bounds become
-an exact grammar here; everything else goes to the library's converter.
+an exact grammar here; everything else goes to the library's converter, whose strings are
+then kept free of raw control characters.
 """
 
 from __future__ import annotations
@@ -33,12 +34,19 @@ def json_schema_grammar(schema: object) -> str:
         converter = BoundedIntegerConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
         resolved = converter.resolve_refs(json.loads(json.dumps(schema)), "request")
         converter.visit(resolved, "")
-        grammar = _join_surrogates(converter.format_grammar())
+        grammar = _no_raw_control_characters(_join_surrogates(converter.format_grammar()))
     except InvalidRequest:
         raise
     except Exception as exc:  # the library reports unsupported schemas with plain exceptions
         raise InvalidRequest(f"Unsupported JSON schema: {exc}", param="response_format") from None
     return grammar
+
+
+def _no_raw_control_characters(grammar: str) -> str:
+    r"""The library's string character is `[^"\\]`, which lets a raw newline or tab into a
+    string, and `json.loads` refuses that: JSON wants them escaped (`\n`, which `char`
+    allows)."""
+    return grammar.replace(r'char ::= [^"\\]', r'char ::= [^"\\\x00-\x1F]')
 
 
 def _join_surrogates(grammar: str) -> str:
