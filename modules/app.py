@@ -21,6 +21,7 @@ from .engines.crossthread import Mailer, make_mailer
 from .engines.manager import ModelManager
 from .engines.media.manager import MediaConfig, MediaModels
 from .engines.registry import LoadOptions, default_loaders
+from .errors import NotFound
 from .extensions import Extensions, extension_dirs, load_extensions
 from .metrics import Metrics
 from .serving.guards import install_guards
@@ -101,8 +102,12 @@ def build_chat(settings: Settings) -> ChatService:
     """Shipped characters and templates, with the user's (which win) from user_data."""
     user = settings.user_data_dir
     templates_dir = PROJECT_ROOT / "instruction-templates"
+    characters = CharacterStore(builtin_dir=PROJECT_ROOT / "characters", user_dir=user / "characters")
+    if not characters.exists(settings.character):  # a typo in --character, not a blank assistant
+        names = ", ".join(c.key for c in characters.list())
+        raise NotFound(f"--character: there is no character '{settings.character}' (there are: {names}).")
     return ChatService(
-        characters=CharacterStore(builtin_dir=PROJECT_ROOT / "characters", user_dir=user / "characters"),
+        characters=characters,
         templates=TemplateStore(
             dirs=[templates_dir, user / "instruction-templates"],
             model_table=load_model_table(templates_dir / "models.yaml", user / "models.yaml"),

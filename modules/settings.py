@@ -436,6 +436,8 @@ def _yaml_layer(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SettingsError(f"{source}: cannot read settings file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{source}: not UTF-8 text (byte {exc.start} cannot be read)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

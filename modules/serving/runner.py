@@ -63,6 +63,10 @@ def serve(settings: Settings) -> int:
         gevent.signal_handler(signum, stop.set)
     try:
         app = create_app(settings)
+    except HearthError as error:  # a model, loader or character that is not there
+        for sock in sockets:
+            sock.close()
+        raise StartupError(error.message) from None
     except BaseException:
         for sock in sockets:
             sock.close()

@@ -167,6 +167,40 @@ def test_server_prints_one_line_and_exits_2_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_settings_file_that_is_not_utf8_is_one_line(tmp_path):
+    (tmp_path / "settings.yaml").write_bytes(b"ctx_size: \xff\xfe\n")
+    with pytest.raises(SettingsError, match=r"settings.yaml: not UTF-8 text") as caught:
+        load_settings(["--user-data-dir", str(tmp_path)], {})
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        (["--model", "nosuch"], "The model 'nosuch' does not exist. Available models:"),
+        (["--loader", "foo"], "Unknown loader 'foo'"),
+        (["--character", "Nobody"], "--character: there is no character 'Nobody' (there are: Ada, Assistant"),
+        (["--character", "../x"], "The character name '../x' contains '/'"),
+    ],
+)
+def test_a_model_loader_or_character_that_is_not_there_is_one_line(tmp_path, flags, says):
+    """Values only the app can check (is there such a file?) stop start-up the same way."""
+    from servers import free_port
+
+    port = str(free_port())
+    result = subprocess.run(
+        [sys.executable, "server.py", "--user-data-dir", str(tmp_path), "--listen-port", port, *flags],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("hearth: error: ") and says in last, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
 def test_help_explains_every_flag():
     text = build_parser().format_help()
     for meta in all_fields():
