@@ -1,8 +1,10 @@
 """Prometheus metrics, one registry per app (never prometheus-client's global one).
 
 HTTP requests are counted by an after_request hook; generations report themselves when
-they end (tokens, time to first token, tokens per second, latency); queue depth and busy
-slots are read from the engines at scrape time, so they are always current.
+they end (tokens, time to first token, tokens per second, latency), each exactly once:
+finished, cut at their length, or cancelled (stopped by id, or abandoned by their client);
+queue depth and busy slots are read from the engines at scrape time, so they are always
+current. docs/api.md lists every metric (a test checks it against /metrics).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Metrics:
         )
         self.generations = Counter(
             "hearth_generations",
-            "Generations by model and finish reason",
+            "Generations that ended, by model and finish reason (stop, length, cancelled)",
             ["model", "finish_reason"],
             registry=r,
         )

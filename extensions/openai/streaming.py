@@ -205,7 +205,9 @@ class Run:
                 self._engine.cancel(generation.request_id)
 
     def close(self) -> None:
-        for generation in self.generations:
+        for generation in self.generations:  # all stop in the same step...
+            generation.cancel()
+        for generation in self.generations:  # ...then each is let go of
             generation.close()
         if self._registry.get(self.id) is self:
             del self._registry[self.id]

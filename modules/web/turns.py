@@ -178,7 +178,7 @@ def start_turn(chat: ChatService, engine: TextEngine, request: TurnRequest) -> T
                 request.mode, request.character, request.chat_id, lambda c: append_exchange(c, shown)
             )
         except HearthError:
-            generation.cancel()
+            generation.close()
             raise
     return Turn(chat, request, generation, prepared, options, base)
 

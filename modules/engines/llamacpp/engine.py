@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,13 +18,26 @@ from ..base import (
     SamplingParams,
     TopLogprob,
 )
-from ..crossthread import Mailer
+from ..crossthread import Empty, Mailer
 from .jobs import Job, Probe
 from .scheduler import ContextOptions, Scheduler
 
+log = logging.getLogger(__name__)
+
+# A cancelled job leaves the scheduler after the step in progress; this only bounds the
+# wait should something go wrong (the generation is then left uncounted).
+_LET_GO_SECONDS = 30.0
+
 
 class JobGeneration(Generation):
-    """Reads one job's deltas from its channel; closing it early cancels the job."""
+    """Reads one job's deltas from its channel; closing it early cancels the job.
+
+    The observer hears of every job that ends exactly once, from whoever reads its last
+    delta: `__next__` at the end of the stream, or `close()` (and the read after a
+    `cancel()`), which wait for the scheduler to let go of the job (one step at most) so
+    that an abandoned generation is counted too, with the tokens it really generated.
+    Reading and closing belong to the consumer; any thread may `cancel()`.
+    """
 
     def __init__(
         self, job: Job, scheduler: Scheduler, model: str, observer: GenerationObserver | None
@@ -33,25 +47,51 @@ class JobGeneration(Generation):
         self._scheduler = scheduler
         self._model = model
         self._observer = observer
-        self._done = False
+        self._done = False  # the last delta (or an error) was read, or given up on
+        self._cancelled = False
 
     def __next__(self) -> Delta:
         if self._done:
+            raise StopIteration
+        if self._cancelled:  # the consumer sees the end at once; the job's end is still counted
+            self._read_to_end()
             raise StopIteration
         item = self._job.channel.get()
         if isinstance(item, BaseException):
             self._done = True
             raise item
         if item.finish_reason:
-            self._done = True
-            if self._observer is not None and item.usage is not None:
-                self._observer.generation_finished(self._model, item.finish_reason, item.usage)
+            self._finished(item)
         return item
 
     def cancel(self) -> None:
-        if not self._done:
-            self._done = True
+        if not self._done and not self._cancelled:
+            self._cancelled = True
             self._scheduler.cancel(self.request_id)
+
+    def close(self) -> None:
+        self.cancel()
+        self._read_to_end()
+
+    def _read_to_end(self) -> None:
+        """Skip the deltas still on their way, up to the last one, and report it."""
+        deadline = time.monotonic() + _LET_GO_SECONDS
+        while not self._done:
+            try:
+                item = self._job.channel.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Empty:
+                log.warning("request %s was cancelled but did not end; not counted", self.request_id)
+                self._done = True
+                return
+            if isinstance(item, BaseException):
+                self._done = True
+            elif item.finish_reason:
+                self._finished(item)
+
+    def _finished(self, last: Delta) -> None:
+        self._done = True
+        if self._observer is not None and last.usage is not None:
+            self._observer.generation_finished(self._model, last.finish_reason, last.usage)
 
 
 class LlamaCppEngine:
