@@ -236,6 +236,76 @@ def test_phone_width(site, new_page):
         assert page.evaluate("document.documentElement.scrollWidth <= 390"), path
 
 
+# What no page may do, on a phone least of all: a control or card past the screen's edge or its
+# card's, a button's text cut off, a name broken inside a word. Hidden ones (a closed drawer) are skipped.
+LAYOUT_PROBLEMS = """() => {
+  const problems = [];
+  const shown = (e) => e.checkVisibility({ visibilityProperty: true }) && !e.closest(".visually-hidden");
+  const name = (e) => `${e.tagName.toLowerCase()}#${e.id} "${e.textContent.trim().slice(0, 30)}"`;
+  const outside = (box, left, right) => box.left < left - 0.5 || box.right > right + 0.5;
+  for (const e of document.querySelectorAll("button, a.btn, input, select, textarea, .card, .char-card")) {
+    if (!shown(e)) continue;
+    const box = e.getBoundingClientRect();
+    if (outside(box, 0, innerWidth)) problems.push(`${name(e)} runs off screen: ${box.right}`);
+    const card = e.parentElement.closest(".card, .char-card")?.getBoundingClientRect();
+    if (card && outside(box, card.left, card.right)) problems.push(`${name(e)} runs past its card`);
+    if ((e.tagName === "BUTTON" || e.matches("a.btn")) && e.scrollWidth > e.clientWidth) {
+      problems.push(`${name(e)} is cut off: ${e.scrollWidth} > ${e.clientWidth}`);
+    }
+  }
+  for (const label of document.querySelectorAll(".char-name > span:first-child, .table td strong")) {
+    const text = label.firstChild;
+    if (!shown(label) || text?.nodeType !== Node.TEXT_NODE) continue;
+    for (const word of text.data.matchAll(/[^\\s-]+/g)) {
+      const range = document.createRange();
+      range.setStart(text, word.index);
+      range.setEnd(text, word.index + word[0].length);
+      if (range.getClientRects().length > 1) problems.push(`"${word[0]}" in "${text.data}" is split`);
+    }
+  }
+  return problems;
+}"""
+
+PAGES = {
+    "/": "#messages .message, #messages .empty-chat",
+    "/characters": ".char-card",
+    "/models": "#model-table tbody tr",
+    "/settings": "#extensions-table tbody tr",
+}
+
+
+@pytest.mark.parametrize("width", [360, 390, 1280])
+def test_every_control_stays_inside_its_card_and_the_screen(site, new_page, width):
+    page = new_page(width=width, height=844)
+    for path, ready in PAGES.items():
+        page.goto(site.ui_url + path)
+        page.wait_for_selector(ready)
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate(LAYOUT_PROBLEMS) == [], (width, path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+        screenshot(page, f"width-{width}-{path.strip('/') or 'chat'}-tiny")
+
+
+@pytest.mark.parametrize("width", [360, 390, 1280])
+def test_the_header_shows_the_model_and_its_template(site, new_page, width):
+    page = new_page(width=width, height=844)
+    status = page.request.get(site.ui_url + "/ui/api/status").json()
+    template = status["model"]["template"]
+    expected = "template from the model" if template == "model" else template
+    for path in ("/", "/characters"):
+        page.goto(site.ui_url + path)
+        page.wait_for_selector(f"#model-pill .model-name:text-is('{status['model']['id']}')")
+        assert page.locator("#model-pill .template-name").inner_text() == f"· {expected}"
+        for part in (".model-name", ".template-name"):  # shown whole, not hidden or cut to "…"
+            shown = page.evaluate(
+                "(selector) => { const e = document.querySelector(selector);"
+                " const box = e.getBoundingClientRect(); return e.checkVisibility() && box.width > 0"
+                " && box.right <= innerWidth && e.scrollWidth <= e.clientWidth; }",
+                f"#model-pill {part}",
+            )
+            assert shown, (width, path, part)
+
+
 def test_keyboard_only(site, new_page):
     page = new_page()
     page.goto(site.ui_url + "/")

@@ -250,6 +250,7 @@ export function showStatus(status) {
       name.textContent = "No model loaded";
       template.textContent = "";
     }
+    pill.title = `${name.textContent} ${template.textContent}`.trim();  // whole, where it is cut short
   }
   for (const listener of statusListeners) listener(status);
 }
