@@ -71,11 +71,25 @@ def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
             role=ROLE_ALIASES.get(m.role, m.role),
             content=m.text(f"messages.{i}"),
             name=m.name,
-            tool_calls=tuple(call.model_dump() for call in m.tool_calls or ()),
+            tool_calls=message_calls(m),
             tool_call_id=m.tool_call_id,
         )
         for i, m in enumerate(messages)
     ]
+
+
+def message_calls(message: ChatMessageIn) -> tuple[dict, ...]:
+    """An assistant message's tool calls; the legacy `function_call` is one of them."""
+    if message.tool_calls:
+        return tuple(call.model_dump() for call in message.tool_calls)
+    if message.function_call is not None:
+        return ({"id": "call_0", "type": "function", "function": message.function_call.model_dump()},)
+    return ()
+
+
+def uses_legacy_functions(body: ChatCompletionRequest) -> bool:
+    """Asked with `functions` (not `tools`): answer with `function_call`, as OpenAI did."""
+    return bool(body.functions) and not body.tools
 
 
 def chat_options(body: ChatCompletionRequest, engine: TextEngine) -> ChatOptions:
@@ -205,24 +219,38 @@ def start_chat(
 # --- Pieces -> OpenAI shapes -------------------------------------------------------------------------
 
 
-def chunk(run: Run, piece: Piece, logprobs: bool) -> ChatCompletionChunk:
-    calls = [
-        ToolCallDeltaOut(
-            index=c.index,
-            id=c.id,
-            type="function" if c.id else None,
-            function=FunctionDeltaOut(name=c.name, arguments=c.arguments),
-        )
-        for c in piece.tool_calls
-    ]
+def chunk(run: Run, piece: Piece, logprobs: bool, legacy: bool = False) -> ChatCompletionChunk:
+    """One piece as a chunk; with `legacy` (a `functions` request), the first call goes out
+    as `function_call` deltas, the only call that shape has."""
+    finish = piece.finish_reason
+    calls, function_call = None, None
+    if legacy:
+        first = [c for c in piece.tool_calls if c.index == 0]  # its name and arguments deltas
+        if first:
+            name = next((c.name for c in first if c.name), None)
+            function_call = FunctionDeltaOut(name=name, arguments="".join(c.arguments or "" for c in first))
+        finish = "function_call" if finish == "tool_calls" else finish
+    elif piece.tool_calls:
+        calls = [
+            ToolCallDeltaOut(
+                index=c.index,
+                id=c.id,
+                type="function" if c.id else None,
+                function=FunctionDeltaOut(name=c.name, arguments=c.arguments),
+            )
+            for c in piece.tool_calls
+        ]
     choice = ChunkChoice(
         index=piece.index,
         delta=ChunkDelta(
-            content=piece.text, reasoning_content=piece.reasoning or None, tool_calls=calls or None
+            content=piece.text,
+            reasoning_content=piece.reasoning or None,
+            tool_calls=calls,
+            function_call=function_call,
         ),
         message=ChunkMessage(content=piece.text),
         logprobs=chat_logprobs(piece.logprobs) if logprobs and piece.logprobs else None,
-        finish_reason=piece.finish_reason,
+        finish_reason=finish,
     )
     return ChatCompletionChunk(id=run.id, created=run.created, model=run.model, choices=[choice])
 
@@ -242,19 +270,26 @@ def tool_call(index: int, call: dict) -> ToolCallOut:
     )
 
 
-def whole_choice(collected: Collected, logprobs: bool) -> ChatChoice:
+def whole_choice(collected: Collected, logprobs: bool, legacy: bool = False) -> ChatChoice:
     calls = [tool_call(i, c) for i, c in sorted(collected.calls.items())]
     text = "".join(collected.text)
+    finish = collected.finish_reason
+    if legacy and calls:  # a `functions` request: its one `function_call`
+        function_call, calls = calls[0].function, []
+        finish = "function_call" if finish == "tool_calls" else finish
+    else:
+        function_call = None
     message = ChatMessageOut(
-        content=text if text or not calls else None,
+        content=text if text or not (calls or function_call) else None,
         reasoning_content="".join(collected.reasoning) or None,
         tool_calls=calls or None,
+        function_call=function_call,
     )
     return ChatChoice(
         index=collected.index,
         message=message,
         logprobs=chat_logprobs(tuple(collected.logprobs)) if logprobs else None,
-        finish_reason=collected.finish_reason,
+        finish_reason=finish,
     )
 
 
@@ -267,7 +302,8 @@ def whole_chat(
     collected = Collected.all(run)
     if keep is not None:
         keep(collected[0])
-    choices = [whole_choice(c, bool(body.logprobs)) for c in collected]
+    legacy = uses_legacy_functions(body)
+    choices = [whole_choice(c, bool(body.logprobs), legacy) for c in collected]
     return ChatCompletion(
         id=run.id, created=run.created, model=run.model, choices=choices, usage=run.usage(), **(extras or {})
     )
@@ -281,6 +317,8 @@ def stream_chat(
 ) -> Response:
     pieces = run.started_pieces()
 
+    legacy = uses_legacy_functions(body)
+
     def chunks() -> Iterator[ChatCompletionChunk]:
         current, first = None, Collected(0)
         try:
@@ -290,7 +328,7 @@ def stream_chat(
                     yield role_chunk(run, piece.index)
                 if piece.index == 0:
                     first.add(piece)
-                out = chunk(run, piece, bool(body.logprobs))
+                out = chunk(run, piece, bool(body.logprobs), legacy)
                 if piece.finish_reason and extras:
                     out = out.model_copy(update=extras)
                 yield out

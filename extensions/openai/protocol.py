@@ -251,6 +251,7 @@ class ChatMessageIn(ApiModel):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    function_call: FunctionCall | None = None  # the legacy form of one tool call
 
     @model_validator(mode="after")
     def _content(self) -> ChatMessageIn:

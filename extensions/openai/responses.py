@@ -126,6 +126,7 @@ class ChatMessageOut(Out):
     content: str | None
     reasoning_content: str | None = _omit(description="Hearth: the model's reasoning, if it shows any.")
     tool_calls: list[ToolCallOut] | None = _omit()
+    function_call: FunctionOut | None = _omit(description="A request with the legacy `functions`: the call.")
     refusal: str | None = None
 
 
@@ -133,7 +134,7 @@ class ChatChoice(Out):
     index: int
     message: ChatMessageOut
     logprobs: ChatLogprobs | None = None
-    finish_reason: Literal["stop", "length", "tool_calls"]
+    finish_reason: Literal["stop", "length", "tool_calls", "function_call"]
 
 
 class LocalDocsSource(Out):
@@ -181,6 +182,7 @@ class ChunkDelta(Out):
     content: str | None = _omit()
     reasoning_content: str | None = _omit()
     tool_calls: list[ToolCallDeltaOut] | None = _omit()
+    function_call: FunctionDeltaOut | None = _omit()
 
 
 class ChunkMessage(Out):
@@ -195,7 +197,7 @@ class ChunkChoice(Out):
     delta: ChunkDelta
     message: ChunkMessage | None = _omit()
     logprobs: ChatLogprobs | None = None
-    finish_reason: Literal["stop", "length", "tool_calls"] | None = None
+    finish_reason: Literal["stop", "length", "tool_calls", "function_call"] | None = None
 
 
 class ChatCompletionChunk(Out):

@@ -216,6 +216,43 @@ def test_forced_tool_call_whole_and_streamed(client):
     assert stream[-1].choices[0].finish_reason == "tool_calls"
 
 
+def test_legacy_functions_get_a_function_call_back_and_can_send_it_again(api):
+    """openai<1 and old LangChain ask with `functions` and read `message.function_call`."""
+    body = {
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "functions": [WEATHER_TOOL["function"]],
+        "function_call": {"name": "get_weather"},
+        "max_tokens": 200,
+        "seed": 1,
+    }
+    whole = post(api, "/v1/chat/completions", body).json()
+    validator("CreateChatCompletionResponse").validate(whole)
+    choice = whole["choices"][0]
+    assert choice["finish_reason"] == "function_call" and "tool_calls" not in choice["message"]
+    call = choice["message"]["function_call"]
+    assert call["name"] == "get_weather" and json.loads(call["arguments"])["unit"] in ("c", "f")
+
+    events, _ = chunks(post(api, "/v1/chat/completions", {**body, "stream": True}, stream=True))
+    for event in events:
+        validator("CreateChatCompletionStreamResponse").validate(event)
+    deltas = [c["choices"][0]["delta"] for c in events if c["choices"]]
+    assert not any("tool_calls" in d for d in deltas)
+    streamed = [d["function_call"] for d in deltas if "function_call" in d]
+    assert streamed[0]["name"] == "get_weather"
+    assert "".join(f.get("arguments", "") for f in streamed) == call["arguments"]
+    assert events[-1]["choices"][0]["finish_reason"] == "function_call"
+
+    # The call and its result, sent back in the legacy shape, reach the prompt.
+    follow_up = [
+        *body["messages"],
+        {"role": "assistant", "content": None, "function_call": call},
+        {"role": "function", "name": "get_weather", "content": "21 degrees and sunny"},
+    ]
+    prompt = post(api, "/v1/internal/chat-prompt", {"messages": follow_up, "functions": body["functions"]})
+    text = prompt.json()["prompt"]
+    assert "get_weather" in text and call["arguments"] in text and "21 degrees and sunny" in text
+
+
 def test_tool_results_go_back_into_the_prompt(api):
     messages = [
         {"role": "user", "content": "Weather in Paris?"},
