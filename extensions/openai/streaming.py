@@ -129,6 +129,9 @@ def choice_requests(
     return requests
 
 
+CLIENT_CHECK_SECONDS = 0.02  # how often a run asks whether its client is still there
+
+
 class Run:
     """The generations of one request, registered by id so /v1/internal/stop-generation finds them.
 
@@ -155,6 +158,7 @@ class Run:
         self._registry = registry
         self._per_prompt = per_prompt
         self._client_gone = client_gone
+        self._next_check = 0.0
         self.usages: dict[int, Usage] = {}
         self.generations: list[Generation] = []
         try:
@@ -173,9 +177,12 @@ class Run:
                 if piece.usage is not None:
                     self.usages[index] = piece.usage
                 yield piece
-                if self._client_gone():
-                    self.close()
-                    return
+                now = time.monotonic()
+                if now >= self._next_check:  # a peek at the socket, every few steps at most
+                    self._next_check = now + CLIENT_CHECK_SECONDS
+                    if self._client_gone():
+                        self.close()
+                        return
 
     def started_pieces(self) -> Iterator[Piece]:
         """`pieces()` with the first piece already taken, for streams: a request that fails
