@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from servers import ServerProcess, make_user_data, start_server, tiny_args
 from tiny_model import write_tiny_model
 
@@ -104,11 +105,24 @@ def settings(make_settings) -> Settings:
 
 
 @pytest.fixture
-def app(settings) -> Iterator:
-    application = create_app(settings)
-    application.config["TESTING"] = True
-    yield application
-    close_app(application)
+def open_app() -> Iterator[Callable[[Settings], Flask]]:
+    """`create_app(settings)` in testing mode; every app opened is closed after the test."""
+    apps: list[Flask] = []
+
+    def open_(settings: Settings) -> Flask:
+        application = create_app(settings)
+        application.config["TESTING"] = True
+        apps.append(application)
+        return application
+
+    yield open_
+    for application in apps:
+        close_app(application)
+
+
+@pytest.fixture
+def app(open_app, settings) -> Flask:
+    return open_app(settings)
 
 
 @pytest.fixture

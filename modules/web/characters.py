@@ -51,6 +51,16 @@ class CharacterForm(BaseModel):
     example_dialogue: str = Field("", max_length=100_000)
     user_name: str = Field("", max_length=100)
 
+    def fields(self) -> dict:
+        """The keyword arguments of `CharacterStore.save` this form fills."""
+        return {
+            "name": self.name,
+            "context": self.context,
+            "greeting": self.greeting,
+            "example_dialogue": self.example_dialogue,
+            "user_name": self.user_name or None,
+        }
+
 
 def key_for_name(name: str) -> str:
     """A file-safe key for a character's display name."""
@@ -129,14 +139,7 @@ def import_character(hearth: Services, filename: str, data: bytes) -> Character:
         },
     )
     key = unique_key(hearth, key_for_name(form.name))
-    return store.save(
-        key,
-        name=form.name,
-        context=form.context,
-        greeting=form.greeting,
-        example_dialogue=form.example_dialogue,
-        user_name=form.user_name or None,
-    )
+    return store.save(key, **form.fields())
 
 
 def register_character_routes(api: Blueprint) -> None:
@@ -155,11 +158,7 @@ def register_character_routes(api: Blueprint) -> None:
         key = unique_key(hearth, key_for_name(form.name))
         saved = hearth.chat.characters.save(
             key,
-            name=form.name,
-            context=form.context,
-            greeting=form.greeting,
-            example_dialogue=form.example_dialogue,
-            user_name=form.user_name or None,
+            **form.fields(),
             picture=uploaded_picture(),
         )
         return jsonify(character_json(saved)), 201
@@ -172,11 +171,7 @@ def register_character_routes(api: Blueprint) -> None:
         picture = uploaded_picture()
         saved = store.save(
             key,
-            name=form.name,
-            context=form.context,
-            greeting=form.greeting,
-            example_dialogue=form.example_dialogue,
-            user_name=form.user_name or None,
+            **form.fields(),
             picture=picture,
             overwrite=True,
         )

@@ -4,12 +4,10 @@ and apps built with them (each test gets a fresh app)."""
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from modules.app import close_app, create_app
 
 
 @pytest.fixture
@@ -28,19 +26,13 @@ def write_extension(user_data: Path) -> Callable[[str, str], Path]:
 
 
 @pytest.fixture
-def build_app(make_settings, user_data) -> Iterator[Callable[..., object]]:
+def build_app(open_app, make_settings, user_data) -> Callable[..., object]:
     """create_app with `--extensions NAMES` (and settings.yaml text, if given)."""
-    apps = []
 
     def build(*names: str, yaml: str | None = None, flags: tuple[str, ...] = ("--api",)):
         if yaml is not None:
             (user_data / "settings.yaml").write_text(textwrap.dedent(yaml))
         argv = [*flags, "--extensions", *names] if names else list(flags)
-        app = create_app(make_settings(*argv))
-        app.config["TESTING"] = True
-        apps.append(app)
-        return app
+        return open_app(make_settings(*argv))
 
-    yield build
-    for app in apps:
-        close_app(app)
+    return build

@@ -195,39 +195,33 @@ def test_the_ui_has_the_same_endpoints_and_the_panel_script(app):
     assert ".localdocs-sources" in client.get("/ui/extensions.css").text
 
 
-def test_the_endpoints_need_the_admin_key(make_settings, user_data):
-    app = create_app(
+def test_the_endpoints_need_the_admin_key(open_app, make_settings, user_data):
+    app = open_app(
         make_settings("--api", "--api-key", "user", "--admin-key", "admin", "--extensions", "localdocs")
     )
-    try:
-        client = app.test_client()
-        for method, path in (
-            ("get", ""),
-            ("post", ""),
-            ("get", "/x"),
-            ("delete", "/x"),
-            ("post", "/x/index"),
-            ("put", "/x"),
-            ("post", "/search"),
-        ):
-            response = getattr(client, method)(
-                f"/v1/internal/localdocs{path}", json={}, headers={"Authorization": "Bearer user"}
-            )
-            assert response.status_code == 401, (method, path)
-        ok = client.get("/v1/internal/localdocs", headers={"Authorization": "Bearer admin"})
-        assert ok.status_code == 200 and ok.get_json()["data"] == []
-    finally:
-        close_app(app)
+    client = app.test_client()
+    for method, path in (
+        ("get", ""),
+        ("post", ""),
+        ("get", "/x"),
+        ("delete", "/x"),
+        ("post", "/x/index"),
+        ("put", "/x"),
+        ("post", "/search"),
+    ):
+        response = getattr(client, method)(
+            f"/v1/internal/localdocs{path}", json={}, headers={"Authorization": "Bearer user"}
+        )
+        assert response.status_code == 401, (method, path)
+    ok = client.get("/v1/internal/localdocs", headers={"Authorization": "Bearer admin"})
+    assert ok.status_code == 200 and ok.get_json()["data"] == []
 
 
-def test_the_localdocs_field_without_the_extension_says_how_to_enable_it(make_settings):
-    app = create_app(make_settings("--api"))
-    try:
-        response = app.test_client().post("/v1/internal/chat-prompt", json=ask(localdocs=["x"]))
-        assert response.status_code == 400
-        assert "--extensions localdocs" in response.get_json()["error"]["message"]
-    finally:
-        close_app(app)
+def test_the_localdocs_field_without_the_extension_says_how_to_enable_it(open_app, make_settings):
+    app = open_app(make_settings("--api"))
+    response = app.test_client().post("/v1/internal/chat-prompt", json=ask(localdocs=["x"]))
+    assert response.status_code == 400
+    assert "--extensions localdocs" in response.get_json()["error"]["message"]
 
 
 def test_api_md_documents_every_localdocs_route(app):

@@ -9,6 +9,7 @@ a differently configured app build one in-process with `media_app`.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -18,7 +19,6 @@ from pathlib import Path
 import pytest
 from servers import ServerProcess, start_server, tiny_args
 
-from modules.app import close_app, create_app
 from modules.settings import load_settings
 
 API_KEY = "media-test-key"
@@ -109,18 +109,13 @@ def auth() -> dict[str, str]:
 
 
 @pytest.fixture
-def media_app(tmp_path) -> Iterator[Callable]:
+def media_app(open_app, tmp_path) -> Callable:
     """Build in-process apps with the media endpoints: media_app('--image-model', DIR)."""
-    apps = []
+    built = itertools.count()
 
     def build(*argv: str, env: dict | None = None):
-        user_data = tmp_path / f"user_data{len(apps)}"
+        user_data = tmp_path / f"user_data{next(built)}"
         user_data.mkdir()
-        app = create_app(load_settings(["--api", "--user-data-dir", str(user_data), *argv], env or {}))
-        app.config["TESTING"] = True
-        apps.append(app)
-        return app
+        return open_app(load_settings(["--api", "--user-data-dir", str(user_data), *argv], env or {}))
 
-    yield build
-    for app in apps:
-        close_app(app)
+    return build

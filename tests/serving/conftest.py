@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from flask import Blueprint, Flask, jsonify
 
-from modules.app import close_app, create_app
 from modules.settings import load_settings
 
 
@@ -26,24 +25,19 @@ def _stand_in_blueprints() -> list[Blueprint]:
 
 
 @pytest.fixture
-def build_app(user_data: Path, tiny_model_path: Path) -> Iterator[Callable[..., Flask]]:
+def build_app(open_app, user_data: Path, tiny_model_path: Path) -> Callable[..., Flask]:
     """create_app with the given flags (no API extension), plus stand-in UI and API routes."""
-    apps: list[Flask] = []
 
     def build(*argv: str) -> Flask:
         settings = load_settings(
             ["--user-data-dir", str(user_data), "--model", str(tiny_model_path), *argv], {}
         )
-        app = create_app(settings)
+        app = open_app(settings)
         for blueprint in _stand_in_blueprints():
             app.register_blueprint(blueprint)
-        app.config["TESTING"] = True
-        apps.append(app)
         return app
 
-    yield build
-    for app in apps:
-        close_app(app)
+    return build
 
 
 @pytest.fixture

@@ -7,17 +7,12 @@ from collections.abc import Callable
 
 import pytest
 
-from modules.app import close_app, create_app
-
 ORIGIN = "http://localhost"
 
 
 @pytest.fixture
-def web_app(make_settings):
-    application = create_app(make_settings())
-    application.config["TESTING"] = True
-    yield application
-    close_app(application)
+def web_app(open_app, make_settings):
+    return open_app(make_settings())
 
 
 @pytest.fixture

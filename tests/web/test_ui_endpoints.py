@@ -529,13 +529,8 @@ def test_logout_without_a_login_is_harmless(ui):
     assert response.status_code == 302
 
 
-def test_nowebui_leaves_the_ui_out(make_settings):
-    from modules.app import close_app, create_app
-
-    application = create_app(make_settings("--nowebui"))
-    try:
-        client = application.test_client()
-        assert client.get("/ui/api/status").status_code == 404
-        assert "web" not in application.blueprints
-    finally:
-        close_app(application)
+def test_nowebui_leaves_the_ui_out(open_app, make_settings):
+    application = open_app(make_settings("--nowebui"))
+    client = application.test_client()
+    assert client.get("/ui/api/status").status_code == 404
+    assert "web" not in application.blueprints

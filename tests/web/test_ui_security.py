@@ -7,7 +7,6 @@ import stat
 
 import pytest
 
-from modules.app import close_app, create_app
 from modules.settings import SettingsError, load_settings
 from modules.web.security import CSP, SECRET_FILE
 
@@ -15,18 +14,8 @@ ORIGIN = "http://localhost"
 
 
 @pytest.fixture
-def make_app(make_settings):
-    apps = []
-
-    def build(*argv: str):
-        application = create_app(make_settings(*argv))
-        application.config["TESTING"] = True
-        apps.append(application)
-        return application
-
-    yield build
-    for application in apps:
-        close_app(application)
+def make_app(open_app, make_settings):
+    return lambda *argv: open_app(make_settings(*argv))
 
 
 def client_for(application, origin: str | None = ORIGIN):
