@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from fake_model import MODEL
 
 from modules.chat.characters import CharacterStore
 from modules.chat.history import HistoryStore
@@ -22,17 +23,7 @@ SHIPPED_CHARACTERS = REPO / "characters"
 @pytest.fixture
 def model() -> ModelInfo:
     """A model without a template of its own and a name that matches no table rule."""
-    return ModelInfo(
-        name="test-model",
-        path="/models/test-model.gguf",
-        loader="fake",
-        n_ctx=4096,
-        n_ctx_train=4096,
-        n_vocab=1000,
-        chat_template=None,
-        bos_token="<s>",
-        eos_token="</s>",
-    )
+    return MODEL
 
 
 @pytest.fixture

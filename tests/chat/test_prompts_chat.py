@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from fake_model import words
 
 from modules.chat.hooks import ChatHooks
 from modules.chat.messages import ChatMessage, ChatOptions
 from modules.chat.service import ChatService
-
-
-def words(text: str) -> int:
-    return len(text.split())
-
 
 U, A, S = (
     (lambda t: ChatMessage("user", t)),

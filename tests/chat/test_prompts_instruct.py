@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from fake_model import words
 
 from modules.chat.messages import ChatMessage, ChatOptions
-
-
-def words(text: str) -> int:
-    return len(text.split())
-
 
 WEATHER = {
     "type": "function",

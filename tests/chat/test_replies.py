@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from fake_model import words
 
 from modules.chat.messages import ChatMessage, ChatOptions
 from modules.chat.replies import (
@@ -14,11 +15,6 @@ from modules.chat.replies import (
     ToolCallDelta,
     collect,
 )
-
-
-def words(text: str) -> int:
-    return len(text.split())
-
 
 TOOLS = {"parse_tools": True, "tool_names": ["add", "get_weather"]}
 HERMES = '<tool_call>\n{"name": "add", "arguments": {"a": 1}}\n</tool_call>'

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from fake_model import words
 
 from modules.chat.messages import ChatMessage, ChatOptions
 from modules.errors import ContextOverflow
-
-
-def words(text: str) -> int:
-    return len(text.split())
 
 
 def turns(n: int) -> list[ChatMessage]:

@@ -3,7 +3,7 @@ they were enabled; modifiers chain (each gets the one before's result)."""
 
 from __future__ import annotations
 
-from ext_support import MODEL, words
+from fake_model import MODEL, words
 
 from modules.chat.messages import ChatMessage, ChatOptions
 

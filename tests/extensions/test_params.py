@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from ext_support import MODEL, words
+from fake_model import MODEL, words
 
 from modules.chat.messages import ChatMessage, ChatOptions
 

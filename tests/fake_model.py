@@ -1,4 +1,4 @@
-"""A fake model description for prompt tests (tokens are counted as words)."""
+"""A fake model description for prompt tests, which count tokens as words: no model needed."""
 
 from __future__ import annotations
 
