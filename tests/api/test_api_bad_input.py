@@ -24,6 +24,9 @@ def completion(**fields):
 
 
 # (id, path, body: dict -> JSON, bytes -> sent as is, status, param the error should name)
+# A schema the grammar converter cannot resolve.
+UNUSABLE_SCHEMA = {"name": "x", "schema": {"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}}}
+
 CASES = [
     ("broken JSON", CHAT, b'{"messages": [', 400, None),
     ("not JSON", CHAT, b"hello there", 400, None),
@@ -85,10 +88,7 @@ CASES = [
         chat(
             response_format={
                 "type": "json_schema",
-                "json_schema": {
-                    "name": "x",
-                    "schema": {"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}},
-                },
+                "json_schema": UNUSABLE_SCHEMA,
             }
         ),
         400,
@@ -101,10 +101,7 @@ CASES = [
             stream=True,
             response_format={
                 "type": "json_schema",
-                "json_schema": {
-                    "name": "x",
-                    "schema": {"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}},
-                },
+                "json_schema": UNUSABLE_SCHEMA,
             },
         ),
         400,
