@@ -15,20 +15,8 @@ from pydantic import BaseModel
 
 from modules.app import health, services
 
-from . import chat, completions, internal, media, models, openapi
-from .http import admin_only, check_api_key, install_error_handlers, json_response
-from .protocol import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    DecodeRequest,
-    EditRequest,
-    EncodeRequest,
-    LogitsRequest,
-    ModelLoadRequest,
-    ModelUnloadRequest,
-    StopRequest,
-)
-from .responses import (
+from . import chat_completions, completions, internal, media, models, openapi
+from .bodies import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatPromptResponse,
@@ -46,6 +34,18 @@ from .responses import (
     ModelListResponse,
     StatusResponse,
     TokenCountResponse,
+)
+from .http import admin_only, check_api_key, install_error_handlers, json_response
+from .protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    DecodeRequest,
+    EditRequest,
+    EncodeRequest,
+    LogitsRequest,
+    ModelLoadRequest,
+    ModelUnloadRequest,
+    StopRequest,
 )
 from .state import KEY, ApiState
 
@@ -99,7 +99,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
         "/v1/chat/completions",
-        chat.chat_completions,
+        chat_completions.chat_completions,
         "Answer a conversation.",
         request=ChatCompletionRequest,
         response=ChatCompletion,
@@ -108,7 +108,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
         "/v1/edits",
-        chat.edits,
+        chat_completions.edits,
         "Apply an instruction to an input text (OpenAI's retired edits, as LocalAI serves them).",
         request=EditRequest,
         response=Edit,

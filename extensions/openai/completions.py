@@ -9,10 +9,10 @@ from flask import Response, request
 from modules.engines.base import Generation, new_request_id
 from modules.serving.connection import client_gone_probe
 
+from .bodies import Completion, CompletionChoice, legacy_logprobs
 from .http import json_response, read_json
 from .models import engine_for
 from .protocol import CompletionRequest
-from .responses import Completion, CompletionChoice, legacy_logprobs
 from .sse import sse_response
 from .state import api_state
 from .streaming import Collected, Piece, Run, choice_requests, text_pieces

@@ -9,7 +9,18 @@ from flask import Response
 from modules.app import services
 from modules.errors import InvalidRequest, NotFound, Unauthorized
 
-from . import chat
+from . import chat_completions
+from .bodies import (
+    ChatPromptResponse,
+    DecodeResponse,
+    EncodeResponse,
+    EngineStatsOut,
+    LogitsResponse,
+    ModelInfoResponse,
+    ModelListResponse,
+    StatusResponse,
+    TokenCountResponse,
+)
 from .http import json_response, key_matches, presented_key, read_json
 from .models import engine_for
 from .protocol import (
@@ -20,17 +31,6 @@ from .protocol import (
     ModelLoadRequest,
     ModelUnloadRequest,
     StopRequest,
-)
-from .responses import (
-    ChatPromptResponse,
-    DecodeResponse,
-    EncodeResponse,
-    EngineStatsOut,
-    LogitsResponse,
-    ModelInfoResponse,
-    ModelListResponse,
-    StatusResponse,
-    TokenCountResponse,
 )
 from .state import api_state
 
@@ -77,7 +77,7 @@ def chat_prompt() -> Response:
     """Exactly the prompt a chat completion with this body would send to the model."""
     body = read_json(ChatCompletionRequest)
     engine = engine_for(body.model)
-    prepared = chat.prepare_prompt(body, chat.chat_options(body, engine), engine)
+    prepared = chat_completions.prepare_prompt(body, chat_completions.chat_options(body, engine), engine)
     return json_response(
         ChatPromptResponse(prompt=prepared.prompt, dropped_messages=prepared.dropped_messages)
     )

@@ -17,8 +17,8 @@ from modules.app import services
 from modules.engines.base import TextEngine
 from modules.errors import ModelNotFound
 
+from .bodies import EngineCard, EngineList, ModelCard, ModelList
 from .http import presented_key
-from .responses import EngineCard, EngineList, ModelCard, ModelList
 from .state import api_state
 
 

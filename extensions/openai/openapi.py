@@ -10,7 +10,7 @@ from flask import Response, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .responses import ErrorResponse
+from .bodies import ErrorResponse
 
 DOCS_PAGE = Path(__file__).with_name("docs.html")
 _PATH_PARAM = re.compile(r"<(?:\w+:)?(\w+)>")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from flask import current_app
 
 if TYPE_CHECKING:
-    from .responses import ModelCard
+    from .bodies import ModelCard
     from .streaming import Run
 
 KEY = "openai"

@@ -24,7 +24,7 @@ from modules.engines.base import (
     Usage,
 )
 
-from .responses import UsageOut, total_usage
+from .bodies import UsageOut, total_usage
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,7 @@ from modules.engines.base import Generation, TextEngine, new_request_id
 from modules.errors import HearthError, InvalidRequest
 from modules.serving.connection import client_gone_probe
 
-from .http import json_response, read_json
-from .models import engine_for
-from .protocol import ChatCompletionRequest, ChatMessageIn, EditRequest, SamplingRequest
-from .responses import (
+from .bodies import (
     ChatChoice,
     ChatCompletion,
     ChatCompletionChunk,
@@ -36,6 +33,9 @@ from .responses import (
     ToolCallOut,
     chat_logprobs,
 )
+from .http import json_response, read_json
+from .models import engine_for
+from .protocol import ChatCompletionRequest, ChatMessageIn, EditRequest, SamplingRequest
 from .sse import sse_response
 from .state import api_state
 from .streaming import Collected, Piece, Run, chat_pieces, choice_requests
