@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from flask import Response, request
+from flask import Response
 from pydantic import BaseModel
 
-from modules.app import services
-from modules.chat.chat_log import reply_message
-from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
+from modules.chat.messages import ChatMessage, ChatOptions
 from modules.chat.tools import tool_choice_from_function_call, tools_from_functions
-from modules.engines.base import Generation, TextEngine, new_request_id
-from modules.errors import HearthError, InvalidRequest
-from modules.serving.connection import client_gone_probe
 
+from . import chat_turns
 from .bodies import (
     ChatChoice,
     ChatCompletion,
@@ -33,36 +28,45 @@ from .bodies import (
     ToolCallOut,
     chat_logprobs,
 )
+from .chat_turns import ChatTurn, StartedTurn
 from .http import json_response, read_json
-from .models import engine_for
 from .protocol import ChatCompletionRequest, ChatMessageIn, EditRequest, SamplingRequest
 from .sse import sse_response
-from .state import api_state
-from .streaming import Collected, Piece, Run, chat_pieces, choice_requests
-
-log = logging.getLogger(__name__)
+from .streaming import Collected, Piece, Run
 
 ROLE_ALIASES = {"developer": "system", "function": "tool"}  # what chat templates know
-PROMPT_RESERVE = 512  # tokens kept free for the reply when max_tokens is not given
 
 
 def chat_completions() -> Response:
     body = read_json(ChatCompletionRequest)
-    engine = engine_for(body.model)
-    options = chat_options(body, engine)
-    prepared = prepare_prompt(body, options, engine)
-    run = start_chat(body, engine, options, prepared)
-    extras = response_extras(prepared)
-    keep = history_keeper(body, options, prepared)
+    started = chat_turns.start(chat_turn(body))
+    extras = response_extras(started.extras)
     if body.stream:
-        return stream_chat(run, body, extras, keep)
+        return stream_chat(started, body, extras)
     try:
-        return json_response(whole_chat(run, body, extras, keep))
+        return json_response(whole_chat(started, body, extras))
     finally:
-        run.close()
+        started.run.close()
 
 
-# --- Request -> prompt -> generations ---------------------------------------------------------------
+# --- Request -> chat turn ---------------------------------------------------------------------------
+
+
+def chat_turn(body: ChatCompletionRequest, prefix: str = "chatcmpl") -> ChatTurn:
+    schema = body.response_format.schema_for_grammar() if body.response_format else None
+    return ChatTurn(
+        model=body.model,
+        messages=chat_messages(body.messages),
+        options=chat_options(body),
+        sampling=body,
+        max_tokens=body.max_new_tokens,
+        choices=body.choices,
+        logprobs=body.logprob_count,
+        json_schema=schema,
+        localdocs=body.localdocs,
+        history_id=body.history_id,
+        id_prefix=prefix,
+    )
 
 
 def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
@@ -92,8 +96,7 @@ def uses_legacy_functions(body: ChatCompletionRequest) -> bool:
     return bool(body.functions) and not body.tools
 
 
-def chat_options(body: ChatCompletionRequest, engine: TextEngine) -> ChatOptions:
-    remembered = api_state().templates.get(engine.info.name)
+def chat_options(body: ChatCompletionRequest) -> ChatOptions:
     tools = [tool.model_dump(exclude_none=True) for tool in body.tools or ()]
     tool_choice = body.tool_choice
     if body.functions and not tools:  # the legacy form of tools
@@ -105,115 +108,19 @@ def chat_options(body: ChatCompletionRequest, engine: TextEngine) -> ChatOptions
             )
     if tool_choice is None:
         tool_choice = "auto"
-    return ChatOptions(
-        mode=body.mode or "instruct",
-        character=body.character,
-        instruction_template=body.instruction_template or remembered,
-        instruction_template_str=body.instruction_template_str,
-        user_name=body.user_name or body.name1,
-        bot_name=body.bot_name or body.name2,
-        context=body.context,
-        greeting=body.greeting,
-        user_bio=body.user_bio,
-        chat_instruct_command=body.chat_instruct_command,
-        continue_=bool(body.continue_),
+    return body.chat_options(
         tools=tuple(tools),
         tool_choice=tool_choice.model_dump() if isinstance(tool_choice, BaseModel) else tool_choice,
+        reasoning_effort=body.reasoning_effort,
     )
 
 
-def prepare_prompt(body: ChatCompletionRequest, options: ChatOptions, engine: TextEngine) -> PreparedPrompt:
-    reserve = body.max_new_tokens
-    if reserve is None:
-        reserve = min(PROMPT_RESERVE, engine.info.n_ctx // 4)
-    return services().chat.prepare(
-        chat_messages(body.messages),
-        options,
-        engine.info,
-        count_tokens=engine.count_tokens,
-        max_tokens=reserve,
-        request_state=request_state(body),
-    )
-
-
-def request_state(body: ChatCompletionRequest) -> dict:
-    """The request's fields for extensions' hooks (their `state`)."""
-    if body.localdocs is None:
-        return {}
-    if services().extensions.get("localdocs") is None:
-        raise InvalidRequest(
-            "LocalDocs is not enabled on this server: start Hearth with --extensions localdocs.",
-            param="localdocs",
-        )
-    return {"localdocs": list(body.localdocs)}
-
-
-def response_extras(prepared: PreparedPrompt) -> dict:
+def response_extras(extras: dict) -> dict:
     """Hearth's fields of the chat completion: what extensions added, and the truncation."""
-    out: dict = {}
-    extras = prepared.state.get("extras") or {}
-    if extras.get("localdocs"):
-        out["localdocs"] = LocalDocsOut.model_validate(extras["localdocs"])
-    if prepared.dropped_messages:
-        out["dropped_messages"] = prepared.dropped_messages
+    out: dict = dict(extras)
+    if "localdocs" in out:
+        out["localdocs"] = LocalDocsOut.model_validate(out["localdocs"])
     return out
-
-
-def history_keeper(
-    body: ChatCompletionRequest, options: ChatOptions, prepared: PreparedPrompt
-) -> Callable[[Collected], None] | None:
-    """With `history_id`: a function that saves the conversation with the first choice's
-    reply (whole, or as far as it got when a stream ends early). Saving never fails the
-    response: an error is logged."""
-    if body.history_id is None:
-        return None
-    chat, messages, history_id = services().chat, chat_messages(body.messages), body.history_id
-
-    def keep(first: Collected) -> None:
-        calls = [tool_call(i, c).model_dump() for i, c in sorted(first.calls.items())]
-        text = "".join(first.text)
-        reply = reply_message(text, prepared.state.get("extras"), calls) if text or calls else None
-        try:
-            chat.record(history_id, messages, options, prepared, reply)
-        except (HearthError, OSError) as e:
-            log.error("The chat %s could not be saved: %s", history_id, e)
-
-    return keep
-
-
-def start_chat(
-    body: ChatCompletionRequest,
-    engine: TextEngine,
-    options: ChatOptions,
-    prepared: PreparedPrompt,
-    prefix: str = "chatcmpl",
-) -> Run:
-    schema = body.response_format.schema_for_grammar() if body.response_format else None
-    if prepared.grammar and schema is not None:
-        raise InvalidRequest(
-            "A forced tool call and a JSON response_format cannot be combined.", param="response_format"
-        )
-    params = body.sampling(
-        max_tokens=body.max_new_tokens,
-        n_vocab=engine.info.n_vocab,
-        logprobs=body.logprob_count,
-        extra_stop=prepared.stop,
-        grammar=prepared.grammar,
-        json_schema=schema,
-    )
-    run_id = new_request_id(prefix)
-
-    chat_service = services().chat
-
-    def pieces(generation: Generation, index: int) -> Iterator[Piece]:
-        return chat_pieces(generation, chat_service.reply_parser(options, prepared), index)
-
-    requests = choice_requests(run_id, [prepared.prompt], params, body.choices)
-    gone = client_gone_probe(request.environ)
-    # n choices of one prompt: its tokens are counted once in usage
-    return Run(
-        run_id, engine, requests, pieces, api_state().running, per_prompt=body.choices, client_gone=gone
-    )
 
 
 # --- Pieces -> OpenAI shapes -------------------------------------------------------------------------
@@ -293,28 +200,19 @@ def whole_choice(collected: Collected, logprobs: bool, legacy: bool = False) -> 
     )
 
 
-def whole_chat(
-    run: Run,
-    body: ChatCompletionRequest,
-    extras: dict | None = None,
-    keep: Callable[[Collected], None] | None = None,
-) -> ChatCompletion:
+def whole_chat(started: StartedTurn, body: ChatCompletionRequest, extras: dict) -> ChatCompletion:
+    run = started.run
     collected = Collected.all(run)
-    if keep is not None:
-        keep(collected[0])
+    started.keep(collected[0])
     legacy = uses_legacy_functions(body)
     choices = [whole_choice(c, bool(body.logprobs), legacy) for c in collected]
     return ChatCompletion(
-        id=run.id, created=run.created, model=run.model, choices=choices, usage=run.usage(), **(extras or {})
+        id=run.id, created=run.created, model=run.model, choices=choices, usage=run.usage(), **extras
     )
 
 
-def stream_chat(
-    run: Run,
-    body: ChatCompletionRequest,
-    extras: dict | None = None,
-    keep: Callable[[Collected], None] | None = None,
-) -> Response:
+def stream_chat(started: StartedTurn, body: ChatCompletionRequest, extras: dict) -> Response:
+    run = started.run
     pieces = run.started_pieces()
 
     legacy = uses_legacy_functions(body)
@@ -333,8 +231,7 @@ def stream_chat(
                     out = out.model_copy(update=extras)
                 yield out
         finally:  # also when the client went away: keep what was said
-            if keep is not None:
-                keep(first)
+            started.keep(first)
         if body.include_usage:
             yield ChatCompletionChunk(
                 id=run.id, created=run.created, model=run.model, choices=[], usage=run.usage()
@@ -354,9 +251,7 @@ def edits() -> Response:
     chat = ChatCompletionRequest.model_validate(
         {**shared, "stream": False, "messages": [{"role": "user", "content": text}]}
     )
-    engine = engine_for(chat.model)
-    options = chat_options(chat, engine)
-    run = start_chat(chat, engine, options, prepare_prompt(chat, options, engine), prefix="edit")
+    run = chat_turns.start(chat_turn(chat, prefix="edit")).run
     try:
         choices = [EditChoice(text="".join(c.text), index=c.index) for c in Collected.all(run)]
         return json_response(Edit(created=run.created, choices=choices, usage=run.usage()))

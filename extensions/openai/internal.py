@@ -9,7 +9,7 @@ from flask import Response
 from modules.app import services
 from modules.errors import InvalidRequest, NotFound, Unauthorized
 
-from . import chat_completions
+from . import chat_completions, chat_turns
 from .bodies import (
     ChatPromptResponse,
     DecodeResponse,
@@ -76,8 +76,7 @@ def logits() -> Response:
 def chat_prompt() -> Response:
     """Exactly the prompt a chat completion with this body would send to the model."""
     body = read_json(ChatCompletionRequest)
-    engine = engine_for(body.model)
-    prepared = chat_completions.prepare_prompt(body, chat_completions.chat_options(body, engine), engine)
+    prepared = chat_turns.prepare(chat_completions.chat_turn(body), engine_for(body.model))
     return json_response(
         ChatPromptResponse(prompt=prepared.prompt, dropped_messages=prepared.dropped_messages)
     )

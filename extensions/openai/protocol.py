@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from modules.chat.messages import ChatOptions
 from modules.chat.names import validate_history_id
 from modules.engines.base import SamplingParams
 from modules.errors import InvalidRequest
@@ -324,33 +325,9 @@ class NamedToolChoice(ApiModel):
     function: NamedFunction
 
 
-class ChatCompletionRequest(SamplingRequest):
-    messages: list[ChatMessageIn] = _field(..., "The conversation so far.", min_length=1)
-    max_completion_tokens: int | None = _field(
-        None,
-        "Most tokens to generate (wins over max_tokens). Default: until the model stops "
-        "or the context is full.",
-        ge=0,
-    )
-    logprobs: bool | None = _field(None, "Return the logprob of each generated token.")
-    top_logprobs: int | None = _field(
-        None,
-        f"With logprobs: also the N most likely tokens at each position (0 to {MAX_LOGPROBS}).",
-        ge=0,
-        le=MAX_LOGPROBS,
-    )
-    response_format: ResponseFormat | None = _field(
-        None, "text, json_object or json_schema; JSON is enforced by a grammar."
-    )
-    tools: list[Tool] | None = _field(None, "Functions the model may call.")
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = _field(
-        None, "none, auto, required, or a named function."
-    )
-    functions: list[FunctionDefinition] | None = _field(None, "The legacy form of tools.")
-    function_call: Literal["none", "auto"] | NamedFunction | None = _field(
-        None, "The legacy form of tool_choice."
-    )
-    # text-generation-webui's chat fields
+class HearthChatFields(ApiModel):
+    """Hearth's chat fields (text-generation-webui's), the same on every chat protocol."""
+
     mode: Literal["chat", "chat-instruct", "instruct"] | None = _field(
         None, "Hearth: how to build the prompt (default instruct: the model's own template)."
     )
@@ -388,12 +365,74 @@ class ChatCompletionRequest(SamplingRequest):
         "with this id in user_data/logs/, created if new, where the browser UI lists it.",
     )
 
+    @field_validator("history_id")
+    @classmethod
+    def _history_id(cls, value: str | None) -> str | None:
+        if value is not None:
+            validate_history_id(value)
+        return value
+
+    def chat_options(
+        self,
+        *,
+        tools: tuple[dict, ...] = (),
+        tool_choice: str | dict = "auto",
+        reasoning_effort: str | None = None,
+        enable_thinking: bool | None = None,
+    ) -> ChatOptions:
+        return ChatOptions(
+            mode=self.mode or "instruct",
+            character=self.character,
+            instruction_template=self.instruction_template,
+            instruction_template_str=self.instruction_template_str,
+            user_name=self.user_name or self.name1,
+            bot_name=self.bot_name or self.name2,
+            context=self.context,
+            greeting=self.greeting,
+            user_bio=self.user_bio,
+            chat_instruct_command=self.chat_instruct_command,
+            continue_=bool(self.continue_),
+            tools=tools,
+            tool_choice=tool_choice,
+            reasoning_effort=reasoning_effort,
+            enable_thinking=enable_thinking,
+        )
+
+
+class ChatCompletionRequest(SamplingRequest, HearthChatFields):
+    messages: list[ChatMessageIn] = _field(..., "The conversation so far.", min_length=1)
+    max_completion_tokens: int | None = _field(
+        None,
+        "Most tokens to generate (wins over max_tokens). Default: until the model stops "
+        "or the context is full.",
+        ge=0,
+    )
+    logprobs: bool | None = _field(None, "Return the logprob of each generated token.")
+    top_logprobs: int | None = _field(
+        None,
+        f"With logprobs: also the N most likely tokens at each position (0 to {MAX_LOGPROBS}).",
+        ge=0,
+        le=MAX_LOGPROBS,
+    )
+    response_format: ResponseFormat | None = _field(
+        None, "text, json_object or json_schema; JSON is enforced by a grammar."
+    )
+    tools: list[Tool] | None = _field(None, "Functions the model may call.")
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = _field(
+        None, "none, auto, required, or a named function."
+    )
+    functions: list[FunctionDefinition] | None = _field(None, "The legacy form of tools.")
+    function_call: Literal["none", "auto"] | NamedFunction | None = _field(
+        None, "The legacy form of tool_choice."
+    )
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = _field(
+        None, "For reasoning models whose template reads it (gpt-oss and others); others ignore it."
+    )
+
     @model_validator(mode="after")
     def _checked(self) -> ChatCompletionRequest:
         if self.top_logprobs is not None and not self.logprobs:
             raise InvalidRequest("top_logprobs needs logprobs: true.", param="top_logprobs")
-        if self.history_id is not None:
-            validate_history_id(self.history_id)
         return self
 
     @property

@@ -76,6 +76,10 @@ class ChatOptions:
     impersonate: bool = False  # write the user's next message instead
     tools: tuple[dict, ...] = ()  # OpenAI tool definitions
     tool_choice: str | dict = "auto"
+    # For reasoning models, given to templates that read them: `reasoning_effort` (gpt-oss:
+    # "low" | "medium" | "high") and `enable_thinking` (Qwen3 and others). None: not set.
+    reasoning_effort: str | None = None
+    enable_thinking: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from modules.chat import tools as toolbox
 from modules.chat.messages import ChatMessage
@@ -43,6 +44,8 @@ class PromptBuilder:
     continue_: bool = False
     impersonate: bool = False
     bot_prefix: str = ""  # "Name:" as the bot_prefix hook left it (chat modes)
+    # Variables for templates that read them: reasoning_effort, enable_thinking.
+    template_variables: tuple[tuple[str, Any], ...] = ()
 
     # --- the whole prompt -----------------------------------------------------------------
 
@@ -97,6 +100,7 @@ class PromptBuilder:
             add_generation_prompt=add_generation_prompt,
             model=self.model,
             tools=self.tools or None,
+            extra=dict(self.template_variables),
         )
 
     def _instruct(self, history: Sequence[ChatMessage]) -> str:

@@ -33,6 +33,12 @@ DEFAULT_USER_NAME = "You"
 _START_LINE = re.compile(r"^\s*<START>\s*$", re.IGNORECASE | re.MULTILINE)
 
 
+def template_variables(options: ChatOptions) -> tuple[tuple[str, Any], ...]:
+    """The reasoning switches a request set, for templates that read them."""
+    pairs = (("reasoning_effort", options.reasoning_effort), ("enable_thinking", options.enable_thinking))
+    return tuple((name, value) for name, value in pairs if value is not None)
+
+
 class ChatService:
     def __init__(
         self,
@@ -229,6 +235,7 @@ class ChatService:
             "model": model,
             "continue_": options.continue_,
             "impersonate": options.impersonate,
+            "template_variables": template_variables(options),
         }
         if options.mode == "instruct":
             template = self.templates.choose(options, model)

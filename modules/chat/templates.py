@@ -154,8 +154,11 @@ class TemplateStore:
         add_generation_prompt: bool,
         model: ModelInfo,
         tools: Sequence[Mapping[str, Any]] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> str:
+        """`extra`: more variables for templates that read them (`reasoning_effort`, ...)."""
         variables: dict[str, Any] = {
+            **(extra or {}),
             "messages": [dict(m) for m in messages],
             "add_generation_prompt": add_generation_prompt,
             "bos_token": model.bos_token,
