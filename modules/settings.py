@@ -150,6 +150,16 @@ class Settings(BaseModel):
     cors_origins: list[str] = _opt(
         ["*"], "Browser origins allowed to call the API (CORS); '*' allows any.", metavar="ORIGIN"
     )
+    responses_store_days: float = _opt(
+        30.0,
+        "Days the Responses API keeps a stored response (0: no age limit).",
+        metavar="DAYS",
+    )
+    responses_store_mb: int = _opt(
+        512,
+        "Most megabytes of stored responses; the oldest go first (0: no size limit).",
+        metavar="MB",
+    )
     public_api: bool = _opt(False, "Publish the API through a Cloudflare quick tunnel (implies --api).")
     public_api_id: str | None = _opt(
         None, "Run this named Cloudflare tunnel instead (implies --public-api).", metavar="ID"
@@ -364,6 +374,8 @@ _NON_NEGATIVE = {
     "request_timeout",
     "prompt_cache_mb",
     "media_threads",
+    "responses_store_days",
+    "responses_store_mb",
 }
 _POSITIVE = {"batch_size", "parallel", "embedding_batch_size"}
 _PORTS = {"listen_port", "api_port"}

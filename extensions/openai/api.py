@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from modules.app import health, services
 
-from . import chat_completions, completions, internal, media, models, openapi
+from . import chat_completions, completions, internal, media, models, openapi, responses_api
 from .bodies import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -47,7 +47,16 @@ from .protocol import (
     ModelUnloadRequest,
     StopRequest,
 )
-from .state import KEY, ApiState
+from .responses_wire import (
+    DeletedResponse,
+    InputItemList,
+    InputTokensCount,
+    InputTokensRequest,
+    ResponseObject,
+    ResponsesRequest,
+    ResponseStreamEvent,
+)
+from .state import KEY, ApiState, StoredResponses
 
 Access = Literal["public", "key", "admin"]
 
@@ -104,6 +113,51 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         request=ChatCompletionRequest,
         response=ChatCompletion,
         stream=ChatCompletionChunk,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/responses",
+        responses_api.create_response,
+        "Answer with OpenAI's Responses API: input items, tools, state (previous_response_id), background.",
+        request=ResponsesRequest,
+        response=ResponseObject,
+        stream=ResponseStreamEvent,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/responses/input_tokens",
+        responses_api.count_input_tokens,
+        "The number of input tokens a Responses API request would use.",
+        request=InputTokensRequest,
+        response=InputTokensCount,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/responses/<response_id>",
+        responses_api.get_response,
+        "A stored response (a background one as it stands).",
+        response=ResponseObject,
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/responses/<response_id>",
+        responses_api.delete_response,
+        "Delete a stored response.",
+        response=DeletedResponse,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/responses/<response_id>/input_items",
+        responses_api.list_input_items,
+        "The input items a stored response's prompt was made of (after, before, limit, order).",
+        response=InputItemList,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/responses/<response_id>/cancel",
+        responses_api.cancel_response,
+        "Cancel a background response.",
+        response=ResponseObject,
     ),
     Endpoint(
         "POST",
@@ -243,7 +297,7 @@ def is_api_request() -> bool:
     return request.path.startswith("/v1") or request.path in PUBLIC_PATHS
 
 
-def create_blueprint(children: Sequence[Blueprint] = ()) -> Blueprint:
+def create_blueprint(responses: StoredResponses, children: Sequence[Blueprint] = ()) -> Blueprint:
     """The API; `children` (other extensions' `api_blueprint`s) are mounted inside it, so their
     routes get the API's port, keys, CORS and error shape."""
     bp = Blueprint("openai", __name__)
@@ -256,7 +310,7 @@ def create_blueprint(children: Sequence[Blueprint] = ()) -> Blueprint:
 
     @bp.record_once
     def setup(state) -> None:
-        state.app.extensions[KEY] = ApiState(model_sources=[models.text_models, media.model_cards])
+        state.app.extensions[KEY] = ApiState(responses, model_sources=[models.text_models, media.model_cards])
 
     bp.before_request(_check_key)
     bp.after_app_request(_finish_response)

@@ -19,7 +19,7 @@ from modules.app import services
 from modules.chat.chat_log import reply_message
 from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
 from modules.chat.service import ChatService
-from modules.engines.base import Generation, TextEngine, new_request_id
+from modules.engines.base import Generation, SamplingParams, TextEngine, new_request_id
 from modules.errors import ContextOverflow, HearthError, InvalidRequest
 from modules.serving.connection import client_gone_probe
 
@@ -55,6 +55,8 @@ class ChatTurn:
     localdocs: Sequence[str] | None = None
     history_id: str | None = None
     id_prefix: str = "chatcmpl"
+    # Stop when the client goes away; a background response has no client to follow.
+    follow_client: bool = True
 
 
 @dataclass
@@ -62,7 +64,9 @@ class StartedTurn:
     """A turn whose generations run: its pieces, and what the protocols report besides."""
 
     turn: ChatTurn
+    engine: TextEngine
     prepared: PreparedPrompt
+    params: SamplingParams
     prompt_tokens: int
     run: Run
     chat: ChatService  # kept for `keep`, which may run after the request's context is gone
@@ -150,7 +154,7 @@ def start(turn: ChatTurn) -> StartedTurn:
     prompt_tokens = engine.count_tokens(prepared.prompt)
     max_tokens = turn.max_tokens
     if max_tokens is not None and turn.max_tokens_is_ceiling:
-        room = engine.info.n_ctx - prompt_tokens
+        room = engine.info.n_ctx - prompt_tokens - 1  # the engine may add a BOS token
         if room <= 0:
             raise ContextOverflow(
                 f"The prompt ({prompt_tokens} tokens) fills this model's context window "
@@ -172,12 +176,18 @@ def start(turn: ChatTurn) -> StartedTurn:
         return chat_pieces(generation, chat_service.reply_parser(turn.options, prepared), index)
 
     requests = choice_requests(run_id, [prepared.prompt], params, turn.choices)
-    gone = client_gone_probe(request.environ)
+    gone = client_gone_probe(request.environ) if turn.follow_client else never
     # n choices of one prompt: its tokens are counted once in usage
     run = Run(
         run_id, engine, requests, pieces, api_state().running, per_prompt=turn.choices, client_gone=gone
     )
-    return StartedTurn(turn, prepared, prompt_tokens, run, chat_service, turn_extras(prepared))
+    return StartedTurn(
+        turn, engine, prepared, params, prompt_tokens, run, chat_service, turn_extras(prepared)
+    )
+
+
+def never() -> bool:
+    return False
 
 
 def turn_extras(prepared: PreparedPrompt) -> dict:

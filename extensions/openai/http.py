@@ -141,10 +141,12 @@ def _field_path(loc: tuple, data: object) -> str:
     if data is None:
         return ".".join(str(part) for part in loc)
     parts, node = [], data
-    for part in loc:
+    for i, part in enumerate(loc):
         if _has(node, part):
             parts.append(str(part))
             node = node[part]
+        elif i + 1 < len(loc) and _has(node, loc[i + 1]):
+            continue  # the member of a tagged union pydantic tried (`input.0.message.role`)
         elif isinstance(node, dict) and isinstance(part, str) and not _is_type_tag(part):
             parts.append(part)  # a missing field: name it
             break

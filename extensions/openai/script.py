@@ -6,6 +6,24 @@ text-generation-webui's `openai-embedding_model`, `openai-embedding_device` and
 """
 
 params: dict = {}
+responses = None  # this app's stored responses (script.py is loaded afresh for each app)
+
+
+def setup(context):
+    """The Responses API's store (user_data/responses.sqlite3) and background jobs."""
+    global responses
+    from .response_jobs import BackgroundJobs
+    from .response_store import ResponseStore
+    from .state import StoredResponses
+
+    settings = context.settings
+    store = ResponseStore(
+        settings.user_data_dir / "responses.sqlite3",
+        max_age_seconds=settings.responses_store_days * 86400,
+        max_bytes=settings.responses_store_mb * 1024 * 1024,
+    )
+    responses = StoredResponses(store, BackgroundJobs())
+    context.on_close(responses.close)
 
 
 def blueprint():
@@ -14,4 +32,4 @@ def blueprint():
 
     from .api import create_blueprint
 
-    return create_blueprint(children=services().extensions.blueprints("api_blueprint"))
+    return create_blueprint(responses, children=services().extensions.blueprints("api_blueprint"))

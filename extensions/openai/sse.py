@@ -1,14 +1,18 @@
-"""Server-sent events in OpenAI's dialect: `data: {json}` events, then `data: [DONE]`.
+"""Server-sent events, in the dialect of each protocol.
+
+- Chat Completions and Completions: `data: {json}` events, then `data: [DONE]`.
+- The Responses API and Anthropic Messages: each event named after its `type`
+  (`event: response.created` then `data: {...}`), and no `[DONE]`.
 
 `[DONE]` is left out for clients whose User-Agent starts with `python-requests/`: the
 sseclient-py examples of text-generation-webui's docs call `json.loads` on every event and
 would crash on it; their stream ends when the connection closes. The official clients
 (`OpenAI/Python`, `OpenAI/JS`) and everything else get `[DONE]`.
 
-A stream that fails after its headers went out ends with one `data: {"error": {...}}` event.
-When the client goes away, the server closes the response iterator; `on_close` then runs
-(the generator's `finally`, and the response's `call_on_close` in case it never started),
-which cancels the generations.
+A stream that fails after its headers went out ends with one error event in the dialect's
+shape. When the client goes away, the server closes the response iterator; `on_close` then
+runs (the generator's `finally`, and the response's `call_on_close` in case it never
+started), which cancels the generations.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from flask import Response, request
 from pydantic import BaseModel
@@ -27,32 +32,46 @@ log = logging.getLogger(__name__)
 DONE = "data: [DONE]\n\n"
 
 
-def event(payload: BaseModel | dict) -> str:
+@dataclass(frozen=True)
+class Dialect:
+    done: bool  # end with `data: [DONE]`
+    named: bool  # write each event's `type` as its SSE event name
+    error: Callable[[HearthError], dict]  # the last event of a stream that failed
+
+
+OPENAI = Dialect(done=True, named=False, error=HearthError.to_dict)
+
+
+def event(payload: BaseModel | dict, named: bool = False) -> str:
     if isinstance(payload, BaseModel):
         data = payload.model_dump_json()
+        name = getattr(payload, "type", None) if named else None
     else:
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return f"data: {data}\n\n"
+        name = payload.get("type") if named else None
+    return f"event: {name}\ndata: {data}\n\n" if name else f"data: {data}\n\n"
 
 
 def wants_done() -> bool:
     return not request.headers.get("User-Agent", "").startswith("python-requests/")
 
 
-def sse_response(payloads: Iterable[BaseModel | dict], on_close: Callable[[], None]) -> Response:
-    done = wants_done()
+def sse_response(
+    payloads: Iterable[BaseModel | dict], on_close: Callable[[], None], dialect: Dialect = OPENAI
+) -> Response:
+    done = dialect.done and wants_done()
 
     def body() -> Iterator[str]:
         try:
             for payload in payloads:
-                yield event(payload)
+                yield event(payload, dialect.named)
             if done:
                 yield DONE
         except HearthError as error:
-            yield event(error.to_dict())
+            yield event(dialect.error(error), dialect.named)
         except Exception:
             log.exception("stream failed")
-            yield event(HearthError("The server failed while streaming.").to_dict())
+            yield event(dialect.error(HearthError("The server failed while streaming.")), dialect.named)
         finally:
             on_close()
 

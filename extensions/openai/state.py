@@ -10,13 +10,27 @@ from flask import current_app
 
 if TYPE_CHECKING:
     from .bodies import ModelCard
+    from .response_jobs import BackgroundJobs
+    from .response_store import ResponseStore
     from .streaming import Run
 
 KEY = "openai"
 
 
 @dataclass
+class StoredResponses:
+    """The Responses API's state: stored responses, and the background ones generating."""
+
+    store: ResponseStore
+    jobs: BackgroundJobs
+
+    def close(self) -> None:
+        self.jobs.close()
+
+
+@dataclass
 class ApiState:
+    responses: StoredResponses
     # Requests generating now, by response id (what /v1/internal/stop-generation stops).
     running: dict[str, Run] = field(default_factory=dict)
     # Instruction template set with /v1/internal/model/load, by model id.

@@ -63,9 +63,9 @@ def chat_pieces(generation: Generation, parser, index: int) -> Iterator[Piece]:
         called = called or bool(calls)
         finish = None
         if delta.finish_reason:
-            finish = client_finish_reason(delta.finish_reason)
-            if called and finish == "stop":
-                finish = "tool_calls"
+            # A call whose arguments are complete is a call, even when the length limit
+            # ended the reply right after it (inside its closing tag).
+            finish = "tool_calls" if called else client_finish_reason(delta.finish_reason)
         if content or reasoning or calls or delta.logprobs or finish:
             yield Piece(index, content, reasoning, calls, delta.logprobs, (), finish, delta.usage)
 

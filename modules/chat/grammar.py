@@ -10,6 +10,10 @@ that only allows one call in the Hermes format the tool preamble teaches:
 with the arguments shaped by the function's JSON schema (objects with their properties,
 strings, numbers, integers, booleans, null, enums, consts, arrays, anyOf/oneOf; anything
 else is any JSON value). One call, then the grammar is complete and generation ends.
+
+The arguments are compact JSON: no whitespace between tokens. Left free, a small model
+pretty-prints (`{\n    "name": ...`), and a client's small `max_tokens` then cuts the call
+before its closing tag (LangChain's structured output sends 40).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 _PRIMITIVES = {
-    "ws": r"[ \t\n]{0,8}",
+    "ws": '""',
     "string": r'"\"" char* "\""',
     "char": r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})',
     "integer": r'"-"? ("0" | [1-9] [0-9]{0,15})',
@@ -138,4 +142,4 @@ def tool_call_grammar(tools: Sequence[Mapping], only: str | None = None) -> str:
     if not calls:
         raise ValueError("no tool to call")
     builder.add("call", " | ".join(calls))
-    return builder.text(r'ws "<tool_call>\n" call "\n</tool_call>"')
+    return builder.text(r'"<tool_call>\n" call "\n</tool_call>"')

@@ -144,8 +144,9 @@ class ReplyParser:
             if self._state == _TAG:
                 end = self._buf.find(TOOL_CALL_CLOSE)
                 if end < 0:
-                    if final:  # never closed: it was not a call after all
-                        out += self._content(self._buf)
+                    if final:  # never closed: a call cut inside its closing tag, or not a call
+                        calls = toolcalls.parse_tagged(_without_partial_close(self._buf))
+                        out += self._calls(calls) if calls else self._content(self._buf)
                         self._buf = ""
                     return out
                 raw = self._buf[: end + len(TOOL_CALL_CLOSE)]
@@ -233,6 +234,16 @@ class ReplyParser:
                 ToolCallDelta(index, None, None, call.arguments),
             ]
         return out
+
+
+def _without_partial_close(block: str) -> str:
+    """The body of an unclosed `<tool_call>` block, less a cut-off `</tool_call>` at its end
+    (a length limit can end the reply inside the closing tag of a complete call)."""
+    body = block[len(TOOL_CALL_OPEN) :].rstrip()
+    for n in range(len(TOOL_CALL_CLOSE) - 1, 0, -1):
+        if body.endswith(TOOL_CALL_CLOSE[:n]):
+            return body[:-n]
+    return body
 
 
 def _partial_suffix(text: str, guards: Sequence[str]) -> int:

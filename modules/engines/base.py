@@ -18,8 +18,10 @@ FINISH_CANCELLED = "cancelled"
 
 
 def new_request_id(prefix: str = "gen") -> str:
-    """A unique, unguessable id for a generation (stop-generation takes it as a capability)."""
-    return f"{prefix}-{secrets.token_hex(8)}"
+    """A unique, unguessable id for a generation (stop-generation takes it as a capability).
+    A prefix that ends in `_` is used as it is (`resp_…`, `msg_…`), others get a `-`."""
+    separator = "" if prefix.endswith("_") else "-"
+    return f"{prefix}{separator}{secrets.token_hex(12)}"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,11 @@ ROOTS = (
     "Model",
     "CreateChatCompletionRequest",
     "CreateCompletionRequest",
+    "Response",
+    "ResponseStreamEvent",
+    "ResponseItemList",
+    "TokenCountsResource",
+    "CreateResponse",
 )
 _REF = re.compile(r"^#/components/schemas/(.+)$")
 
@@ -115,6 +120,16 @@ def validator(name: str):
     registry = Registry().with_resource("urn:openai", resource)
     schema = {"$ref": f"urn:openai#/components/schemas/{name}"}
     return Draft202012Validator(schema, registry=registry)
+
+
+def event_validator(event_type: str):
+    """The validator of the one stream event schema whose `type` is `event_type`: its errors
+    say more than those of the union of every event."""
+    for name, schema in vendored()["components"]["schemas"].items():
+        kind = schema.get("properties", {}).get("type", {}) if isinstance(schema, dict) else {}
+        if name.endswith("Event") and kind.get("enum") == [event_type]:
+            return validator(name)
+    raise KeyError(f"no event schema of type {event_type!r}")
 
 
 def request_fields(name: str) -> set[str]:

@@ -84,7 +84,8 @@ def test_legacy_functions_map_onto_tools():
 def test_grammar_shape():
     grammar = tool_call_grammar([WEATHER, NOTE])
     rules = dict(line.split(" ::= ", 1) for line in grammar.strip().splitlines())
-    assert rules["root"] == r'ws "<tool_call>\n" call "\n</tool_call>"'
+    assert rules["root"] == r'"<tool_call>\n" call "\n</tool_call>"'
+    assert rules["ws"] == '""'  # compact arguments: see the module's docstring
     assert rules["call"] == "call-get-weather | call-note"
     assert '"\\"celsius\\""' in rules["get-weather-args-unit"]
     # every referenced rule is defined
