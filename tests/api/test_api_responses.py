@@ -119,7 +119,7 @@ def test_reasoning_comes_as_a_reasoning_item(smol, smol_client):
     added = [e["item"]["type"] for e in payloads if e["type"] == "response.output_item.added"]
     assert added == ["reasoning", "message"]
     response = smol_client.responses.create(model=MODEL, input="Hi", temperature=0, extra_body=thinking)
-    reasoning, message = response.output
+    reasoning, _ = response.output
     assert reasoning.type == "reasoning" and reasoning.content[0].text.strip()
     assert "<think>" not in response.output_text and response.output_text[0].isupper()
     assert response.usage.output_tokens_details.reasoning_tokens > 0
@@ -313,7 +313,7 @@ def test_a_conversation_survives_a_restart(tmp_path, model_dir):
         )
         assert second.status_code == 200, second.text
         items = requests.get(f"{server.api_url}/responses/{second.json()['id']}/input_items", timeout=30)
-        assert [i["content"][0]["text"] for i in reversed(items.json()["data"])][0] == "My name is Ada."
+        assert items.json()["data"][-1]["content"][0]["text"] == "My name is Ada."  # newest first
         assert requests.get(f"{server.api_url}/responses/{first['id']}", timeout=30).json() == first
     finally:
         server.stop()
