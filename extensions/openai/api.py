@@ -14,8 +14,19 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel
 
 from modules.app import health, services
+from modules.errors import HearthError
 
-from . import chat_completions, completions, internal, media, models, openapi, responses_api
+from . import (
+    anthropic_messages,
+    chat_completions,
+    completions,
+    internal,
+    media,
+    models,
+    openapi,
+    responses_api,
+)
+from .anthropic_wire import CountTokensRequest, MessageOut, MessagesRequest, MessageStreamEvent, TokenCount
 from .bodies import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -35,7 +46,7 @@ from .bodies import (
     StatusResponse,
     TokenCountResponse,
 )
-from .http import admin_only, check_api_key, install_error_handlers, json_response
+from .http import ErrorShape, admin_only, check_api_key, install_error_handlers, json_response
 from .protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -59,6 +70,7 @@ from .responses_wire import (
 from .state import KEY, ApiState, StoredResponses
 
 Access = Literal["public", "key", "admin"]
+Protocol = Literal["openai", "anthropic"]  # whose error shape the endpoint answers in
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,7 @@ class Endpoint:
     response: type[BaseModel] | None = None
     stream: type[BaseModel] | None = None  # the chunk type, for endpoints that can stream
     access: Access = "key"
+    protocol: Protocol = "openai"
 
 
 def _json(make: Callable[..., BaseModel]) -> Callable[..., Response]:
@@ -158,6 +171,25 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         responses_api.cancel_response,
         "Cancel a background response.",
         response=ResponseObject,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/messages",
+        anthropic_messages.create_message,
+        "Answer with Anthropic's Messages API (Claude Code, the anthropic SDK).",
+        request=MessagesRequest,
+        response=MessageOut,
+        stream=MessageStreamEvent,
+        protocol="anthropic",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/messages/count_tokens",
+        anthropic_messages.count_tokens,
+        "The number of input tokens a Messages API request would use.",
+        request=CountTokensRequest,
+        response=TokenCount,
+        protocol="anthropic",
     ),
     Endpoint(
         "POST",
@@ -291,6 +323,12 @@ CORE_ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 PUBLIC_PATHS = frozenset(e.path for e in (*ENDPOINTS, *CORE_ENDPOINTS) if e.access == "public")
+ANTHROPIC_PATHS = frozenset(e.path for e in ENDPOINTS if e.protocol == "anthropic")
+
+
+def error_shape() -> ErrorShape:
+    """Anthropic's error shape on its routes, OpenAI's everywhere else."""
+    return anthropic_messages.error_body if request.path in ANTHROPIC_PATHS else HearthError.to_dict
 
 
 def is_api_request() -> bool:
@@ -314,7 +352,7 @@ def create_blueprint(responses: StoredResponses, children: Sequence[Blueprint] =
 
     bp.before_request(_check_key)
     bp.after_app_request(_finish_response)
-    install_error_handlers(bp, is_api_request)
+    install_error_handlers(bp, is_api_request, error_shape)
     return bp
 
 

@@ -171,8 +171,11 @@ def json_response(body: BaseModel) -> Response:
     return jsonify(body.model_dump(mode="json"))
 
 
-def error_response(error: HearthError) -> Response:
-    response = jsonify(error.to_dict())
+ErrorShape = Callable[[HearthError], dict]
+
+
+def error_response(error: HearthError, shape: ErrorShape = HearthError.to_dict) -> Response:
+    response = jsonify(shape(error))
     response.status_code = error.status
     for name, value in error.headers.items():
         response.headers[name] = value
@@ -186,20 +189,26 @@ _HTTP_ERRORS = {
 }
 
 
-def install_error_handlers(blueprint: Blueprint, is_api_request: Callable[[], bool]) -> None:
-    """OpenAI-shaped errors for everything the blueprint (and its children) raise.
+def install_error_handlers(
+    blueprint: Blueprint, is_api_request: Callable[[], bool], shape: Callable[[], ErrorShape]
+) -> None:
+    """Errors for everything the blueprint (and its children) raise, in the shape of the
+    request's protocol (`shape()`: OpenAI's, or Anthropic's on its routes).
 
     Routing errors (unknown path, wrong method) happen before a blueprint is chosen, so
     they are handled app-wide, for requests `is_api_request` recognises.
     """
 
+    def respond(error: HearthError) -> Response:
+        return error_response(error, shape())
+
     @blueprint.errorhandler(HearthError)
     def hearth_error(error: HearthError):
-        return error_response(error)
+        return respond(error)
 
     @blueprint.errorhandler(ValidationError)
     def validation_error(error: ValidationError):
-        return error_response(invalid_field(error))
+        return respond(invalid_field(error))
 
     def http_error(error: HTTPException):
         if not is_api_request():
@@ -208,7 +217,7 @@ def install_error_handlers(blueprint: Blueprint, is_api_request: Callable[[], bo
         wrapped = HearthError(template.format(method=request.method, path=request.path))
         wrapped.status = error.code or 500
         wrapped.type = "invalid_request_error" if wrapped.status < 500 else "server_error"
-        return error_response(wrapped)
+        return respond(wrapped)
 
     # Routing errors are app-wide; the blueprint's own handler keeps HTTP errors its views
     # raise from falling through to the catch-all below.
@@ -218,7 +227,7 @@ def install_error_handlers(blueprint: Blueprint, is_api_request: Callable[[], bo
     @blueprint.errorhandler(Exception)
     def unexpected(error: Exception):
         log.exception("unexpected error in %s %s", request.method, request.path)
-        return error_response(HearthError("The server failed to handle this request."))
+        return respond(HearthError("The server failed to handle this request."))
 
 
 # --- API keys ------------------------------------------------------------------------------------

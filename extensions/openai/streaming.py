@@ -40,6 +40,7 @@ class Piece:
     finish_reason: str | None = None  # "stop", "length" or "tool_calls" on the last piece
     usage: Usage | None = None
     echoed: bool = False  # completions with echo: this piece is the prompt itself
+    stop_sequence: str | None = None  # on the last piece: the stop string that ended the choice
 
 
 def client_finish_reason(engine_reason: str) -> str:
@@ -67,7 +68,17 @@ def chat_pieces(generation: Generation, parser, index: int) -> Iterator[Piece]:
             # ended the reply right after it (inside its closing tag).
             finish = "tool_calls" if called else client_finish_reason(delta.finish_reason)
         if content or reasoning or calls or delta.logprobs or finish:
-            yield Piece(index, content, reasoning, calls, delta.logprobs, (), finish, delta.usage)
+            yield Piece(
+                index,
+                content,
+                reasoning,
+                calls,
+                delta.logprobs,
+                (),
+                finish,
+                delta.usage,
+                stop_sequence=delta.stop_sequence,
+            )
 
 
 def text_pieces(generation: Generation, index: int, *, echo: bool, suffix: str) -> Iterator[Piece]:
@@ -232,6 +243,7 @@ class Collected:
     offsets: list[int] = field(default_factory=list)
     finish_reason: str = "stop"
     echoed_logprobs: int = 0  # how many of `logprobs` belong to the echoed prompt
+    stop_sequence: str | None = None
 
     def add(self, piece: Piece) -> None:
         if piece.echoed:
@@ -247,6 +259,7 @@ class Collected:
             entry["arguments"] += call.arguments or ""
         if piece.finish_reason:
             self.finish_reason = piece.finish_reason
+            self.stop_sequence = piece.stop_sequence
 
     @staticmethod
     def all(run: Run) -> list[Collected]:

@@ -103,6 +103,7 @@ class Delta:
     logprobs: tuple[TokenLogprob, ...] = ()
     finish_reason: str | None = None
     usage: Usage | None = None
+    stop_sequence: str | None = None  # on the last delta: the stop string that ended it, if one did
 
 
 @dataclass(frozen=True)

@@ -458,7 +458,10 @@ class Scheduler:
             generation_seconds=0.0 if first is None else now - first,
         )
         self._release(job)  # before the last delta: once a caller sees the end, the job is gone
-        job.channel.put(Delta(text=text, logprobs=tuple(ready), finish_reason=reason, usage=usage))
+        stop = job.assembler.stop_string if job.assembler is not None and job.assembler.stopped else None
+        job.channel.put(
+            Delta(text=text, logprobs=tuple(ready), finish_reason=reason, usage=usage, stop_sequence=stop)
+        )
 
     def _fail(self, job: Job, error: HearthError) -> None:
         self._release(job)
