@@ -2,7 +2,8 @@
 # Sets up everything the test suite needs, on a fresh machine or an existing checkout:
 # the virtualenv with requirements/dev.txt (llama-cpp-python built with lean, portable
 # flags; pip reuses the built wheel afterwards), Debian's Chromium for the browser tests,
-# and the Node openai client for the Node compatibility test. Safe to run again.
+# the Node openai client for the Node compatibility test, and llama.cpp's real chat templates.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,4 +23,19 @@ fi
 
 if [ -f tests/node/package.json ] && command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm install --silent --no-audit --no-fund >/dev/null)
+fi
+
+# llama.cpp's collection of real chat templates (tests/chat/test_real_templates.py), from the
+# llama-cpp-python sdist that requirements/base.txt pins: downloaded once, templates only kept.
+llama_version="$(sed -n 's/^llama-cpp-python==\([^ ;]*\).*/\1/p' requirements/base.txt)"
+templates_dir="tests/.artifacts/llama-cpp-templates/$llama_version"
+if ! compgen -G "$templates_dir/*.jinja" >/dev/null; then
+    downloads="tests/.artifacts/downloads"
+    sdist="$downloads/llama_cpp_python-$llama_version.tar.gz"
+    [ -f "$sdist" ] || .venv/bin/pip download --quiet --no-binary :all: --no-deps \
+        "llama-cpp-python==$llama_version" -d "$downloads"
+    rm -rf "$templates_dir.part" && mkdir -p "$templates_dir.part"
+    tar -xzf "$sdist" -C "$templates_dir.part" --strip-components=5 \
+        --wildcards "*/vendor/llama.cpp/models/templates/*.jinja"
+    rm -rf "$templates_dir" && mv "$templates_dir.part" "$templates_dir"
 fi

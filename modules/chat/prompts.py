@@ -18,7 +18,7 @@ from typing import Any
 from modules.chat import tools as toolbox
 from modules.chat.messages import ChatMessage
 from modules.chat.placeholders import fill_placeholders
-from modules.chat.reasoning import strip_reasoning
+from modules.chat.reasoning import split_reasoning, strip_reasoning
 from modules.chat.templates import InstructionTemplate, TemplateStore
 from modules.engines.base import ModelInfo
 from modules.errors import ContextOverflow, InvalidRequest
@@ -86,7 +86,9 @@ class PromptBuilder:
         for m in messages:
             d = toolbox.template_message(m)
             if m.role == "assistant":
-                d["content"] = strip_reasoning(m.content)
+                reasoning, d["content"] = split_reasoning(m.content)
+                if reasoning:  # under both names, in transformers' order: the template decides
+                    d = {"thinking": reasoning, **d, "reasoning_content": reasoning}
             dicts.append(d)
         if self.system:
             dicts.insert(0, {"role": "system", "content": self.system})

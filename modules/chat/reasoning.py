@@ -26,9 +26,21 @@ def strip_reasoning(text: str) -> str:
     Removes `<think>...</think>` blocks, an unterminated `<think>` to the end, and everything
     before a `</think>` that has no opening (the prompt opened that block).
     """
+    return split_reasoning(text)[1]
+
+
+def split_reasoning(text: str) -> tuple[str, str]:
+    """An earlier reply's reasoning and the rest of it (`strip_reasoning`'s result).
+
+    Chat templates get the reasoning as the message's `reasoning_content`, as transformers and
+    llama.cpp pass it, and decide themselves whether the model sees it again."""
     if THINK_OPEN not in text and THINK_CLOSE not in text:
-        return text
+        return "", text
+    thoughts = []
     close = text.find(THINK_CLOSE)
     if close >= 0 and (THINK_OPEN not in text[:close]):
+        thoughts.append(text[:close])
         text = text[close + len(THINK_CLOSE) :]
-    return _BLOCK.sub("", text).strip()
+    thoughts += [block.removeprefix(THINK_OPEN).removesuffix(THINK_CLOSE) for block in _BLOCK.findall(text)]
+    reasoning = "\n\n".join(t.strip() for t in thoughts if t.strip())
+    return reasoning, _BLOCK.sub("", text).strip()

@@ -1,11 +1,14 @@
 """Rendering chat templates in a sandbox: a template from a downloaded model, or sent in a
 request (`instruction_template_str`), is untrusted.
 
-Hugging Face chat templates expect Jinja2 with `trim_blocks`/`lstrip_blocks`, the
-`loopcontrols` extension, `raise_exception`, `strftime_now` and a `tojson` that keeps
-non-ASCII text. The immutable sandbox stops attribute tricks and mutation. On top of it we
-bound the work a template may do, so that a hostile or broken template becomes an
-InvalidRequest instead of a hung or crashed server:
+Hugging Face chat templates expect Jinja2 as transformers sets it up (its
+`chat_template_utils`): `trim_blocks`/`lstrip_blocks`, the `loopcontrols` extension, a
+`{% generation %}` block, `raise_exception`, `strftime_now`, a `namespace` that refuses
+`_`-names and a `tojson` that keeps non-ASCII text unless told `ensure_ascii=True`. Hearth
+renders what that environment renders, byte for byte (tests/chat/test_real_templates.py
+checks it on llama.cpp's collection of real templates). The immutable sandbox stops
+attribute tricks and mutation. On top of it we bound the work a template may do, so that a
+hostile or broken template becomes an InvalidRequest instead of a hung or crashed server:
 
 - time: a deadline, checked on every call, attribute access, loop step and output chunk;
 - size: no value a template builds (by `~`, `+`, `*`, `%`, a call, a filter, a captured
@@ -24,12 +27,16 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from types import CodeType
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.nodes import Concat
+from jinja2.ext import Extension
+from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace
 
 from modules.errors import InvalidRequest
 
@@ -124,21 +131,73 @@ _FILTERS: dict[str, Callable[..., int]] = {
     "replace": lambda s, old, new, count=None, *_: _replaced(str(s), str(old), str(new), _int(count) or -1),
     "batch": lambda value, linecount, *_: _int(linecount),
     "slice": lambda value, slices, *_: _int(slices) * 1000,  # each slice is a list of its own
-    "tojson": lambda value, indent=None, *_, **kw: (
+    "tojson": lambda value, ensure_ascii=False, indent=None, *_, **kw: (
         MAX_VALUE + 1 if _int(kw.get("indent", indent)) > MAX_JSON_INDENT else 0
     ),
 }
 
 
+_JINJA_CALL_KEYWORDS = frozenset(("_loop_vars", "_block_vars"))
+
+
 class _BoundedCodeGenerator(CodeGenerator):
     """Compiles `a ~ b` to a join that checks its size first."""
 
-    def visit_Concat(self, node: Concat, frame: Frame) -> None:
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.join_parts((")
         for arg in node.nodes:
             self.visit(arg, frame)
             self.write(", ")
         self.write("))")
+
+
+class _GenerationBlock(Extension):
+    """`{% generation %}...{% endgeneration %}`: transformers marks the assistant's part of a
+    training example with it; in a prompt it is just its body. Kept a call block, as in
+    transformers, so that a `{% set %}` inside stays inside."""
+
+    tags = frozenset(("generation",))
+
+    def parse(self, parser: Parser) -> nodes.CallBlock:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+    @staticmethod
+    def _body(caller: Callable[[], str]) -> str:
+        return caller()
+
+
+class _Namespace(Namespace):
+    """transformers' `namespace`: no attribute whose name starts with `_`, so that nothing a
+    template stores can pass for Python internals."""
+
+    # `self` taken from `args`, as Namespace does, so that `namespace(self=...)` still works.
+    def __init__(*args: Any, **kwargs: Any) -> None:
+        self, args = args[0], args[1:]
+        attributes = dict(*args, **kwargs)
+        for name in attributes:
+            _Namespace._check(name)
+        Namespace.__init__(self, attributes)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        _Namespace._check(name)
+        Namespace.__setitem__(self, name, value)
+
+    @staticmethod
+    def _check(name: Any) -> None:
+        if isinstance(name, str) and name.startswith("_"):
+            raise jinja2.exceptions.SecurityError(
+                f"a namespace cannot hold an attribute starting with '_' ({name!r})"
+            )
+
+
+# The syntax chat templates are written for, as transformers configures Jinja.
+_SYNTAX: dict[str, Any] = {
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+    "extensions": ["jinja2.ext.loopcontrols", _GenerationBlock],
+}
 
 
 class _BoundedEnvironment(ImmutableSandboxedEnvironment):
@@ -148,9 +207,7 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
     def __init__(self, budget: _Budget) -> None:
         self.budget = budget
         super().__init__(
-            trim_blocks=True,
-            lstrip_blocks=True,
-            extensions=["jinja2.ext.loopcontrols"],
+            **_SYNTAX,
             undefined=jinja2.Undefined,
             finalize=self._output,  # every `{{ ... }}` counts
         )
@@ -160,6 +217,7 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
             raise_exception=_raise_exception,
             strftime_now=lambda fmt: datetime.now().strftime(fmt),
             range=self._range,
+            namespace=_Namespace,
         )
         self.filters["tojson"] = _tojson
         self.filters = {name: self._bounded_filter(name, f) for name, f in self.filters.items()}
@@ -222,7 +280,10 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
                 self.budget.allow(_joined(owner, items))
                 args = (items, *args[1:])
             elif name in _STR_METHODS:
-                self.budget.allow(_STR_METHODS[name](owner, *args, **kwargs))
+                # Inside a loop or block, Jinja adds its own `_loop_vars`/`_block_vars`
+                # keywords (the context drops them before the real call): not the method's.
+                own = {k: v for k, v in kwargs.items() if k not in _JINJA_CALL_KEYWORDS}
+                self.budget.allow(_STR_METHODS[name](owner, *args, **own))
         return self.budget.built(super().call(context, obj, *args, **kwargs))
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -267,14 +328,16 @@ def _raise_exception(message: str) -> None:
 
 def _tojson(
     value: Any,
+    ensure_ascii: bool = False,
     indent: int | None = None,
     separators: Any = None,
     sort_keys: bool = False,
 ) -> str:
-    # Hugging Face's tojson: no HTML escaping, non-ASCII kept as is.
+    # transformers' tojson, arguments in its order: no HTML escaping, non-ASCII kept unless
+    # asked otherwise (GLM and MiniMax templates pass ensure_ascii=False explicitly).
     return json.dumps(
         value,
-        ensure_ascii=False,
+        ensure_ascii=ensure_ascii,
         indent=indent,
         separators=separators,
         sort_keys=sort_keys,
@@ -292,7 +355,7 @@ def render(
     budget = _Budget(max_seconds)
     env = _BoundedEnvironment(budget)
     try:
-        template = env.from_string(source)
+        template = env.template_class.from_code(env, _compiled(source), env.make_globals(None))
         out: list[str] = []
         size = 0
         for chunk in template.generate(**variables):
@@ -320,12 +383,25 @@ def _failed(what: str, reason: str) -> InvalidRequest:
     return InvalidRequest(f"The {what} failed: {reason}.", param="instruction_template")
 
 
+# Compiling a real chat template takes 10-50 ms here, and one request renders its template
+# several times (the prompt, the stop strings, the system-role check). The compiled code
+# depends on the source alone (every sandbox is set up alike and is passed in at run time,
+# with its own budget), so a few recent ones are kept: a cache of a pure function.
+@functools.lru_cache(maxsize=16)
+def _compiled(source: str) -> CodeType:
+    # An expired deadline: Jinja calls filters (and attribute lookups) on constants while
+    # compiling, to fold them into the code; those calls fail at once here, so nothing big is
+    # ever built into cached code, and every filter runs at render time, within its budget.
+    return _BoundedEnvironment(_Budget(-1.0)).compile(source)
+
+
+@functools.lru_cache(maxsize=16)
 def variables_used(source: str) -> frozenset[str]:
     """The top-level variables a template reads (e.g. to know whether it renders `tools`)."""
     from jinja2 import meta
 
     try:
-        ast = ImmutableSandboxedEnvironment().parse(source)
+        ast = ImmutableSandboxedEnvironment(**_SYNTAX).parse(source)
     except jinja2.TemplateSyntaxError:
         return frozenset()
     return frozenset(meta.find_undeclared_variables(ast))

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from modules.chat import sandbox
+from modules.chat import sandbox, system_role
 from modules.chat.messages import ChatOptions
 from modules.chat.names import child_path, validate_name
 from modules.engines.base import ModelInfo
@@ -166,6 +166,9 @@ class TemplateStore:
         }
         if tools:
             variables["tools"] = [dict(t) for t in tools]
+        leads_with_system = bool(messages) and messages[0].get("role") == "system"
+        if leads_with_system and system_role.refuses_system_role(template.source, variables):
+            variables["messages"] = system_role.fold_system_message(variables["messages"])
         what = f"instruction template '{template.name}'"
         return sandbox.render(template.source, variables, what=what)
 

@@ -15,6 +15,7 @@ import venv
 from pathlib import Path
 
 import pytest
+import requests
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "tests" / ".artifacts"
@@ -313,6 +314,36 @@ def test_textgen_python_chat_example_without_streaming(textgen, tmp_path):
             print(assistant_message)
         """)
     assert len(run_example(code, textgen, tmp_path, "Hello!").strip()) > 200
+
+
+TEXTGEN_CHARACTER_CURL = """\
+curl http://127.0.0.1:5000/v1/chat/completions \\
+-H "Content-Type: application/json" \\
+-d '{
+"messages": [
+{
+"role": "user",
+"content": "Hello! Who are you?"
+}
+],
+"mode": "chat-instruct",
+"character": "Example",
+"temperature": 0.6,
+"top_p": 0.95,
+"top_k": 20
+}'
+"""
+
+
+def test_textgen_chat_instruct_example_with_the_example_character(textgen):
+    reply = curl(TEXTGEN_CHARACTER_CURL, textgen, "http://127.0.0.1:5000")
+    assert reply["object"] == "chat.completion" and reply["choices"][0]["message"]["content"].strip()
+    # The same body's prompt: the shipped Example character, answering in chat-instruct mode.
+    body = json.loads(TEXTGEN_CHARACTER_CURL.split("-d '", 1)[1].rsplit("'", 1)[0])
+    prompt = requests.post(textgen.api_url + "/internal/chat-prompt", json=body, timeout=30).json()["prompt"]
+    assert "Juniper is an enthusiastic hobby engineer" in prompt
+    assert 'Write a single reply for the character "Juniper"' in prompt
+    assert "You: Hello! Who are you?" in prompt and prompt.endswith("<|im_start|>assistant\nJuniper:")
 
 
 # --- LocalAI ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from PIL import Image
 
 from modules.chat.characters import CharacterStore
 from modules.errors import InvalidRequest, NotFound
@@ -18,6 +19,15 @@ def test_shipped_characters(characters):
     for persona in personas:
         assert persona.builtin and persona.picture.stat().st_size < 50_000
         assert persona.picture.read_bytes().startswith(b"\x89PNG")
+
+
+def test_example_ships_for_text_generation_webuis_documentation(characters):
+    # Its chat-instruct example names "character": "Example" (run in tests/api/test_api_examples.py).
+    example = characters.get("Example")
+    assert example.builtin and example.name == "Juniper"
+    assert example.greeting and example.context and example.example_dialogue
+    with Image.open(example.picture) as picture:
+        assert (example.picture.name, picture.format, picture.size) == ("Example.png", "PNG", (128, 128))
 
 
 def test_yaml_json_and_alternative_fields(characters, user_data):

@@ -104,6 +104,52 @@ def test_reasoning_of_earlier_replies_is_not_sent_back(service, model):
     assert "long" not in prompt and "<|im_start|>assistant\nShort.<|im_end|>" in prompt
 
 
+def test_templates_that_keep_reasoning_get_it_as_reasoning_content(service, model):
+    # As transformers and llama.cpp pass it (Bielik, Seed-OSS, MiniMax-M3... render it back).
+    keeper = (
+        "{% for m in messages %}{{ m.role }}:{% if m.reasoning_content %}({{ m.reasoning_content }})"
+        "{% endif %}{{ m.content }}|{% endfor %}"
+    )
+    history = [
+        ChatMessage("user", "Q"),
+        ChatMessage("assistant", "<think>\nlong\n</think>\n\nShort."),
+        ChatMessage("user", "Q2"),
+    ]
+    prompt = prepare(service, history, model, instruction_template_str=keeper).prompt
+    assert prompt == "user:Q|assistant:(long)Short.|user:Q2|"
+
+
+GEMMA_2 = (  # google/gemma-2-2b-it's template, shortened
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant' "
+    "else message['role'] %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + "
+    "'<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
+
+def test_a_template_refusing_the_system_role_gets_it_in_the_first_user_message(service, model):
+    messages = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hi")]
+    prepared = prepare(service, messages, model, instruction_template_str=GEMMA_2)
+    # llama.cpp's way: the system text, a newline, the user's text
+    assert prepared.prompt == "<s><start_of_turn>user\nBe brief.\nHi<end_of_turn>\n<start_of_turn>model\n"
+    assert prepared.stop == ("<end_of_turn>\n<start_of_turn>user",)
+
+
+def test_a_template_dropping_the_system_message_gets_it_in_the_first_user_message(service, model):
+    template = "{% for m in messages if m.role != 'system' %}[{{ m.role }}:{{ m.content }}]{% endfor %}"
+    messages = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hi")]
+    prompt = prepare(service, messages, model, instruction_template_str=template).prompt
+    assert prompt == "[user:Be brief.\nHi]"
+
+
+def test_a_template_with_a_system_role_keeps_it(service, model):
+    template = "{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}"
+    messages = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hi")]
+    prompt = prepare(service, messages, model, instruction_template_str=template).prompt
+    assert prompt == "[system:Be brief.][user:Hi]"
+
+
 def test_tools_go_through_the_template_when_it_renders_them(service, model):
     prepared = prepare(
         service,

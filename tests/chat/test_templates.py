@@ -251,6 +251,11 @@ HUNGRY = [
     "{% macro f(s, n) %}{% if n %}{{ f(s ~ s, n - 1) }}{% endif %}{% endmacro %}{{ f('x', 60) }}",
     "{% set big = 'x' * 1000000 %}{% set c %}{% for i in range(99999) %}{{ big }}{% endfor %}{% endset %}",
     "{% filter upper %}{% for i in range(99999) %}{{ 'x' * 1000000 }}{% endfor %}{% endfilter %}",
+    # the same inside a loop, where Jinja passes its own keywords along with every call
+    "{% set s = 'x' * 1000000 %}{% for m in messages %}{{ s.replace('', s) }}{% endfor %}",
+    "{% for m in messages %}{{ m.content.zfill(10**9) }}{% endfor %}",
+    "{% for m in messages %}{{ m|tojson(false, 10**9) }}{% endfor %}",
+    "{% generation %}{{ 'x'.ljust(10**9) }}{% endgeneration %}",
 ]
 
 
@@ -305,3 +310,47 @@ def test_hugging_face_helpers_work():
 def test_template_reading_tools_is_recognised():
     assert InstructionTemplate("a", "{% if tools %}x{% endif %}").renders_tools
     assert not InstructionTemplate("b", "{{ messages }}").renders_tools
+    # the whole syntax real templates use is understood, loop controls and generation blocks too
+    loops = "{% for t in tools %}{% if loop.index > 2 %}{% break %}{% endif %}{{ t }}{% endfor %}"
+    assert InstructionTemplate("c", loops).renders_tools
+    assert InstructionTemplate("d", "{% generation %}{{ tools }}{% endgeneration %}").renders_tools
+
+
+# --- transformers' additions, as real templates use them (GLM, MiniMax, Nemotron, LFM2...) ----
+
+
+def test_tojson_takes_transformers_arguments():
+    value = {"city": "Zürich", "a": [1]}
+    out = render(
+        "{{ v|tojson(ensure_ascii=False) }}|{{ v|tojson(ensure_ascii=True) }}|{{ v|tojson(true) }}|"
+        "{{ v|tojson(indent=1, sort_keys=true, separators=(',', ':')) }}",
+        {"v": value},
+    )
+    assert out == (
+        '{"city": "Zürich", "a": [1]}|{"city": "Z\\u00fcrich", "a": [1]}|{"city": "Z\\u00fcrich", "a": [1]}|'
+        '{\n "a":[\n  1\n ],\n "city":"Zürich"\n}'
+    )
+
+
+def test_string_methods_work_inside_loops_and_blocks():
+    source = (
+        "{% for m in messages %}{{ m.content.replace('e', '3').zfill(4) }};{% endfor %}"
+        "{% set ns = namespace(t='') %}{% for m in messages %}{% if loop.first %}"
+        "{% set ns.t = m.content.replace(' ', '_', 1) %}{% endif %}{% endfor %}{{ ns.t }}"
+    )
+    assert _render(source) == "You ar3 t3rs3.;00Hi;H3llo.;2+2?;You_are terse."
+
+
+def test_generation_blocks_render_their_body_and_keep_their_scope():
+    source = (
+        "{% set x = 'out' %}{% for m in messages[1:3] %}{% generation %}{% set x = 'in' %}"
+        "[{{ m.content }}|{{ x }}]{% endgeneration %}{% endfor %}{{ x }}"
+    )
+    assert _render(source) == "[Hi|in][Hello.|in]out"
+
+
+def test_namespaces_refuse_underscore_names_as_transformers_does():
+    assert _render("{% set ns = namespace(a=1) %}{% set ns.b = 2 %}{{ ns.a + ns.b }}") == "3"
+    for source in ("{% set ns = namespace(_a=1) %}", "{% set ns = namespace() %}{% set ns._b = 2 %}"):
+        with pytest.raises(InvalidRequest, match="namespace"):
+            _render(source)

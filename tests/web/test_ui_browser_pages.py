@@ -51,7 +51,7 @@ def test_create_a_character_with_a_picture_and_chat_with_it(site, new_page, tmp_
     page = new_page()
     page.goto(site.ui_url + "/characters")
     page.wait_for_selector(".char-card")
-    assert page.locator(".char-card").count() == 2  # Ada and Assistant
+    assert page.locator(".char-card").count() == 3  # Ada, Assistant and Example
     page.click("#new-character")
     page.fill("#field-name", "Captain Nova")
     page.fill("textarea[name=greeting]", "Welcome aboard, {{user}}!")
