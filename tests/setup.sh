@@ -2,7 +2,8 @@
 # Sets up everything the test suite needs, on a fresh machine or an existing checkout:
 # the virtualenv with requirements/dev.txt (llama-cpp-python built with lean, portable
 # flags; pip reuses the built wheel afterwards), Debian's Chromium for the browser tests,
-# the Node openai client for the Node compatibility test, and llama.cpp's real chat templates.
+# the Node openai client for the Node compatibility test, the agent CLIs (Codex, Claude
+# Code), and llama.cpp's real chat templates.
 # Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,12 @@ fi
 
 if [ -f tests/node/package.json ] && command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm install --silent --no-audit --no-fund >/dev/null)
+fi
+
+# The coding agents the API tests drive (Codex CLI, Claude Code): ~800 MB, installed once
+# and reused (npm skips what is already there).
+if [ -f tests/agent_clis/package.json ] && command -v npm >/dev/null 2>&1; then
+    (cd tests/agent_clis && npm install --silent --no-audit --no-fund >/dev/null 2>&1)
 fi
 
 # llama.cpp's collection of real chat templates (tests/chat/test_real_templates.py), from the

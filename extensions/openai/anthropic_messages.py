@@ -36,6 +36,7 @@ from .anthropic_wire import (
     ToolUseOut,
     UsageOut,
 )
+from .bodies import UsageOut as UsageTotals
 from .chat_turns import ChatTurn, StartedTurn
 from .http import json_response, read_json
 from .models import engine_for
@@ -230,7 +231,7 @@ class MessageBuilder:
                 events.append(self._event_delta({"type": "input_json_delta", "partial_json": call.arguments}))
         return events
 
-    def finish(self, collected: Collected, output_tokens: int) -> list[dict]:
+    def finish(self, collected: Collected, usage: UsageTotals) -> list[dict]:
         events = self._stop()
         message = self.message
         if self._calls:
@@ -241,10 +242,16 @@ class MessageBuilder:
             message.stop_reason, message.stop_sequence = "stop_sequence", collected.stop_sequence
         else:
             message.stop_reason = "end_turn"
-        message.usage.output_tokens = output_tokens
+        # As Anthropic counts: input_tokens are the prompt tokens not read from the cache.
+        cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else 0
+        message.usage = UsageOut(
+            input_tokens=usage.prompt_tokens - cached,
+            output_tokens=usage.completion_tokens,
+            cache_read_input_tokens=cached,
+        )
         delta = {"stop_reason": message.stop_reason, "stop_sequence": message.stop_sequence}
-        usage = {"output_tokens": output_tokens}
-        return [*events, {"type": "message_delta", "delta": delta, "usage": usage}, {"type": "message_stop"}]
+        totals = message.usage.model_dump()
+        return [*events, {"type": "message_delta", "delta": delta, "usage": totals}, {"type": "message_stop"}]
 
     def _delta(self, kind: type, delta: dict) -> list[dict]:
         events: list[dict] = []
@@ -294,7 +301,7 @@ def events_to_end(started: StartedTurn, builder: MessageBuilder) -> Iterator[dic
             yield from builder.feed(piece)
     finally:
         started.keep(first)
-    yield from builder.finish(first, started.run.usage().completion_tokens)
+    yield from builder.finish(first, started.run.usage())
 
 
 def stream_message(started: StartedTurn, builder: MessageBuilder) -> Response:

@@ -46,7 +46,9 @@ def test_a_whole_message(claude):
     assert block.type == "text" and "Paris" in block.text
     assert message.stop_reason == "end_turn" and message.stop_sequence is None
     assert message.usage.input_tokens > 0 and 0 < message.usage.output_tokens < 60
-    assert message.usage.cache_read_input_tokens == 0 or message.usage.cache_read_input_tokens > 0
+    again = claude.messages.create(model=MODEL, max_tokens=60, messages=PARIS, extra_body=CHATML)
+    assert again.usage.cache_read_input_tokens > 0  # the same prompt: read from the prompt cache
+    assert again.usage.input_tokens + again.usage.cache_read_input_tokens == message.usage.input_tokens
 
 
 def test_a_streamed_message_is_the_whole_message(claude):
@@ -69,7 +71,12 @@ def test_the_wire_events(smol):
     assert names[:3] == ["message_start", "ping", "content_block_start"]
     assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
     assert payloads[-2]["delta"] == {"stop_reason": "max_tokens", "stop_sequence": None}
-    assert payloads[-2]["usage"] == {"output_tokens": 4}
+    assert payloads[-2]["usage"]["output_tokens"] == 4
+    usage = payloads[-2]["usage"]
+    assert (
+        usage["input_tokens"] + usage["cache_read_input_tokens"]
+        == payloads[0]["message"]["usage"]["input_tokens"]
+    )
 
 
 def test_tools_with_tool_choice_any_and_a_tool_result(claude):
@@ -118,8 +125,8 @@ def test_a_forced_tool_streams_its_input(claude):
 def test_count_tokens_is_the_prompt(claude):
     kwargs = {"model": MODEL, "messages": PARIS, "system": "Be brief."}
     counted = claude.messages.count_tokens(**kwargs)
-    message = claude.messages.create(**kwargs, max_tokens=2)
-    assert counted.input_tokens == message.usage.input_tokens
+    usage = claude.messages.create(**kwargs, max_tokens=2).usage
+    assert counted.input_tokens == usage.input_tokens + usage.cache_read_input_tokens
 
 
 def test_stop_sequences_report_which_one_stopped(claude):
