@@ -23,6 +23,7 @@ from .engines.media.manager import MediaConfig, MediaModels
 from .engines.registry import LoadOptions, default_loaders
 from .errors import NotFound
 from .extensions import Extensions, extension_dirs, load_extensions
+from .inbound import HearthRequest
 from .metrics import Metrics
 from .serving.guards import install_guards
 from .serving.traffic import Traffic
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     HEARTH_ARGS environment variable, OPENEDAI_* variables and settings.yaml."""
     settings = settings or load_settings(shlex.split(os.environ.get("HEARTH_ARGS", "")))
     app = Flask("hearth", root_path=str(PROJECT_ROOT))
+    app.request_class = HearthRequest  # form fields follow the text rule as they are parsed
     app.json.sort_keys = False
     hearth = build_services(settings)
     app.extensions["hearth"] = hearth

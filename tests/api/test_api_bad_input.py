@@ -175,6 +175,65 @@ CASES = [
     ),
     ("stop an unknown id", "/v1/internal/stop-generation", {"id": "chatcmpl-nope"}, 404, "id"),
     ("unknown route", "/v1/nothing/here", {}, 404, None),
+    # The text rule: lone surrogates are valid JSON escapes but not text; a 400 naming the place.
+    (
+        "lone surrogate in content",
+        CHAT,
+        {"messages": [{"role": "user", "content": "a\udc80b"}]},
+        400,
+        "messages.0.content",
+    ),
+    (
+        "lone surrogate in a content part",
+        CHAT,
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "\ud800"}]}]},
+        400,
+        "messages.0.content.0.text",
+    ),
+    (
+        "lone surrogate in tool arguments",
+        CHAT,
+        {
+            "messages": [
+                HI[0],
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": '{"x": "\udfff"}'},
+                        }
+                    ],
+                },
+            ]
+        },
+        400,
+        "messages.1.tool_calls.0.function.arguments",
+    ),
+    ("lone surrogate in a logit_bias key", CHAT, chat(logit_bias={"\ud800": 1}), 400, "logit_bias"),
+    ("lone surrogate in a prompt", COMPLETIONS, completion(prompt=["ok", "\udc00"]), 400, "prompt.1"),
+    ("lone surrogate to encode", "/v1/internal/encode", {"text": "\ud800"}, 400, "text"),
+    ("lone surrogate to count", "/v1/internal/token-count", {"text": "x\ud800"}, 400, "text"),
+    ("lone surrogate in an unknown field", CHAT, chat(extra_thing="\ud800"), 400, "extra_thing"),
+    ("lone surrogate to embed", "/v1/embeddings", {"input": ["fine", "\ud800"]}, 400, "input.1"),
+    ("lone surrogate to moderate", "/v1/moderations", {"input": "\udbff"}, 400, "input"),
+    ("lone surrogate to load", "/v1/internal/model/load", {"model_name": "\ud800"}, 400, "model_name"),
+    (
+        "structure 100 levels deep",
+        CHAT,
+        chat(
+            tools=[
+                {
+                    "type": "function",
+                    "function": {"name": "f", "parameters": json.loads("[" * 100 + "]" * 100)},
+                }
+            ]
+        ),
+        400,
+        "tools.0.function.parameters",
+    ),
 ]
 
 
