@@ -28,8 +28,8 @@ the server runs with `--api-key`; /health, /openapi.json and /docs need no key, 
 model list/load/unload calls need the admin key (`--admin-key`, default: the API key).
 
 Streaming (`"stream": true`) answers with server-sent events: `data: {json}` chunks, then
-`data: [DONE]` (left out for `python-requests/` clients, see docs/api.md). Every error has
-OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+`data: [DONE]`, for every client. Every error has OpenAI's shape:
+`{"error": {"message", "type", "param", "code"}}`.
 """
 
 

@@ -1,9 +1,8 @@
 """Server-sent events in OpenAI's dialect: `data: {json}` events, then `data: [DONE]`.
 
-`[DONE]` is left out for clients whose User-Agent starts with `python-requests/`: the
-sseclient-py examples of text-generation-webui's docs call `json.loads` on every event and
-would crash on it; their stream ends when the connection closes. The official clients
-(`OpenAI/Python`, `OpenAI/JS`) and everything else get `[DONE]`.
+Every client gets `[DONE]`, whatever its User-Agent: it is how a client knows the stream is
+complete rather than cut short (OpenAI, llama-server, Ollama and text-generation-webui all
+send it). Scripts that call `json.loads` on every event skip it (docs/api.md shows how).
 
 A stream that fails after its headers went out ends with one `data: {"error": {...}}` event.
 When the client goes away, the server closes the response iterator; `on_close` then runs
@@ -17,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 
-from flask import Response, request
+from flask import Response
 from pydantic import BaseModel
 
 from modules.errors import HearthError
@@ -35,19 +34,12 @@ def event(payload: BaseModel | dict) -> str:
     return f"data: {data}\n\n"
 
 
-def wants_done() -> bool:
-    return not request.headers.get("User-Agent", "").startswith("python-requests/")
-
-
 def sse_response(payloads: Iterable[BaseModel | dict], on_close: Callable[[], None]) -> Response:
-    done = wants_done()
-
     def body() -> Iterator[str]:
         try:
             for payload in payloads:
                 yield event(payload)
-            if done:
-                yield DONE
+            yield DONE
         except HearthError as error:
             yield event(error.to_dict())
         except Exception:
