@@ -59,6 +59,13 @@ class Unauthorized(HearthError):
         super().__init__(message, code="invalid_api_key")
 
 
+class Forbidden(HearthError):
+    """Refused whatever the key: from the wrong place (another machine, another site)."""
+
+    status = 403
+    type = "invalid_request_error"
+
+
 class NotFound(HearthError):
     status = 404
     type = "invalid_request_error"

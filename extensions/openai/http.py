@@ -6,10 +6,8 @@ Every error leaves the API in OpenAI's shape, `{"error": {"message", "type", "pa
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable
-from functools import wraps
 from typing import TypeVar
 
 from flask import Blueprint, Response, jsonify, request
@@ -17,8 +15,9 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from modules.app import services
-from modules.errors import HearthError, InvalidRequest, PayloadTooLarge, Unauthorized
+from modules.errors import HearthError, InvalidRequest, PayloadTooLarge
 from modules.inbound import json_object
+from modules.serving import access
 
 log = logging.getLogger(__name__)
 
@@ -175,40 +174,23 @@ def install_error_handlers(blueprint: Blueprint, is_api_request: Callable[[], bo
 
 # --- API keys ------------------------------------------------------------------------------------
 
-
-def presented_key() -> str | None:
-    """The key the client sent: `Authorization: Bearer KEY`, or `x-api-key: KEY`."""
-    authorization = request.headers.get("Authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.headers.get("x-api-key") or None
-
-
-def key_matches(expected: str, presented: str | None) -> bool:
-    if not expected:
-        return True
-    return presented is not None and hmac.compare_digest(expected.encode(), presented.encode())
+# The keys and who may manage Hearth are decided in modules/serving/access.py, for the API,
+# the UI and /metrics alike; these names stay for the views and extensions that import them.
+presented_key = access.presented_key
+key_matches = access.key_matches
 
 
 def check_api_key() -> None:
     """With --api-key, every call needs it (or the admin key). An admin key alone guards only
     the admin calls."""
-    settings = services().settings
-    if not settings.api_key:
-        return
-    presented = presented_key()
-    if not (key_matches(settings.api_key, presented) or key_matches(settings.effective_admin_key, presented)):
-        raise Unauthorized()
+    access.require_api_key(services().settings)
+
+
+def check_admin() -> None:
+    """An admin call: the admin key, or (without one) this machine and no other site's page."""
+    access.require_admin(services().settings)
 
 
 def admin_only(view: Callable) -> Callable:
-    """Model loading and other admin calls need the admin key (default: the API key)."""
-
-    @wraps(view)
-    def guarded(*args, **kwargs):
-        if not key_matches(services().settings.effective_admin_key, presented_key()):
-            raise Unauthorized("This endpoint needs the admin key.")
-        return view(*args, **kwargs)
-
-    return guarded
+    """Mark an extension's API route as an admin call (the API's own say so in its table)."""
+    return access.management(view)

@@ -7,7 +7,7 @@ import math
 from flask import Response
 
 from modules.app import services
-from modules.errors import InvalidRequest, NotFound, Unauthorized
+from modules.errors import InvalidRequest, NotFound
 
 from . import chat_completions
 from .bodies import (
@@ -21,7 +21,7 @@ from .bodies import (
     StatusResponse,
     TokenCountResponse,
 )
-from .http import json_response, key_matches, presented_key, read_json
+from .http import check_admin, json_response, read_json
 from .models import engine_for
 from .protocol import (
     ChatCompletionRequest,
@@ -88,8 +88,7 @@ def stop_generation() -> Response:
     id, every generation (admin key only)."""
     body = read_json(StopRequest, allow_empty=True)
     if body.id is None:
-        if not key_matches(services().settings.effective_admin_key, presented_key()):
-            raise Unauthorized("Stopping every generation needs the admin key; send an id.")
+        check_admin()  # stopping everyone's generations manages Hearth
         stopped = sum(engine.cancel_all() for _, engine in services().models.loaded_engines())
         return json_response(StatusResponse(stopped=stopped))
     runs = [run for run in list(api_state().running.values()) if run.owns(body.id)]

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
@@ -94,6 +95,13 @@ _PORTS = {"listen_port", "api_port"}
 
 
 def _check_range(name: str, value: Any, source: str) -> None:
+    if name == "cors_origins":
+        for entry in value:
+            if not _is_origin_entry(entry):
+                raise SettingsError(
+                    f"{source}: invalid value {entry!r} for cors_origins: not an origin "
+                    "(scheme://host[:port]), 'local' or '*'"
+                )
     if name == "ui_auth":
         try:
             parse_ui_auth(value)
@@ -155,6 +163,14 @@ def _yaml_layer(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         else:
             raise SettingsError(f"{source}: unknown key '{key}'")
     return layer, extension_params
+
+
+def _is_origin_entry(entry: str) -> bool:
+    """`*`, `local`, or scheme://host[:port] (port `*`: any), as an Origin header names a site."""
+    if entry in ("*", "local"):
+        return True
+    parts = urlsplit(entry.rstrip("/"))
+    return bool(parts.scheme and parts.netloc) and not (parts.path or parts.query or parts.fragment)
 
 
 def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Settings:

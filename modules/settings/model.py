@@ -134,9 +134,23 @@ class Settings(BaseModel):
         False, "Log every request (method, path, status, bytes, time).", env="OPENEDAI_DEBUG"
     )
     cors_origins: list[str] = _opt(
-        ["*"], "Browser origins allowed to call the API (CORS); '*' allows any.", metavar="ORIGIN"
+        ["local"],
+        "Web pages allowed to call the API from a browser (CORS): 'local' (this machine's pages: "
+        "localhost, 127.0.0.1 and [::1] on any port), origins such as https://app.example "
+        "(http://host:* for any port), or '*' for any site. Admin calls never answer other sites.",
+        metavar="ORIGIN",
+    )
+    metrics_public: bool = _opt(
+        False,
+        "Serve /metrics without a key even when --api-key is set (for a Prometheus scraper on a "
+        "private network); by default it needs the API key.",
     )
     public_api: bool = _opt(False, "Publish the API through a Cloudflare quick tunnel (implies --api).")
+    public_api_without_key: bool = _opt(
+        False,
+        "Let --public-api publish the API without a key. Otherwise, without --api-key, Hearth makes "
+        "a key, keeps it in USER_DATA_DIR/cache/public-api.key and prints it.",
+    )
     public_api_id: str | None = _opt(
         None, "Run this named Cloudflare tunnel instead (implies --public-api).", metavar="ID"
     )
