@@ -7,6 +7,13 @@ is logged with a traceback and answered as a 500 in the same shape.
 
 from __future__ import annotations
 
+MAX_MESSAGE = 4000  # characters
+
+
+def shown(value: str, limit: int = 200) -> str:
+    """A value from a request as an error message quotes it: at most `limit` characters."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
 
 class HearthError(Exception):
     """Base class: a message for the user, an HTTP status and an OpenAI error type."""
@@ -22,6 +29,8 @@ class HearthError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        if len(message) > MAX_MESSAGE:  # a message that echoes a huge input stays readable
+            message = message[: MAX_MESSAGE - 1] + "…"
         super().__init__(message)
         self.message = message
         self.param = param
@@ -75,7 +84,7 @@ class ModelNotFound(NotFound):
     def __init__(self, name: str, available: list[str]) -> None:
         listing = ", ".join(available) if available else "none"
         super().__init__(
-            f"The model '{name}' does not exist. Available models: {listing}.",
+            f"The model '{shown(name)}' does not exist. Available models: {listing}.",
             param="model",
             code="model_not_found",
         )
