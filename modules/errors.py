@@ -60,6 +60,19 @@ class ContextOverflow(InvalidRequest):
         super().__init__(message, param=param, code="context_length_exceeded")
 
 
+class TooManyTokens(InvalidRequest):
+    """A text has more tokens than a limit; raised without tokenizing all of it."""
+
+    def __init__(self, at_least: int, limit: int, *, param: str | None = None) -> None:
+        super().__init__(
+            f"The text has more than {limit} tokens (at least {at_least}).",
+            param=param,
+            code="context_length_exceeded",
+        )
+        self.at_least = at_least
+        self.limit = limit
+
+
 class Unauthorized(HearthError):
     status = 401
     type = "invalid_request_error"

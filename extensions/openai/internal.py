@@ -7,7 +7,7 @@ import math
 from flask import Response
 
 from modules.app import services
-from modules.errors import InvalidRequest, NotFound
+from modules.errors import InvalidRequest, NotFound, TooManyTokens
 
 from . import chat_completions
 from .bodies import (
@@ -40,8 +40,26 @@ DEFAULT_TOP_LOGITS = 50
 def encode() -> Response:
     body = read_json(EncodeRequest)
     engine = engine_for(body.model)
-    tokens = engine.tokenize(body.text, add_bos=body.add_bos is not False)
+    tokens = counted(engine, body.text, add_bos=body.add_bos is not False)
     return json_response(EncodeResponse(tokens=tokens, length=len(tokens)))
+
+
+COUNTED_CONTEXTS = 4  # encode and token-count count texts up to 4 contexts long
+
+
+def counted(engine, text: str, *, add_bos: bool = True) -> list[int]:
+    """The tokens of a text to count: at most COUNTED_CONTEXTS times the largest context the
+    model knows, so that no request makes the tokenizer work for minutes."""
+    limit = COUNTED_CONTEXTS * max(engine.info.n_ctx, engine.info.n_ctx_train or 0)
+    try:
+        return engine.tokenize(text, add_bos=add_bos, limit=limit)
+    except TooManyTokens as too_many:
+        raise InvalidRequest(
+            f"The text has more than {limit} tokens (at least {too_many.at_least}): Hearth counts "
+            f"texts up to {COUNTED_CONTEXTS} times the model's context.",
+            param="text",
+            code="context_length_exceeded",
+        ) from None
 
 
 def decode() -> Response:
@@ -55,7 +73,7 @@ def decode() -> Response:
 def token_count() -> Response:
     body = read_json(EncodeRequest)
     engine = engine_for(body.model)
-    return json_response(TokenCountResponse(length=len(engine.tokenize(body.text))))
+    return json_response(TokenCountResponse(length=len(counted(engine, body.text))))
 
 
 def logits() -> Response:

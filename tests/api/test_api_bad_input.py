@@ -13,6 +13,7 @@ from api_helpers import assert_openai_error
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 HI = [{"role": "user", "content": "Hi"}]
+MB = 1 << 20
 
 
 def chat(**fields):
@@ -220,6 +221,11 @@ CASES = [
     ("lone surrogate to embed", "/v1/embeddings", {"input": ["fine", "\ud800"]}, 400, "input.1"),
     ("lone surrogate to moderate", "/v1/moderations", {"input": "\udbff"}, 400, "input"),
     ("lone surrogate to load", "/v1/internal/model/load", {"model_name": "\ud800"}, 400, "model_name"),
+    # A megabyte the tokenizer would take a minute over (found by tests/fuzz): refused at once.
+    ("a megabyte of NUL to count", "/v1/internal/token-count", {"text": "\x00" * MB}, 400, "text"),
+    ("a megabyte of RTL marks to encode", "/v1/internal/encode", {"text": "\u202e" * MB}, 400, "text"),
+    ("a megabyte of NUL to complete", COMPLETIONS, completion(prompt="\x00" * MB), 400, None),
+    ("a megabyte of NUL to chat", CHAT, {"messages": [{"role": "user", "content": "\x00" * MB}]}, 400, None),
     (
         "structure 100 levels deep",
         CHAT,
