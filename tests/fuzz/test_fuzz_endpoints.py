@@ -2,7 +2,9 @@
 endpoint table (extensions/openai/api.py ENDPOINTS and their request models): an endpoint added
 to the table is fuzzed without a change here.
 
-- Every field path of every request model gets a lone surrogate: a 400 naming that path.
+- Every field path of every request model gets a lone surrogate: a 400 naming that path; and
+  text that is hostile but valid (controls, NUL, RTL marks): never a 5xx. Every text field
+  gets a megabyte: answered within the hang limit.
 - Hypothesis sends generated hostile values (lone surrogates, control characters, RTL marks,
   NUL, 1 MB strings, deep and wide structures, wrong types) into one field, an unknown field,
   a key, the whole body, or a path parameter: never a 5xx (but the "not configured" 501/503 an
@@ -10,7 +12,7 @@ to the table is fuzzed without a change here.
   streams without a server error event.
 - Afterwards the server answers a normal request, and its log has no traceback.
 
-HEARTH_FUZZ_EXAMPLES sets the number of generated requests (default 250).
+HEARTH_FUZZ_EXAMPLES sets the number of generated requests (default 400).
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ from urllib.parse import quote
 import pytest
 import requests
 from fuzz_support import assert_error_shape, error_param
-from hostile_values import encode, texts, values
+from hostile_values import big_string, encode, texts, values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from request_bodies import base_body, dotted, field_paths, put
+from request_bodies import TEXT_FIELDS, base_body, dotted, field_paths, put
 
 from extensions.openai.api import ENDPOINTS, Endpoint
 from extensions.openai.openapi import openapi_path
 
-EXAMPLES = int(os.environ.get("HEARTH_FUZZ_EXAMPLES", "250"))
+EXAMPLES = int(os.environ.get("HEARTH_FUZZ_EXAMPLES", "400"))
 TIMEOUT = (5, 60)  # connect, read: a request still unanswered after a minute has hung
 STREAM_LIMIT = 1 << 20  # bytes of a streamed answer read before hanging up (audio streams long)
 WITH_BODY = [e for e in ENDPOINTS if e.method in ("POST", "PUT", "PATCH")]
@@ -128,6 +130,41 @@ def test_a_lone_surrogate_in_any_field_is_a_400_naming_it(fuzz, endpoint):
         assert response.status_code == 400, (dotted(path), response.status_code, error)
         where = error_param(endpoint.path, error)
         assert where == dotted(path) or dotted(path) in (where or ""), (dotted(path), error)
+
+
+HOSTILE_TEXT = "a\x00\x01\x1b[31m\x7f\u202e\u200f\ufeff\U0010ffff\u0301{{ x }}%s\r\nb"
+BIG_UNITS = ["\x00", "\u202e", "x"]
+
+
+@pytest.mark.parametrize(
+    "endpoint", [e for e in WITH_BODY if e.request], ids=lambda e: f"{e.method} {e.path}"
+)
+def test_hostile_but_valid_text_in_any_field_is_never_a_server_error(fuzz, endpoint):
+    """Controls, NUL, bidirectional marks, noncharacters and template syntax are text: each
+    field either takes them or refuses them, never fails on them."""
+    base = base_body(endpoint.request)
+    for path in field_paths(endpoint.request):
+        body = put(base, path, HOSTILE_TEXT, endpoint.request)
+        check(fuzz, endpoint, endpoint.path, send(fuzz, endpoint, endpoint.path, encode(body)), dotted(path))
+
+
+@pytest.mark.parametrize(
+    "endpoint", [e for e in WITH_BODY if e.request], ids=lambda e: f"{e.method} {e.path}"
+)
+def test_a_megabyte_in_the_text_fields_is_answered_in_time(fuzz, endpoint):
+    """1 MB of what tokenizers spell byte by byte, and of plain letters, in every text field
+    (`content`, `prompt`, `input`, ...): answered within the hang limit, never a 5xx."""
+    base = base_body(endpoint.request)
+    for path in field_paths(endpoint.request):
+        if path[-1] not in TEXT_FIELDS and not (len(path) > 1 and path[-2] in TEXT_FIELDS):
+            continue
+        for unit in BIG_UNITS:
+            body = put(base, path, big_string(unit), endpoint.request)
+            try:
+                response = send(fuzz, endpoint, endpoint.path, encode(body))
+            except requests.Timeout:
+                pytest.fail(f"no answer within {TIMEOUT[1]} s: {dotted(path)} = 1 MB of {unit!r}")
+            check(fuzz, endpoint, endpoint.path, response, f"{dotted(path)} = 1 MB of {unit!r}")
 
 
 # --- Generated hostile input ---------------------------------------------------------------------------
