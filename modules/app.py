@@ -21,8 +21,9 @@ from .engines.crossthread import Mailer, make_mailer
 from .engines.manager import ModelManager
 from .engines.media.manager import MediaConfig, MediaModels
 from .engines.registry import LoadOptions, default_loaders
-from .errors import NotFound
+from .errors import HearthError, NotFound
 from .extensions import Extensions, extension_dirs, load_extensions
+from .inbound import HearthRequest
 from .metrics import Metrics
 from .serving.guards import install_guards
 from .serving.traffic import Traffic
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     HEARTH_ARGS environment variable, OPENEDAI_* variables and settings.yaml."""
     settings = settings or load_settings(shlex.split(os.environ.get("HEARTH_ARGS", "")))
     app = Flask("hearth", root_path=str(PROJECT_ROOT))
+    app.request_class = HearthRequest  # form fields follow the text rule as they are parsed
     app.json.sort_keys = False
     hearth = build_services(settings)
     app.extensions["hearth"] = hearth
@@ -162,13 +164,24 @@ def _register(app: Flask, blueprint) -> None:
 def _core_blueprint():
     from flask import Blueprint
 
+    from .serving.access import require_api_key
+
     core = Blueprint("core", __name__)
 
     core.get("/health")(health)
 
     @core.get("/metrics")
     def metrics():
+        """Model names, request and token counts: the API key's business when there is one
+        (a scraper holds that key, never the admin key), unless --metrics-public."""
+        settings = services().settings
+        if not settings.metrics_public:
+            require_api_key(settings)
         return services().metrics.render()
+
+    @core.errorhandler(HearthError)
+    def refused(error: HearthError):
+        return jsonify(error.to_dict()), error.status
 
     return core
 

@@ -7,6 +7,13 @@ is logged with a traceback and answered as a 500 in the same shape.
 
 from __future__ import annotations
 
+MAX_MESSAGE = 4000  # characters
+
+
+def shown(value: str, limit: int = 200) -> str:
+    """A value from a request as an error message quotes it: at most `limit` characters."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
 
 class HearthError(Exception):
     """Base class: a message for the user, an HTTP status and an OpenAI error type."""
@@ -22,6 +29,8 @@ class HearthError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        if len(message) > MAX_MESSAGE:  # a message that echoes a huge input stays readable
+            message = message[: MAX_MESSAGE - 1] + "…"
         super().__init__(message)
         self.message = message
         self.param = param
@@ -51,12 +60,32 @@ class ContextOverflow(InvalidRequest):
         super().__init__(message, param=param, code="context_length_exceeded")
 
 
+class TooManyTokens(InvalidRequest):
+    """A text has more tokens than a limit; raised without tokenizing all of it."""
+
+    def __init__(self, at_least: int, limit: int, *, param: str | None = None) -> None:
+        super().__init__(
+            f"The text has more than {limit} tokens (at least {at_least}).",
+            param=param,
+            code="context_length_exceeded",
+        )
+        self.at_least = at_least
+        self.limit = limit
+
+
 class Unauthorized(HearthError):
     status = 401
     type = "invalid_request_error"
 
     def __init__(self, message: str = "Invalid or missing API key.") -> None:
         super().__init__(message, code="invalid_api_key")
+
+
+class Forbidden(HearthError):
+    """Refused whatever the key: from the wrong place (another machine, another site)."""
+
+    status = 403
+    type = "invalid_request_error"
 
 
 class NotFound(HearthError):
@@ -68,7 +97,7 @@ class ModelNotFound(NotFound):
     def __init__(self, name: str, available: list[str]) -> None:
         listing = ", ".join(available) if available else "none"
         super().__init__(
-            f"The model '{name}' does not exist. Available models: {listing}.",
+            f"The model '{shown(name)}' does not exist. Available models: {listing}.",
             param="model",
             code="model_not_found",
         )

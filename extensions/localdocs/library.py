@@ -114,11 +114,14 @@ class LocalDocs:
         options: Options,
         private_dirs: list[Path],
         spawn: Callable[[Callable[[], None], str], None] | None = None,
+        roots: list[Path] | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.options = options
         self.private_dirs = [p.resolve() for p in private_dirs]  # never indexed (user_data)
+        # The only folders collections may hold (and their subfolders); None: any folder.
+        self.roots = None if roots is None else [p.expanduser().resolve() for p in roots]
         self._spawn = spawn or _spawn
         self._runs: dict[str, IndexRun] = {}
         self._matrices: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # id -> (version, ids, M)
@@ -214,7 +217,29 @@ class LocalDocs:
                     "keys and settings: it cannot be a LocalDocs folder.",
                     param="folders",
                 )
+        root = self.root_of(path)
+        if root is None:
+            listed = ", ".join(str(r) for r in self.roots or []) or "none"
+            raise InvalidRequest(
+                f"{folder!r} is outside the folders LocalDocs may read ({listed}). To allow it, add "
+                "its folder to localdocs-folder_roots in settings.yaml.",
+                param="folders",
+                code="folder_not_allowed",
+            )
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            raise InvalidRequest(
+                f"{folder!r} is a hidden folder (or inside one): hidden folders hold settings and "
+                "keys (.ssh, .config) and are never indexed.",
+                param="folders",
+                code="folder_not_allowed",
+            )
         return str(path)
+
+    def root_of(self, path: Path) -> Path | None:
+        """The folder root `path` (resolved) lies in; `/` when any folder is allowed."""
+        if self.roots is None:
+            return Path(path.anchor)
+        return next((r for r in self.roots if path == r or r in path.parents), None)
 
     # --- Index runs ----------------------------------------------------------------------------
 
@@ -307,6 +332,9 @@ class LocalDocs:
             root = Path(folder)
             if not root.is_dir():
                 log.warning("LocalDocs: the folder %s is gone; its files drop out", folder)
+                continue
+            if self.root_of(root.resolve()) is None:
+                log.warning("LocalDocs: %s is outside localdocs-folder_roots now; its files drop out", folder)
                 continue
             for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
                 here = Path(dirpath)

@@ -1,6 +1,7 @@
-"""LocalDocs' endpoints, twice: in the API (`/v1/internal/localdocs`, admin key, OpenAI's
+"""LocalDocs' endpoints, twice: in the API (`/v1/internal/localdocs`, admin calls, OpenAI's
 error shape) and in the browser UI (`/ui/api/localdocs`, behind the UI's login). One set of
-views; each side reads bodies and renders errors its own way (docs/api.md lists them)."""
+views; each side reads bodies and renders errors its own way (docs/api.md lists them).
+`management` marks the routes each side's checks treat as managing Hearth."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 from pydantic import BaseModel, ConfigDict, Field
+
+from modules.serving.access import management
 
 from .library import MAX_FOLDERS, LocalDocs
 
@@ -94,34 +97,37 @@ def _views(docs: Docs, read: Callable[[type[BaseModel]], Any]) -> dict[str, Call
     return {name: view for name, view in locals().items() if callable(view) and name not in ("docs", "read")}
 
 
-ROUTES = (  # (method, rule, view)
-    ("GET", "", "list_collections"),
-    ("POST", "", "create_collection"),
-    ("POST", "/search", "search"),
-    ("GET", "/<name>", "get_collection"),
-    ("PUT", "/<name>", "set_folders"),
-    ("DELETE", "/<name>", "delete_collection"),
-    ("POST", "/<name>/index", "index_collection"),
+ROUTES = (  # (method, rule, view, whether it changes which folders are read)
+    ("GET", "", "list_collections", False),
+    ("POST", "", "create_collection", True),
+    ("POST", "/search", "search", False),
+    ("GET", "/<name>", "get_collection", False),
+    ("PUT", "/<name>", "set_folders", True),
+    ("DELETE", "/<name>", "delete_collection", True),
+    ("POST", "/<name>/index", "index_collection", True),
 )
 
 
-def _blueprint(prefix: str, views: dict[str, Callable], wrap: Callable[[Callable], Callable]) -> Blueprint:
+def _blueprint(prefix: str, views: dict[str, Callable], manages: Callable[[str, bool], bool]) -> Blueprint:
     bp = Blueprint("localdocs", __name__, url_prefix=prefix)
-    for method, rule, name in ROUTES:
-        view = wrap(views[name])
+    for method, rule, name, changes_folders in ROUTES:
+        view = views[name]
+        if manages(name, changes_folders):
+            view = management(view)
         bp.add_url_rule(rule or "", endpoint=name, view_func=view, methods=[method], strict_slashes=False)
     return bp
 
 
 def api_blueprint(docs: Docs) -> Blueprint:
-    """Mounted inside the API: every route needs the admin key."""
-    from extensions.openai.http import admin_only, read_json
+    """Mounted inside the API: every route is an admin call (the admin key, or this machine)."""
+    from extensions.openai.http import read_json
 
-    return _blueprint("/v1/internal/localdocs", _views(docs, read_json), admin_only)
+    return _blueprint("/v1/internal/localdocs", _views(docs, read_json), lambda name, changes: True)
 
 
 def ui_blueprint(docs: Docs) -> Blueprint:
-    """Mounted inside the browser UI (its login and same-origin checks apply)."""
+    """Mounted inside the browser UI (its login and same-origin checks apply). Changing which
+    folders are read is a management action: the login, or this machine."""
     from modules.web.http import json_body
 
-    return _blueprint("/ui/api/localdocs", _views(docs, json_body), lambda view: view)
+    return _blueprint("/ui/api/localdocs", _views(docs, json_body), lambda name, changes: changes)

@@ -19,6 +19,10 @@ params = {
     "chunk_overlap": 100,
     "max_file_mb": 20,  # larger files are skipped
     "embedding_model": "",  # "": the server's default embedding model (all-MiniLM-L6-v2)
+    # The folders (with their subfolders) collections may hold; "/" allows any. The home folder
+    # by default: documents live there, while system folders hold configuration and secrets,
+    # and whoever holds the admin key (by default the API key) may create collections.
+    "folder_roots": ["~"],
 }
 
 HERE = Path(__file__).resolve().parent
@@ -46,8 +50,18 @@ def setup(context):
             max_file_bytes=int(params["max_file_mb"] * 1024 * 1024),
         ),
         private_dirs=[settings.user_data_dir],
+        roots=folder_roots(params["folder_roots"]),
     )
     context.on_close(docs.close)
+
+
+def folder_roots(value):
+    """The folder_roots param as paths: a list of folders (one string is one folder)."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError("localdocs-folder_roots must be a list of folders")
+    return [Path(v) for v in value]
 
 
 def state_modifier(state):

@@ -10,11 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel
 
 from modules.app import health, services
 from modules.errors import HearthError
+from modules.serving.access import ACCESS_ATTRIBUTE
 
 from . import (
     anthropic_messages,
@@ -46,7 +47,8 @@ from .bodies import (
     StatusResponse,
     TokenCountResponse,
 )
-from .http import ErrorShape, admin_only, check_api_key, install_error_handlers, json_response
+from .cors import add_cors_headers, check_origin
+from .http import ErrorShape, check_admin, check_api_key, install_error_handlers, json_response
 from .protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -271,7 +273,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET",
         "/v1/internal/model/list",
-        admin_only(internal.model_list),
+        internal.model_list,
         "Every model id that can be loaded.",
         response=ModelListResponse,
         access="admin",
@@ -279,7 +281,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
         "/v1/internal/model/load",
-        admin_only(internal.model_load),
+        internal.model_load,
         "Load a model, with load options and an instruction template.",
         request=ModelLoadRequest,
         response=StatusResponse,
@@ -288,7 +290,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
         "/v1/internal/model/unload",
-        admin_only(internal.model_unload),
+        internal.model_unload,
         "Unload one model, or all of them.",
         request=ModelUnloadRequest,
         response=StatusResponse,
@@ -329,10 +331,22 @@ ANTHROPIC_PATHS = frozenset(e.path for e in ENDPOINTS if e.protocol == "anthropi
 def error_shape() -> ErrorShape:
     """Anthropic's error shape on its routes, OpenAI's everywhere else."""
     return anthropic_messages.error_body if request.path in ANTHROPIC_PATHS else HearthError.to_dict
+ACCESS: dict[str, Access] = {"openai." + e.view.__name__: e.access for e in ENDPOINTS}
 
 
 def is_api_request() -> bool:
     return request.path.startswith("/v1") or request.path in PUBLIC_PATHS
+
+
+def route_access() -> Access:
+    """Who may call the route of this request: the table says it for the API's endpoints;
+    other extensions' routes inside the API are admin calls when marked so (`admin_only`)."""
+    if request.endpoint in ACCESS:
+        return ACCESS[request.endpoint]
+    if request.path in PUBLIC_PATHS:
+        return "public"
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, ACCESS_ATTRIBUTE, "key")
 
 
 def create_blueprint(responses: StoredResponses, children: Sequence[Blueprint] = ()) -> Blueprint:
@@ -350,36 +364,28 @@ def create_blueprint(responses: StoredResponses, children: Sequence[Blueprint] =
     def setup(state) -> None:
         state.app.extensions[KEY] = ApiState(responses, model_sources=[models.text_models, media.model_cards])
 
-    bp.before_request(_check_key)
+    bp.before_request(_check_access)
     bp.after_app_request(_finish_response)
     install_error_handlers(bp, is_api_request, error_shape)
     return bp
 
 
-def _check_key() -> None:
-    if request.method == "OPTIONS" or request.path in PUBLIC_PATHS:
-        return  # CORS preflights carry no credentials
+def _check_access() -> None:
+    """Every API request, before its view: the page it comes from, then the keys (and for
+    admin calls, where it comes from). CORS preflights carry no credentials: they only get
+    headers (`_finish_response`)."""
+    access = route_access()
+    if request.method == "OPTIONS" or access == "public":
+        return
+    if access == "key":
+        check_origin(services().settings.cors_origins)
     check_api_key()
+    if access == "admin":
+        check_admin()
 
 
 def _finish_response(response: Response) -> Response:
-    if not is_api_request():
-        return response
-    _add_cors(response)  # requests are logged (api_debug) by the server's traffic middleware
+    # requests are logged (api_debug) by the server's traffic middleware
+    if is_api_request() and route_access() != "admin":  # admin calls never answer other sites
+        add_cors_headers(response, services().settings.cors_origins)
     return response
-
-
-def _add_cors(response: Response) -> None:
-    origin = request.headers.get("Origin")
-    allowed = services().settings.cors_origins
-    if not origin or not ("*" in allowed or origin in allowed):
-        return
-    response.headers["Access-Control-Allow-Origin"] = "*" if "*" in allowed else origin
-    if "*" not in allowed:
-        response.headers.add("Vary", "Origin")
-    if request.method == "OPTIONS":
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = request.headers.get(
-            "Access-Control-Request-Headers", "Authorization, Content-Type, x-api-key"
-        )
-        response.headers["Access-Control-Max-Age"] = "600"

@@ -121,6 +121,21 @@ class ToolCallOut(Out):
     function: FunctionOut
 
 
+class UrlCitation(Out):
+    start_index: int
+    end_index: int
+    url: str
+    title: str
+
+
+class Annotation(Out):
+    """OpenAI's annotation of a message (a web search's citation). Hearth makes none, but sends
+    the empty list where OpenAI does, for clients that check the shape."""
+
+    type: Literal["url_citation"] = "url_citation"
+    url_citation: UrlCitation
+
+
 class ChatMessageOut(Out):
     role: Literal["assistant"] = "assistant"
     content: str | None
@@ -128,6 +143,7 @@ class ChatMessageOut(Out):
     tool_calls: list[ToolCallOut] | None = _omit()
     function_call: FunctionOut | None = _omit(description="A request with the legacy `functions`: the call.")
     refusal: str | None = None
+    annotations: list[Annotation] = Field(default_factory=list, description="Always empty: no web search.")
 
 
 class ChatChoice(Out):
@@ -183,6 +199,10 @@ class ChunkDelta(Out):
     reasoning_content: str | None = _omit()
     tool_calls: list[ToolCallDeltaOut] | None = _omit()
     function_call: FunctionDeltaOut | None = _omit()
+    annotations: list[Annotation] | None = _omit(
+        description="On each choice's last chunk (the one with finish_reason): [], as OpenAI sends "
+        "a message's annotations at its end."
+    )
 
 
 class ChunkMessage(Out):

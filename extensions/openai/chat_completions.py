@@ -154,6 +154,7 @@ def chunk(run: Run, piece: Piece, logprobs: bool, legacy: bool = False) -> ChatC
             reasoning_content=piece.reasoning or None,
             tool_calls=calls,
             function_call=function_call,
+            annotations=[] if finish else None,
         ),
         message=ChunkMessage(content=piece.text),
         logprobs=chat_logprobs(piece.logprobs) if logprobs and piece.logprobs else None,

@@ -6,11 +6,8 @@ Every error leaves the API in OpenAI's shape, `{"error": {"message", "type", "pa
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 from collections.abc import Callable
-from functools import wraps
 from typing import TypeVar
 
 from flask import Blueprint, Response, jsonify, request
@@ -18,7 +15,9 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from modules.app import services
-from modules.errors import HearthError, InvalidRequest, PayloadTooLarge, Unauthorized
+from modules.errors import HearthError, InvalidRequest, PayloadTooLarge
+from modules.inbound import json_object
+from modules.serving import access
 
 log = logging.getLogger(__name__)
 
@@ -56,61 +55,15 @@ def read_json(model: type[Model], *, allow_empty: bool = False) -> Model:
     """The body as `model`, whatever the Content-Type says (GPT4All's cURL example sends none).
 
     With `allow_empty`, an empty body means `{}` (for endpoints whose fields are all optional).
+    The body is parsed by `inbound.json_object`: strict JSON (trailing commas forgiven), every
+    string following the text rule, nesting within the depth limit.
     """
     raw = read_body()
     if not raw.strip():
         if allow_empty:
             return validate(model, {})
         raise InvalidRequest("The request body is empty; send a JSON object.")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidRequest("The request body is not valid UTF-8 JSON.") from None
-    data = parse_json(text)
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    return validate(model, data)
-
-
-def parse_json(text: str) -> object:
-    """Strict JSON, except that trailing commas are forgiven: GPT4All's documented cURL
-    example has one (`"top_p": 0.95,\n}`). NaN and Infinity are not JSON and are refused."""
-    first_error = None
-    for _ in range(MAX_FORGIVEN_COMMAS + 1):
-        try:
-            return _loads(text)
-        except json.JSONDecodeError as exc:
-            first_error = first_error or exc
-            comma = _trailing_comma_before(text, exc.pos)
-            if comma is None:
-                break
-            text = text[:comma] + text[comma + 1 :]
-        except ValueError as exc:  # NaN / Infinity
-            raise InvalidRequest(f"Invalid JSON in the request body: {exc}.") from None
-        except RecursionError:
-            raise InvalidRequest("Invalid JSON in the request body: nested too deeply.") from None
-    raise InvalidRequest(
-        f"Invalid JSON in the request body: {first_error.msg} "
-        f"(line {first_error.lineno}, column {first_error.colno})."
-    )
-
-
-MAX_FORGIVEN_COMMAS = 16
-
-
-def _loads(text: str) -> object:
-    def refuse(name: str) -> None:
-        raise ValueError(f"{name} is not a JSON number")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def _trailing_comma_before(text: str, pos: int) -> int | None:
-    """Where the parser stopped at `}` or `]` right after a comma: that comma's index."""
-    if text[pos : pos + 1] not in ("}", "]"):
-        return None
-    before = text[:pos].rstrip()
-    return len(before) - 1 if before.endswith(",") else None
+    return validate(model, json_object(raw))
 
 
 def validate(model: type[Model], data: dict) -> Model:
@@ -232,40 +185,23 @@ def install_error_handlers(
 
 # --- API keys ------------------------------------------------------------------------------------
 
-
-def presented_key() -> str | None:
-    """The key the client sent: `Authorization: Bearer KEY`, or `x-api-key: KEY`."""
-    authorization = request.headers.get("Authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.headers.get("x-api-key") or None
-
-
-def key_matches(expected: str, presented: str | None) -> bool:
-    if not expected:
-        return True
-    return presented is not None and hmac.compare_digest(expected.encode(), presented.encode())
+# The keys and who may manage Hearth are decided in modules/serving/access.py, for the API,
+# the UI and /metrics alike; these names stay for the views and extensions that import them.
+presented_key = access.presented_key
+key_matches = access.key_matches
 
 
 def check_api_key() -> None:
     """With --api-key, every call needs it (or the admin key). An admin key alone guards only
     the admin calls."""
-    settings = services().settings
-    if not settings.api_key:
-        return
-    presented = presented_key()
-    if not (key_matches(settings.api_key, presented) or key_matches(settings.effective_admin_key, presented)):
-        raise Unauthorized()
+    access.require_api_key(services().settings)
+
+
+def check_admin() -> None:
+    """An admin call: the admin key, or (without one) this machine and no other site's page."""
+    access.require_admin(services().settings)
 
 
 def admin_only(view: Callable) -> Callable:
-    """Model loading and other admin calls need the admin key (default: the API key)."""
-
-    @wraps(view)
-    def guarded(*args, **kwargs):
-        if not key_matches(services().settings.effective_admin_key, presented_key()):
-            raise Unauthorized("This endpoint needs the admin key.")
-        return view(*args, **kwargs)
-
-    return guarded
+    """Mark an extension's API route as an admin call (the API's own say so in its table)."""
+    return access.management(view)

@@ -7,7 +7,7 @@ import math
 from flask import Response
 
 from modules.app import services
-from modules.errors import InvalidRequest, NotFound, Unauthorized
+from modules.errors import InvalidRequest, NotFound, TooManyTokens
 
 from . import chat_completions, chat_turns
 from .bodies import (
@@ -21,7 +21,7 @@ from .bodies import (
     StatusResponse,
     TokenCountResponse,
 )
-from .http import json_response, key_matches, presented_key, read_json
+from .http import check_admin, json_response, read_json
 from .models import engine_for
 from .protocol import (
     ChatCompletionRequest,
@@ -40,8 +40,26 @@ DEFAULT_TOP_LOGITS = 50
 def encode() -> Response:
     body = read_json(EncodeRequest)
     engine = engine_for(body.model)
-    tokens = engine.tokenize(body.text, add_bos=body.add_bos is not False)
+    tokens = counted(engine, body.text, add_bos=body.add_bos is not False)
     return json_response(EncodeResponse(tokens=tokens, length=len(tokens)))
+
+
+COUNTED_CONTEXTS = 4  # encode and token-count count texts up to 4 contexts long
+
+
+def counted(engine, text: str, *, add_bos: bool = True) -> list[int]:
+    """The tokens of a text to count: at most COUNTED_CONTEXTS times the largest context the
+    model knows, so that no request makes the tokenizer work for minutes."""
+    limit = COUNTED_CONTEXTS * max(engine.info.n_ctx, engine.info.n_ctx_train or 0)
+    try:
+        return engine.tokenize(text, add_bos=add_bos, limit=limit)
+    except TooManyTokens as too_many:
+        raise InvalidRequest(
+            f"The text has more than {limit} tokens (at least {too_many.at_least}): Hearth counts "
+            f"texts up to {COUNTED_CONTEXTS} times the model's context.",
+            param="text",
+            code="context_length_exceeded",
+        ) from None
 
 
 def decode() -> Response:
@@ -55,7 +73,7 @@ def decode() -> Response:
 def token_count() -> Response:
     body = read_json(EncodeRequest)
     engine = engine_for(body.model)
-    return json_response(TokenCountResponse(length=len(engine.tokenize(body.text))))
+    return json_response(TokenCountResponse(length=len(counted(engine, body.text))))
 
 
 def logits() -> Response:
@@ -87,8 +105,7 @@ def stop_generation() -> Response:
     id, every generation (admin key only)."""
     body = read_json(StopRequest, allow_empty=True)
     if body.id is None:
-        if not key_matches(services().settings.effective_admin_key, presented_key()):
-            raise Unauthorized("Stopping every generation needs the admin key; send an id.")
+        check_admin()  # stopping everyone's generations manages Hearth
         stopped = sum(engine.cancel_all() for _, engine in services().models.loaded_engines())
         return json_response(StatusResponse(stopped=stopped))
     runs = [run for run in list(api_state().running.values()) if run.owns(body.id)]

@@ -17,6 +17,8 @@ _PATH_PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
 ERROR_STATUSES = {
     "400": "Invalid JSON or an invalid field (the error names it in `param`).",
     "401": "Missing or wrong API key.",
+    "403": "A web page of a site --cors-origins does not allow; for admin calls without an admin "
+    "key, a client that is not on this machine.",
     "404": "Unknown model, route or request id.",
     "413": "The request body is larger than 8 MiB.",
     "503": "A model is loading.",
@@ -24,12 +26,14 @@ ERROR_STATUSES = {
 
 DESCRIPTION = """\
 Hearth's OpenAI-compatible API. Send `Authorization: Bearer KEY` (or `x-api-key: KEY`) when
-the server runs with `--api-key`; /health, /openapi.json and /docs need no key, and the
-model list/load/unload calls need the admin key (`--admin-key`, default: the API key).
+the server runs with `--api-key`; /health, /openapi.json and /docs need no key. The admin
+calls (`x-hearth-access: admin`: model list/load/unload) need the admin key (`--admin-key`,
+default: the API key), or without any key come only from this machine. Browser pages of
+other sites than this machine's are refused unless `--cors-origins` allows them.
 
 Streaming (`"stream": true`) answers with server-sent events: `data: {json}` chunks, then
-`data: [DONE]` (left out for `python-requests/` clients, see docs/api.md). Every error has
-OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+`data: [DONE]`, for every client. Every error has OpenAI's shape:
+`{"error": {"message", "type", "param", "code"}}`.
 """
 
 

@@ -4,10 +4,9 @@
 - The Responses API and Anthropic Messages: each event named after its `type`
   (`event: response.created` then `data: {...}`), and no `[DONE]`.
 
-`[DONE]` is left out for clients whose User-Agent starts with `python-requests/`: the
-sseclient-py examples of text-generation-webui's docs call `json.loads` on every event and
-would crash on it; their stream ends when the connection closes. The official clients
-(`OpenAI/Python`, `OpenAI/JS`) and everything else get `[DONE]`.
+Every client gets `[DONE]`, whatever its User-Agent: it is how a client knows the stream is
+complete rather than cut short (OpenAI, llama-server, Ollama and text-generation-webui all
+send it). Scripts that call `json.loads` on every event skip it (docs/api.md shows how).
 
 A stream that fails after its headers went out ends with one error event in the dialect's
 shape. When the client goes away, the server closes the response iterator; `on_close` then
@@ -22,7 +21,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from flask import Response, request
+from flask import Response
 from pydantic import BaseModel
 
 from modules.errors import HearthError
@@ -52,20 +51,14 @@ def event(payload: BaseModel | dict, named: bool = False) -> str:
     return f"event: {name}\ndata: {data}\n\n" if name else f"data: {data}\n\n"
 
 
-def wants_done() -> bool:
-    return not request.headers.get("User-Agent", "").startswith("python-requests/")
-
-
 def sse_response(
     payloads: Iterable[BaseModel | dict], on_close: Callable[[], None], dialect: Dialect = OPENAI
 ) -> Response:
-    done = dialect.done and wants_done()
-
     def body() -> Iterator[str]:
         try:
             for payload in payloads:
                 yield event(payload, dialect.named)
-            if done:
+            if dialect.done:
                 yield DONE
         except HearthError as error:
             yield event(dialect.error(error), dialect.named)

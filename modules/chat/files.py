@@ -1,13 +1,36 @@
-"""Writing files so that a crash never leaves a half-written one behind."""
+"""Writing files so that a crash never leaves a half-written one behind, and changing them
+so that two processes never lose each other's change."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: one process per user_data, as before
+    fcntl = None
+
 TEMP_SUFFIX = ".tmp"
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold the folder's lock: one read-modify-write at a time in it, across processes (two
+    servers or gunicorn workers sharing user_data) as well as threads. flock: the kernel drops
+    it when its holder dies, even by SIGKILL, so a crash never leaves the folder locked."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def atomic_write(path: Path, data: bytes) -> None:

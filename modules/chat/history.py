@@ -1,24 +1,29 @@
 """Saved conversations: `<root>/chat/<character>/<id>.json` and `<root>/instruct/<id>.json`.
 
 Ids are made by the server (or chosen by an API caller) and checked on every access, like
-character names, so no request can reach outside the logs folder. Every write is atomic.
+character names, so no request can reach outside the logs folder.
+
+Every write is atomic (a crash, SIGKILL included, leaves the old file or the new one), and
+every change holds its folder's lock from reading to writing, across threads and processes:
+two servers or workers sharing user_data that add turns to one chat never lose one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from modules.chat.chat_log import Chat, messages_from_internal
-from modules.chat.files import TEMP_SUFFIX, atomic_write
+from modules.chat.files import TEMP_SUFFIX, atomic_write, folder_lock
 from modules.chat.messages import MODES, ChatMessage
 from modules.chat.names import child_path, validate_history_id, validate_name
 from modules.errors import InvalidRequest, NotFound
@@ -38,7 +43,7 @@ class ChatSummary:
 class HistoryStore:
     def __init__(self, *, root: Path) -> None:
         self.root = Path(root)
-        self._lock = threading.Lock()  # serialises read-modify-write within this process
+        self._lock = threading.Lock()  # this process's threads queue here, not on the file lock
 
     # --- places ----------------------------------------------------------------------------
 
@@ -113,11 +118,8 @@ class HistoryStore:
 
     def save(self, chat: Chat) -> Chat:
         """Write `chat` atomically (a crash leaves the old file or the new one, whole)."""
-        path = self.path(chat.mode, chat.character, chat.id)
-        now = time.time()
-        chat = dataclasses.replace(chat, created=chat.created or now, updated=chat.updated or now)
-        atomic_write(path, json.dumps(_to_json(chat), ensure_ascii=False, indent=1).encode())
-        return chat
+        with self._locked(chat.mode, chat.character):
+            return self._write(chat)
 
     def update(
         self,
@@ -126,9 +128,9 @@ class HistoryStore:
         history_id: str,
         change: Callable[[Chat], Chat],
     ) -> Chat:
-        """Load, change and save one chat, with no other change in this process in between."""
-        with self._lock:
-            return self.save(change(self.load(mode, character, history_id)))
+        """Load, change and save one chat, with no other change (from any process) in between."""
+        with self._locked(mode, character):
+            return self._write(change(self.load(mode, character, history_id)))
 
     def rename(self, mode: str, character: str | None, history_id: str, title: str) -> Chat:
         title = " ".join(title.split())[:200]
@@ -137,7 +139,8 @@ class HistoryStore:
     def delete(self, mode: str, character: str | None, history_id: str) -> None:
         path = self.path(mode, character, history_id)
         try:
-            path.unlink()
+            with self._locked(mode, character):
+                path.unlink()
         except FileNotFoundError:
             raise NotFound(f"The chat history '{history_id}' does not exist.", param="history_id") from None
 
@@ -166,7 +169,7 @@ class HistoryStore:
             messages.insert(lead, ChatMessage("assistant", greeting))
         if reply is not None:
             messages.append(reply)
-        with self._lock:
+        with self._locked(mode, character):
             now = time.time()
             try:
                 old = self.load(mode, character, history_id)
@@ -174,9 +177,21 @@ class HistoryStore:
             except (NotFound, InvalidRequest):
                 title, created = "", now
             chat = Chat(history_id, mode, character, tuple(messages), title, created, now)
-            return self.save(chat)
+            return self._write(chat)
 
     # --- files -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self, mode: str, character: str | None) -> Iterator[None]:
+        with self._lock, folder_lock(self.folder(mode, character)):
+            yield
+
+    def _write(self, chat: Chat) -> Chat:
+        path = self.path(chat.mode, chat.character, chat.id)
+        now = time.time()
+        chat = dataclasses.replace(chat, created=chat.created or now, updated=chat.updated or now)
+        atomic_write(path, json.dumps(_to_json(chat), ensure_ascii=False, indent=1).encode())
+        return chat
 
     @staticmethod
     def _read(path: Path, mode: str, character: str | None) -> Chat:

@@ -191,11 +191,15 @@ class TextEngine(Protocol):
     def generate(self, request: GenerationRequest) -> Generation:
         """Queue a generation and return its stream at once (raises on invalid requests)."""
 
-    def tokenize(self, text: str, *, add_bos: bool = True, special: bool = True) -> list[int]: ...
+    def tokenize(
+        self, text: str, *, add_bos: bool = True, special: bool = True, limit: int | None = None
+    ) -> list[int]:
+        """With `limit`: TooManyTokens for a longer text, without tokenizing all of it."""
 
     def detokenize(self, tokens: Sequence[int]) -> str: ...
 
-    def count_tokens(self, text: str) -> int: ...
+    def count_tokens(self, text: str) -> int:
+        """Exact up to the context size; beyond it, a lower bound (a prompt that long fits nowhere)."""
 
     def token_logprobs(
         self, prompt: str | Sequence[int], params: SamplingParams, top_n: int, use_samplers: bool

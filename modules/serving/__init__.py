@@ -3,7 +3,10 @@
 - `listeners`: which addresses and ports to bind, TLS, and binding with one-line errors;
 - `guards`: the Host check (against DNS rebinding) and the UI/API port separation;
 - `traffic`: WSGI middleware counting requests in flight (for shutdown) and logging them;
-- `tunnel`: the Cloudflare tunnel for --public-api;
+- `tunnel`: the Cloudflare tunnel for --public-api, and `public_key`: the key it gets when
+  the user set none;
+- `access`: who is asking (this machine or elsewhere, which site, which key), for the API,
+  the UI and /metrics;
 - `banner`: what the server prints once it is ready;
 - `runner`: `serve(settings)`, tying them together until SIGINT/SIGTERM.
 

@@ -22,6 +22,7 @@ from ..errors import HearthError
 from ..settings import Settings
 from .banner import banner
 from .listeners import API, LISTENER, Listener, StartupError, bind_all, plan, tls_context
+from .public_key import with_public_key
 from .traffic import Traffic
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def serve(settings: Settings) -> int:
     from ..app import close_app, create_app
 
     configure_logging(settings.verbose)
+    settings, made_key = with_public_key(settings)
     listeners = plan(settings)
     context = tls_context(settings)
     sockets = bind_all(listeners)
@@ -88,7 +90,13 @@ def serve(settings: Settings) -> int:
         log.info(
             "%s",
             banner(
-                settings, listeners, scheme=scheme, model=model, extensions=extensions, public_url=public_url
+                settings,
+                listeners,
+                scheme=scheme,
+                model=model,
+                extensions=extensions,
+                public_url=public_url,
+                made_key=made_key,
             ),
         )
 
@@ -97,7 +105,7 @@ def serve(settings: Settings) -> int:
     announcer = gevent.spawn(announce)
     for server in servers:
         server.start()
-    tunnel = start_tunnel(settings, app, listeners, scheme)
+    tunnel = start_tunnel(settings, app, listeners, scheme, made_key)
     stop.wait()
 
     log.info("shutting down")
@@ -154,7 +162,9 @@ def busy(services: Services) -> bool:
     return False
 
 
-def start_tunnel(settings: Settings, app: Flask, listeners: list[Listener], scheme: str) -> Tunnel | None:
+def start_tunnel(
+    settings: Settings, app: Flask, listeners: list[Listener], scheme: str, made_key: str | None = None
+) -> Tunnel | None:
     if not settings.tunnel_enabled:
         return None
     from .tunnel import Tunnel
@@ -163,18 +173,21 @@ def start_tunnel(settings: Settings, app: Flask, listeners: list[Listener], sche
     guard = app.extensions["hearth.host_guard"]
 
     def ready(url: str | None) -> None:
+        key_note = f" (API key: {made_key})" if made_key else ""
         if url:
             guard.allow(urlsplit(url).hostname or "")
-            log.info("Public API: %s/v1", url)
+            log.info("Public API: %s/v1%s", url, key_note)
         else:
             log.info(
                 "Public API: the named tunnel %s is connected; it serves the hostnames you "
-                "routed to it (see docs/deployment.md)",
+                "routed to it (see docs/deployment.md)%s",
                 settings.public_api_id,
+                key_note,
             )
         if not settings.api_key:
             log.warning(
-                "the API is public and has no key: anyone who finds the URL can use it (set --api-key)"
+                "the API is public and has no key (--public-api-without-key): anyone who finds "
+                "the URL can use it"
             )
 
     tunnel = Tunnel(api.url(scheme), tunnel_id=settings.public_api_id, on_ready=ready)

@@ -68,7 +68,8 @@ def init_web(app: Flask, hearth, extension_blueprints: Sequence[Blueprint] = ())
     elif settings.listen:
         log.warning(
             "The browser UI is reachable from the network without a login (--listen without "
-            "--ui-auth): anyone who can reach this machine can read and write your chats. "
+            "--ui-auth): anyone who can reach this machine can read and write your chats "
+            "(changing models, settings and LocalDocs folders stays limited to this machine). "
             "Add --ui-auth USER:PASSWORD."
         )
     app.config.setdefault(
@@ -88,7 +89,9 @@ def create_blueprint(extension_blueprints: Sequence[Blueprint] = ()) -> Blueprin
 
     @web.before_request
     def guard():
-        return check_request(web_state().guard)
+        from modules.app import services
+
+        return check_request(web_state().guard, services().settings)
 
     web.after_request(add_headers)
 

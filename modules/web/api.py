@@ -20,6 +20,7 @@ from modules.chat.templates import MODEL as MODEL_TEMPLATE
 from modules.engines.base import ModelInfo
 from modules.errors import NotFound
 from modules.extensions import available_extensions, extension_dirs
+from modules.serving.access import management
 from modules.settings import PROJECT_ROOT
 
 from .characters import register_character_routes
@@ -128,6 +129,7 @@ def _status_routes(api: Blueprint) -> None:
         )
 
     @api.post("/models/load")
+    @management
     def load_model():
         body = json_body(LoadRequest)
         hearth = services()
@@ -139,6 +141,7 @@ def _status_routes(api: Blueprint) -> None:
         return jsonify(status_json(hearth))
 
     @api.post("/models/unload")
+    @management
     def unload_model():
         body = json_body(UnloadRequest)
         hearth = services()
@@ -217,6 +220,7 @@ def _settings_routes(api: Blueprint) -> None:
         )
 
     @api.put("/settings")
+    @management
     def put_settings():
         choices = json_body(UiChoices)
         hearth, web = services(), web_state()

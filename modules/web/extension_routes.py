@@ -16,6 +16,7 @@ from flask import Blueprint, Response, jsonify
 from modules.app import services
 from modules.errors import InvalidRequest, NotFound
 from modules.extensions import set_param
+from modules.serving.access import management
 
 from .http import json_body
 
@@ -32,6 +33,7 @@ def register_extension_routes(web: Blueprint) -> None:
         return _text(services().extensions.js(), "text/javascript")
 
     @web.put("/ui/api/extensions/<name>/params")
+    @management
     def extension_params(name: str):
         from pydantic import RootModel
 

@@ -5,7 +5,6 @@ Every failure leaves as `{"error": {"message": ...}}` with a 4xx status, for the
 
 from __future__ import annotations
 
-import json
 from typing import TypeVar
 
 from flask import Blueprint, Response, jsonify, request
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from modules.errors import HearthError, InvalidRequest, PayloadTooLarge
+from modules.inbound import json_object
 
 from .pictures import MAX_UPLOAD_BYTES
 
@@ -48,13 +48,7 @@ def json_body(model: type[Model]) -> Model:
     raw = request.get_data(cache=False)
     if len(raw) > MAX_JSON_BYTES:
         raise PayloadTooLarge("The request is too large.")
-    try:
-        data = json.loads(raw or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidRequest("The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    return checked(model, data)
+    return checked(model, json_object(raw or b"{}"))
 
 
 def checked(model: type[Model], data: dict) -> Model:

@@ -7,6 +7,9 @@
   every old session.
 - Requests that change something (and the websocket handshake) must come from the UI's own
   origin: a page elsewhere cannot drive the UI through the user's browser (CSRF).
+- Management actions (views marked with `management`: loading models, the settings,
+  extensions' parameters, LocalDocs folders) need the login, or else come from this machine
+  (modules/serving/access.py says what counts as this machine).
 - (Requests addressed to other host names, DNS rebinding, are refused app-wide by the
   serving layer's Host guard, before they reach the UI.)
 - Every UI response carries a strict Content-Security-Policy: scripts only from our own
@@ -18,15 +21,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from flask import Response, redirect, request, session, url_for
+from flask import Response, current_app, redirect, request, session, url_for
 
-from modules.errors import HearthError, Unauthorized
+from modules.errors import Forbidden, Unauthorized
+from modules.keyfile import read_or_create
+from modules.serving.access import ACCESS_ATTRIBUTE, require_local_management, same_origin
 from modules.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,11 +41,6 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'"
 )
 OPEN_ENDPOINTS = {"web.login", "web.static", "web.login_submit"}
-
-
-class Forbidden(HearthError):
-    status = 403
-    type = "invalid_request_error"
 
 
 @dataclass(frozen=True)
@@ -89,53 +87,29 @@ def make_guard(settings: Settings) -> Guard:
 
 def load_secret(folder: Path) -> bytes:
     """The session key: made once, kept readable by this user only."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / SECRET_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o600)
-        key = path.read_text(encoding="ascii").strip()
-        if len(key) >= 32:
-            return key.encode()
-        log.warning("the UI's session key in %s was too short; making a new one", path)
-        path.unlink()
-        return load_secret(folder)
-    key = secrets.token_hex(32)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(key + "\n")
-    return key.encode()
+    return read_or_create(folder / SECRET_FILE, lambda: secrets.token_hex(32)).encode()
 
 
 # --- Checks run before every UI request -------------------------------------------------------
-
-
-def same_origin() -> bool:
-    """Whether the request comes from a page of this UI (or from no page at all)."""
-    origin = request.headers.get("Origin")
-    if origin is not None:
-        return origin != "null" and urlsplit(origin).netloc.lower() == request.host.lower()
-    site = request.headers.get("Sec-Fetch-Site")
-    return site in (None, "same-origin", "none")
 
 
 def is_websocket() -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
-def check_request(guard: Guard) -> Response | None:
+def check_request(guard: Guard, settings: Settings) -> Response | None:
     """Runs before every request to the UI; returns a response to refuse it."""
     unsafe = request.method not in ("GET", "HEAD", "OPTIONS") or is_websocket()
     if unsafe and not same_origin():
         raise Forbidden("Cross-site request refused: this request did not come from the UI's own page.")
-    if not guard.login_required or request.endpoint in OPEN_ENDPOINTS:
-        return None
-    if guard.logged_in_user() is not None:
-        return None
-    if request.path.startswith("/ui/api/") or is_websocket() or request.method != "GET":
-        raise Unauthorized("Please log in again.")
-    return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+    if guard.login_required and request.endpoint not in OPEN_ENDPOINTS and guard.logged_in_user() is None:
+        if request.path.startswith("/ui/api/") or is_websocket() or request.method != "GET":
+            raise Unauthorized("Please log in again.")
+        return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, ACCESS_ATTRIBUTE, None) == "admin":
+        require_local_management(settings, logged_in=guard.login_required)
+    return None
 
 
 def safe_next(target: str | None) -> str:

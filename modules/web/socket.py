@@ -44,6 +44,7 @@ from simple_websocket import ConnectionClosed
 from modules.chat.messages import MODES
 from modules.chat.names import validate_history_id, validate_name
 from modules.errors import HearthError, InvalidRequest
+from modules.inbound import check_inbound, parse_json
 
 from .presets import Sampling
 from .turns import Turn, TurnRequest, start_turn
@@ -96,12 +97,10 @@ Message = Annotated[GenerateMessage | StopMessage | PingMessage, Field(discrimin
 def parse_message(raw: Any) -> GenerateMessage | StopMessage | PingMessage:
     if not isinstance(raw, str):
         raise InvalidRequest("Send JSON text messages.")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError:
-        raise InvalidRequest("The message is not valid JSON.") from None
+    data = parse_json(raw, "the message")
     if not isinstance(data, dict) or data.get("type") not in ("generate", "stop", "ping"):
         raise InvalidRequest("Unknown message type: use generate, stop or ping.")
+    check_inbound(data)
     try:
         from pydantic import TypeAdapter
 

@@ -1,4 +1,5 @@
-"""API keys, the admin key, CORS, and a bearer token that names a model (LocalAI)."""
+"""API keys, the admin key, CORS, and a bearer token that names a model (LocalAI), against a real
+server (tests/api/test_api_access.py has the whole matrix of places, pages and keys)."""
 
 from __future__ import annotations
 
@@ -105,9 +106,15 @@ def test_cors_preflight_needs_no_key_and_allows_the_configured_origin(locked):
     assert denied.status_code == 401 and denied.headers["Access-Control-Allow-Origin"] == "http://app.example"
 
 
-def test_any_origin_by_default(api):
+def test_only_this_machines_pages_by_default(api):
+    """Any site the user visits once could drive the API through the browser (`*` was the
+    default); now only local pages can, and `--cors-origins '*'` is the explicit choice."""
     response = requests.get(api.api_url + "/models", headers={"Origin": "http://localhost:3000"}, timeout=10)
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    foreign = requests.get(api.api_url + "/models", headers={"Origin": "https://evil.example"}, timeout=10)
+    assert_openai_error(foreign, 403)
+    assert "Access-Control-Allow-Origin" not in foreign.headers
 
 
 def test_without_a_key_a_bearer_token_naming_a_model_selects_it(api):

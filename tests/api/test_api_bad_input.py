@@ -13,6 +13,7 @@ from api_helpers import assert_openai_error
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 HI = [{"role": "user", "content": "Hi"}]
+MB = 1 << 20
 
 
 def chat(**fields):
@@ -175,6 +176,70 @@ CASES = [
     ),
     ("stop an unknown id", "/v1/internal/stop-generation", {"id": "chatcmpl-nope"}, 404, "id"),
     ("unknown route", "/v1/nothing/here", {}, 404, None),
+    # The text rule: lone surrogates are valid JSON escapes but not text; a 400 naming the place.
+    (
+        "lone surrogate in content",
+        CHAT,
+        {"messages": [{"role": "user", "content": "a\udc80b"}]},
+        400,
+        "messages.0.content",
+    ),
+    (
+        "lone surrogate in a content part",
+        CHAT,
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "\ud800"}]}]},
+        400,
+        "messages.0.content.0.text",
+    ),
+    (
+        "lone surrogate in tool arguments",
+        CHAT,
+        {
+            "messages": [
+                HI[0],
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": '{"x": "\udfff"}'},
+                        }
+                    ],
+                },
+            ]
+        },
+        400,
+        "messages.1.tool_calls.0.function.arguments",
+    ),
+    ("lone surrogate in a logit_bias key", CHAT, chat(logit_bias={"\ud800": 1}), 400, "logit_bias"),
+    ("lone surrogate in a prompt", COMPLETIONS, completion(prompt=["ok", "\udc00"]), 400, "prompt.1"),
+    ("lone surrogate to encode", "/v1/internal/encode", {"text": "\ud800"}, 400, "text"),
+    ("lone surrogate to count", "/v1/internal/token-count", {"text": "x\ud800"}, 400, "text"),
+    ("lone surrogate in an unknown field", CHAT, chat(extra_thing="\ud800"), 400, "extra_thing"),
+    ("lone surrogate to embed", "/v1/embeddings", {"input": ["fine", "\ud800"]}, 400, "input.1"),
+    ("lone surrogate to moderate", "/v1/moderations", {"input": "\udbff"}, 400, "input"),
+    ("lone surrogate to load", "/v1/internal/model/load", {"model_name": "\ud800"}, 400, "model_name"),
+    # A megabyte the tokenizer would take a minute over (found by tests/fuzz): refused at once.
+    ("a megabyte of NUL to count", "/v1/internal/token-count", {"text": "\x00" * MB}, 400, "text"),
+    ("a megabyte of RTL marks to encode", "/v1/internal/encode", {"text": "\u202e" * MB}, 400, "text"),
+    ("a megabyte of NUL to complete", COMPLETIONS, completion(prompt="\x00" * MB), 400, None),
+    ("a megabyte of NUL to chat", CHAT, {"messages": [{"role": "user", "content": "\x00" * MB}]}, 400, None),
+    (
+        "structure 100 levels deep",
+        CHAT,
+        chat(
+            tools=[
+                {
+                    "type": "function",
+                    "function": {"name": "f", "parameters": json.loads("[" * 100 + "]" * 100)},
+                }
+            ]
+        ),
+        400,
+        "tools.0.function.parameters",
+    ),
 ]
 
 

@@ -44,6 +44,7 @@ def test_whole_answer_in_openai_shape_with_exact_usage(api, client):
     raw = post(api, "/v1/chat/completions", {"messages": MESSAGES, "max_tokens": 8, "temperature": 0})
     validator("CreateChatCompletionResponse").validate(raw.json())
     assert raw.json()["choices"][0]["message"]["content"] == choice.message.content
+    assert raw.json()["choices"][0]["message"]["annotations"] == []  # as OpenAI's messages carry
 
 
 def test_content_parts_are_read_as_text(client):
@@ -68,12 +69,11 @@ def test_stream_role_first_finish_last_done_and_same_text(api, client):
     assert all(c.choices[0].finish_reason is None for c in stream[:-1])
     assert "".join(c.choices[0].delta.content or "" for c in stream) == whole.choices[0].message.content
     assert len({c.id for c in stream}) == 1
-    # on the wire: schema-valid chunks, then [DONE] for the official client's User-Agent
+    # on the wire: schema-valid chunks, then [DONE]
     response = requests.post(
         api.api_url + "/chat/completions",
         stream=True,
         timeout=30,
-        headers={"User-Agent": "OpenAI/Python 3.54.0"},
         json={
             "messages": MESSAGES,
             "max_tokens": 5,
@@ -87,6 +87,9 @@ def test_stream_role_first_finish_last_done_and_same_text(api, client):
     check = validator("CreateChatCompletionStreamResponse")
     for part in parts:
         check.validate(part)
+    # the choice's last chunk carries the message's (empty) annotations; no other chunk does
+    deltas = [part["choices"][0]["delta"] for part in parts if part["choices"]]
+    assert deltas[-1]["annotations"] == [] and all("annotations" not in d for d in deltas[:-1])
     assert parts[-1]["choices"] == [] and parts[-1]["usage"]["completion_tokens"] == 5
     assert parts[-1]["usage"]["prompt_tokens"] == chat_prompt_tokens(api)
 

@@ -189,7 +189,7 @@ def test_stream_with_echo_logprobs_and_suffix(api):
         timeout=30,
     )
     parts, done = chunks(response)
-    assert not done  # python-requests clients get no [DONE] (see docs/api.md)
+    assert done  # every client gets [DONE], python-requests included
     whole = raw_completion(api, max_tokens=3, temperature=0, echo=True, logprobs=1, suffix="!")
     assert "".join(p["choices"][0]["text"] for p in parts) == whole["choices"][0]["text"]
     tokens = [t for p in parts for t in p["choices"][0]["logprobs"]["tokens"]]

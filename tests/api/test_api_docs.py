@@ -92,7 +92,8 @@ def test_api_md_documents_every_field_beyond_openai():
     assert {"mode", "character", "top_k", "min_p", "use_samplers", "ctx_size"} <= beyond
     missing = sorted(f for f in beyond if f"`{f}`" not in doc)
     assert not missing, f"docs/api.md does not document: {missing}"
-    assert "python-requests/" in doc and "[DONE]" in doc
+    # one protocol for every client: no User-Agent gets a different stream
+    assert "[DONE]` for every client" in doc and "python-requests/" not in doc
 
 
 def curl_blocks() -> list[str]:

@@ -1,12 +1,13 @@
 """The examples users paste from the docs of the programs they come from, run as written
 (only the host and port changed): GPT4All's cURL calls and its openai~=0.28 example (in a
-virtualenv of its own), text-generation-webui's sseclient-py streaming examples, LocalAI's
-cURL calls, and the Node openai client."""
+virtualenv of its own), text-generation-webui's sseclient-py streaming examples (with the
+`[DONE]` line docs/api.md gives), LocalAI's cURL calls, and the Node openai client."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -263,8 +264,39 @@ TEXTGEN_CURRENT_COMPLETION_STREAM = TEXTGEN_OLDER_COMPLETION_STREAM.replace(
 )
 
 
+# Hearth, like OpenAI and text-generation-webui itself since March 2026, ends every stream with
+# `data: [DONE]`, which these examples as written pass to json.loads. They run with the one
+# line docs/api.md tells their users to add.
+SKIP_DONE = 'if event.data == "[DONE]":\n    break\n'
+
+
+def skip_done(code: str) -> str:
+    def add(match: re.Match) -> str:
+        indent = match.group(1)
+        return "".join(indent + line + "\n" for line in SKIP_DONE.splitlines()) + match.group(0)
+
+    patched, count = re.subn(r"^( *)payload = json\.loads\(event\.data\)\n", add, code, flags=re.M)
+    assert count == 1, code
+    return patched
+
+
+def test_the_done_line_is_the_one_the_docs_give():
+    doc = (PROJECT_ROOT / "docs" / "api.md").read_text()
+    assert re.search(r'\n( +)if event\.data == "\[DONE\]":\n\1    break\n', doc)
+
+
+def test_the_docs_streaming_example(textgen, tmp_path):
+    doc = (PROJECT_ROOT / "docs" / "api.md").read_text()
+    [code] = [b for b in re.findall(r"```python\n(.*?)```", doc, flags=re.S) if "sseclient" in b]
+    script = tmp_path / "docs_example.py"
+    script.write_text(code.replace("http://127.0.0.1:5000", textgen.api_base))
+    assert len(run([sys.executable, str(script)]).stdout.strip()) > 20
+
+
 def run_example(code: str, server, tmp_path: Path, *lines: str) -> str:
     script, runner = tmp_path / "example.py", tmp_path / "runner.py"
+    if "sseclient" in code:
+        code = skip_done(code)
     script.write_text(code.replace("http://127.0.0.1:5000", server.api_base))
     runner.write_text(RUNNER)
     return run([sys.executable, str(runner), str(script), *lines]).stdout

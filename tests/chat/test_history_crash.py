@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from modules.chat import chat_log
+from modules.chat.files import LOCK_NAME
 from modules.chat.history import HistoryStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +32,8 @@ def test_failure_during_write_keeps_the_old_file(history, monkeypatch):
         history.save(chat_log.append_exchange(chat, "new", "new reply"))
     monkeypatch.undo()
     assert path.read_bytes() == before
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
+    left = [p.name for p in path.parent.iterdir() if p.name != LOCK_NAME]  # the folder's lock stays
+    assert left == [path.name]  # no temp file left
 
 
 WRITER = """

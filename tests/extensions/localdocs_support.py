@@ -53,6 +53,13 @@ PDF_LINES = [
 ]
 
 
+def allow_folders(user_data: Path, *roots: Path) -> None:
+    """settings.yaml letting LocalDocs read `roots` (the tests' documents live outside the home
+    folder, LocalDocs' default root)."""
+    listed = ", ".join(f'"{root}"' for root in roots)
+    (user_data / "settings.yaml").write_text(f"localdocs-folder_roots: [{listed}]\n")
+
+
 def make_documents(root: Path) -> Path:
     """A folder of mixed files, plus things that must be skipped."""
     folder = root / "docs"

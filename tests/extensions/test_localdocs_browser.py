@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from localdocs_support import make_documents
+from localdocs_support import allow_folders, make_documents
 
 pytestmark = pytest.mark.browser
 pytest.importorskip("sentence_transformers")
@@ -32,6 +32,7 @@ def test_the_localdocs_panel_from_a_new_collection_to_saved_sources(server, user
     from playwright.sync_api import expect
 
     folder = make_documents(tmp_path)
+    allow_folders(user_data, tmp_path)
     proc = server("--extensions", "localdocs", "--ctx-size", "2048", wait_for="ui")
     page = new_page()
     page.goto(proc.ui_url + "/")

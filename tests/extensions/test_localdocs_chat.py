@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from localdocs_support import make_documents
+from localdocs_support import allow_folders, make_documents
 from servers import make_user_data, tiny_args
 
 from modules.app import close_app, create_app
@@ -27,6 +27,7 @@ def app(tmp_path_factory, model_dir):
     """One app for the module (the embedding model loads once), with a collection indexed."""
     root = tmp_path_factory.mktemp("localdocs")
     user_data = make_user_data(root / "user_data")
+    allow_folders(user_data, tmp_path_factory.getbasetemp())
     settings = load_settings(
         [*tiny_args(user_data, model_dir, ctx_size=1024), "--api", "--extensions", "localdocs"],
         {},

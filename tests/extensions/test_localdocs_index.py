@@ -163,6 +163,35 @@ def test_folders_must_be_real_directories_outside_user_data(docs, tmp_path):
     assert docs.list()[0]["folders"] == [str(tmp_path.resolve())]
 
 
+def test_folders_may_be_limited_to_roots_and_are_never_hidden(tmp_path, embedder):
+    allowed, other = tmp_path / "allowed", tmp_path / "other"
+    for folder in (allowed / "notes", allowed / ".ssh", allowed / "notes" / ".secret", other):
+        folder.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(other)
+    library = LocalDocs(
+        Store(tmp_path / "store.sqlite3"), _Kept(embedder), Options(), private_dirs=[], roots=[allowed]
+    )
+    try:
+        library.create("ok", [str(allowed), str(allowed / "notes")])
+        for refused in (other, tmp_path / "link", allowed / ".ssh", allowed / "notes" / ".secret", tmp_path):
+            with pytest.raises(InvalidRequest) as caught:
+                library.create("no", [str(refused)])
+            assert caught.value.code == "folder_not_allowed", refused
+            if refused == other:
+                assert "localdocs-folder_roots" in caught.value.message
+    finally:
+        library.close()
+
+
+def test_the_default_root_is_the_home_folder():
+    from extensions.localdocs import script
+
+    assert script.params["folder_roots"] == ["~"]
+    assert script.folder_roots("/srv/docs") == [Path("/srv/docs")]
+    with pytest.raises(ValueError):
+        script.folder_roots([1])
+
+
 def test_chunking_keeps_locations_and_overlap():
     code = "\n".join(f"line_{i} = {i}" for i in range(1, 101))
     chunks = split_text(code, 200, 40, prose=False)

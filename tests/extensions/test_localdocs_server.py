@@ -7,15 +7,16 @@ import time
 
 import pytest
 import requests
-from localdocs_support import make_documents
+from localdocs_support import allow_folders, make_documents
 
 pytest.importorskip("sentence_transformers")
 
 
-def test_index_and_chat_through_a_running_server(server, tmp_path):
+def test_index_and_chat_through_a_running_server(server, tmp_path, user_data):
     from openai import OpenAI
 
     folder = make_documents(tmp_path)
+    allow_folders(user_data, tmp_path)
     proc = server("--api", "--extensions", "localdocs")
     base = proc.api_url + "/internal/localdocs"
     created = requests.post(base, json={"name": "home", "folders": [str(folder)]}, timeout=30)

@@ -102,6 +102,15 @@ def test_speed_changes_the_length(openai_client, spoken_wav):
     assert 0.4 * duration(spoken_wav) < duration(fast) < 0.7 * duration(spoken_wav)
 
 
+def test_control_characters_are_not_spoken_and_never_fail(openai_client, spoken_wav):
+    """A NUL once reached piper's phonemizer and was a 500 (found by tests/fuzz)."""
+    noisy = SENTENCE.replace(" ", " \x00\x01\x1b ", 2)
+    audio = openai_client.audio.speech.create(
+        model="tts-1", voice="alloy", input=noisy, response_format="wav"
+    )
+    assert 0.8 * duration(spoken_wav) < duration(audio.content) < 1.3 * duration(spoken_wav)
+
+
 def test_wav_streams_sentence_by_sentence(media_server, auth):
     with requests.post(
         f"{media_server.api_url}/audio/speech",

@@ -42,7 +42,9 @@ def test_api_without_keys():
     text = render("--api", "--api-enable-ipv6", scheme="https")
     assert row(text, "API") == "https://127.0.0.1:5000/v1, https://[::1]:5000/v1"
     assert row(text, "API key").startswith("not required")
-    assert row(text, "Admin key") == "not required"
+    # without an admin key, nobody elsewhere may manage Hearth (modules/serving/access.py)
+    assert row(text, "Admin key") == "not set: admin calls (model loading, LocalDocs) only from this machine"
+    assert row(text, "Metrics") == "/metrics open, like the API (no API key)"
     assert row(text, "Extensions") == "openai"
 
 
@@ -50,9 +52,21 @@ def test_keys_are_described_never_shown():
     text = render("--api", "--api-key", "sk-secret-1")
     assert row(text, "API key").startswith("required")
     assert row(text, "Admin key") == "the API key"
+    assert row(text, "Metrics") == "/metrics needs the API key"
     text = render("--api", "--api-key", "sk-secret-1", "--admin-key", "sk-admin-2")
     assert row(text, "Admin key").startswith("required for model loading")
     assert "sk-secret-1" not in text and "sk-admin-2" not in text
+    text = render("--api", "--api-key", "sk-secret-1", "--metrics-public")
+    assert row(text, "Metrics") == "/metrics open to anyone who can reach the API (--metrics-public)"
+
+
+def test_the_key_made_for_the_public_api_is_shown():
+    settings = load_settings(["--public-api", "--api-key", "hearth-made-key"], {})
+    text = banner(
+        settings, plan(settings), scheme="http", model="m", extensions=[], made_key="hearth-made-key"
+    )
+    assert row(text, "API key").startswith("required: hearth-made-key (made for --public-api, kept in ")
+    assert row(text, "API key").endswith("public-api.key)")
 
 
 def test_all_interfaces_and_the_public_url():

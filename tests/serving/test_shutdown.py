@@ -23,14 +23,7 @@ def test_sigterm_during_a_stream_ends_it_cleanly(serve):
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    # The official clients' User-Agent: they get the closing [DONE] (python-requests does not).
-    response = requests.post(
-        server.api_url + "/chat/completions",
-        json=body,
-        stream=True,
-        timeout=30,
-        headers={"User-Agent": "OpenAI/Python test"},
-    )
+    response = requests.post(server.api_url + "/chat/completions", json=body, stream=True, timeout=30)
     assert response.status_code == 200
     events, signalled = [], None
     for line in response.iter_lines():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import stat
 from pathlib import Path
 
 import pytest
@@ -57,10 +59,50 @@ def test_command_lines():
     ]
 
 
+def made_key(log: str) -> str:
+    match = re.search(r"API key +required: (hearth-[A-Za-z0-9_-]+) \(made for --public-api", log)
+    assert match, log
+    return match.group(1)
+
+
+def test_without_a_key_the_public_api_gets_one_that_survives_restarts(serve, fake, user_data):
+    server = serve("--public-api", env=fake)
+    assert wait_until(lambda: f"Public API: {FAKE_TUNNEL_URL}/v1 (API key: " in server.log(), timeout=30)
+    key = made_key(server.log())
+    assert f"Public API: {FAKE_TUNNEL_URL}/v1 (API key: {key})" in server.log()  # with the URL
+    assert "has no key" not in server.log()
+    # Through the tunnel (its Host and headers): no key, no answer; the key opens it.
+    tunnel = {"Host": FAKE_TUNNEL_URL.removeprefix("https://"), "CF-Connecting-IP": "203.0.113.9"}
+    assert requests.get(server.api_url + "/models", headers=tunnel, timeout=10).status_code == 401
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    refused = requests.post(server.api_url + "/chat/completions", json=chat, headers=tunnel, timeout=30)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+    keyed = {**tunnel, "Authorization": f"Bearer {key}"}
+    assert requests.post(server.api_url + "/chat/completions", json=chat, headers=keyed, timeout=30).ok
+    assert requests.get(server.api_base + "/metrics", headers=tunnel, timeout=10).status_code == 401
+    path = user_data / "cache" / "public-api.key"
+    assert path.read_text().strip() == key and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert server.stop() == 0
+    again = serve("--public-api", env=fake)
+    assert wait_until(lambda: "API key     required: hearth-" in again.log(), timeout=30), again.log()
+    assert made_key(again.log()) == key  # the clients given the key keep working
+
+
+def test_publishing_without_a_key_is_an_explicit_choice(serve, fake):
+    server = serve("--public-api", "--public-api-without-key", env=fake)
+    assert wait_until(lambda: f"Public API: {FAKE_TUNNEL_URL}/v1" in server.log(), timeout=30), server.log()
+    assert "the API is public and has no key (--public-api-without-key)" in server.log()
+    assert "made for --public-api" not in server.log()
+    tunnel = {"Host": FAKE_TUNNEL_URL.removeprefix("https://"), "CF-Connecting-IP": "203.0.113.9"}
+    assert requests.get(server.api_url + "/models", headers=tunnel, timeout=10).status_code == 200
+    # Even so, nobody manages Hearth through the tunnel without an admin key.
+    listing = requests.get(server.api_url + "/internal/model/list", headers=tunnel, timeout=10)
+    assert listing.status_code == 403 and listing.json()["error"]["code"] == "local_only"
+
+
 def test_quick_tunnel_url_is_printed_and_cloudflared_ends_with_the_server(serve, fake):
     server = serve("--public-api", env=fake)
     assert wait_until(lambda: f"Public API: {FAKE_TUNNEL_URL}/v1" in server.log(), timeout=30), server.log()
-    assert "the API is public and has no key" in server.log()
     [run] = runs(fake)
     assert run["argv"] == ["tunnel", "--no-autoupdate", "--url", f"http://127.0.0.1:{server.api_port}"]
     assert alive(run["pid"])

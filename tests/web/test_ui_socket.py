@@ -188,6 +188,15 @@ BAD = [
         ),
         "temperature",
     ),
+    (  # the text rule: a lone surrogate is valid JSON but not text (see modules/inbound.py)
+        '{"type": "generate", "id": "x", "action": "send", "text": "a\\udc80b", '
+        '"chat": {"mode": "chat", "character": "Assistant", "id": "a"}}',
+        "'text' holds text that cannot be encoded as UTF-8",
+    ),
+    (
+        json.dumps({"type": "ping", "deep": json.loads("[" * 100 + "]" * 100)}),
+        "nested more than 64 levels",
+    ),
 ]
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ...errors import ContextOverflow, InvalidRequest, Unavailable
+from ...errors import ContextOverflow, InvalidRequest, TooManyTokens, Unavailable
 from ..base import (
     Delta,
     EngineStats,
@@ -158,7 +158,17 @@ class LlamaCppEngine:
     def _prompt_tokens(self, prompt: str | Sequence[int]) -> list[int]:
         if isinstance(prompt, str):
             bos = self._info.bos_token
-            tokens = self.tokenize(prompt, add_bos=not (bos and prompt.startswith(bos)))
+            try:
+                tokens = self.tokenize(
+                    prompt, add_bos=not (bos and prompt.startswith(bos)), limit=self._info.n_ctx
+                )
+            except TooManyTokens as too_many:
+                raise ContextOverflow(
+                    f"This model's context holds {self._info.n_ctx} tokens, but the prompt alone is "
+                    f"more than that (at least {too_many.at_least} tokens). Shorten the prompt or "
+                    "load the model with a larger ctx_size.",
+                    param="messages",
+                ) from None
         else:
             tokens = list(prompt)
             self._model.check_tokens(tokens)
@@ -207,16 +217,22 @@ class LlamaCppEngine:
 
     # --- Vocabulary (read-only: safe from any thread) ---------------------------------------
 
-    def tokenize(self, text: str, *, add_bos: bool = True, special: bool = True) -> list[int]:
+    def tokenize(
+        self, text: str, *, add_bos: bool = True, special: bool = True, limit: int | None = None
+    ) -> list[int]:
         self._check_open()
-        return self._model.tokenize(text, add_bos=add_bos, special=special)
+        return self._model.tokenize(text, add_bos=add_bos, special=special, limit=limit)
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         self._check_open()
         return self._model.detokenize(list(tokens))
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenize(text, add_bos=False))
+        """Exact up to the context size; beyond it, a lower bound (nothing that long fits)."""
+        try:
+            return len(self.tokenize(text, add_bos=False, limit=self._info.n_ctx))
+        except TooManyTokens as too_many:
+            return too_many.at_least
 
     # --- Lifetime --------------------------------------------------------------------------
 

@@ -8,11 +8,27 @@ after loading, so these calls are safe from any thread. Anything that touches a 
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from ...errors import EngineFailure, InvalidRequest
+from ...errors import EngineFailure, InvalidRequest, TooManyTokens
 from .library import llama_library
+
+CHUNK_CHARS = 8192  # longer texts are measured in pieces before a limit lets them through
+BOUNDARY_MARGIN = 128  # tokens a cut between two pieces can add at most
+
+
+def chunks(text: str) -> Iterator[str]:
+    """`text` in pieces of about CHUNK_CHARS characters, cut after a newline or space when
+    there is one near the end (so that cuts rarely split a token)."""
+    start = 0
+    while start < len(text):
+        end = min(start + CHUNK_CHARS, len(text))
+        if end < len(text):
+            cut = max(text.rfind("\n", end - 512, end), text.rfind(" ", end - 512, end))
+            end = cut + 1 if cut > start else end
+        yield text[start:end]
+        start = end
 
 
 class LlamaModel:
@@ -71,7 +87,30 @@ class LlamaModel:
     def chat_template(self) -> str | None:
         return self.metadata.get("tokenizer.chat_template")
 
-    def tokenize(self, text: str, *, add_bos: bool = True, special: bool = True) -> list[int]:
+    def tokenize(
+        self, text: str, *, add_bos: bool = True, special: bool = True, limit: int | None = None
+    ) -> list[int]:
+        """The tokens of `text`. With `limit`, TooManyTokens instead when it has more, found out
+        without tokenizing much more than `limit` tokens' worth of text: llama.cpp's
+        SentencePiece tokenizer takes time quadratic in the length of the runs it has to spell
+        byte by byte (1 MB of NUL characters: a minute, 1 MB of U+202E: five)."""
+        if limit is not None and len(text) > CHUNK_CHARS:
+            self._check_within(text, limit, special)
+        tokens = self._tokenize(text, add_bos, special)
+        if limit is not None and len(tokens) > limit:
+            raise TooManyTokens(len(tokens), limit)
+        return tokens
+
+    def _check_within(self, text: str, limit: int, special: bool) -> None:
+        counted = 0
+        for boundaries, chunk in enumerate(chunks(text)):
+            counted += len(self._tokenize(chunk, False, special))
+            # A cut can split a token, or add the space prefix: never more than the margin.
+            at_least = counted - boundaries * BOUNDARY_MARGIN
+            if at_least > limit:
+                raise TooManyTokens(at_least, limit)
+
+    def _tokenize(self, text: str, add_bos: bool, special: bool) -> list[int]:
         data = text.encode("utf-8")
         capacity = len(data) + 8
         tokens = (ctypes.c_int32 * capacity)()

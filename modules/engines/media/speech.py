@@ -57,6 +57,15 @@ def voice_files(value: str) -> tuple[Path, Path]:
     )
 
 
+_UNSPEAKABLE = str.maketrans({c: " " for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F)})
+
+
+def speakable(text: str) -> str:
+    """Control characters say nothing, and espeak (piper's phonemizer) takes C strings: a NUL
+    in the text was a ValueError, a 500 (found by the fuzz tests). They become spaces."""
+    return text.translate(_UNSPEAKABLE)
+
+
 class Speaker:
     """A loaded piper voice. Use only from its worker thread."""
 
@@ -70,7 +79,7 @@ class Speaker:
         from piper.config import SynthesisConfig
 
         length_scale = self._voice.config.length_scale / speed
-        for chunk in self._voice.synthesize(text, SynthesisConfig(length_scale=length_scale)):
+        for chunk in self._voice.synthesize(speakable(text), SynthesisConfig(length_scale=length_scale)):
             yield chunk.audio_int16_array
 
     def speak(self, request: SpeechRequest) -> Iterator[bytes]:

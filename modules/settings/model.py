@@ -1,32 +1,18 @@
-"""The one settings object, and the one function that builds it.
+"""The settings object: every setting is one field of `Settings`.
 
-Every setting is a field of `Settings`. Its flag (`--field-name`), its environment
-variable (if any) and its settings.yaml key (the field name) all derive from that one
-declaration, so `--help`, docs/configuration.md and the loader cannot disagree.
-
-Precedence, highest first: command-line flag > OPENEDAI_* environment variable >
-settings.yaml (or --settings FILE) > default. Each layer is validated on its own so that
-a bad value is reported with the layer and the key it came from, in one line.
+Its flag (`--field-name`), its environment variable (if any) and its settings.yaml key (the
+field name) all derive from that one declaration (see `reference.py`), so `--help`,
+docs/configuration.md and the loader (`layers.py`) cannot disagree.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import re
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, get_origin
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-EXTENSION_PARAM_KEY = re.compile(r"^(?P<ext>[A-Za-z0-9_]+)-(?P<param>[A-Za-z0-9_]+)$")
-
-
-class SettingsError(Exception):
-    """A bad setting: the message is one line naming the source and the key."""
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def _opt(
@@ -148,7 +134,16 @@ class Settings(BaseModel):
         False, "Log every request (method, path, status, bytes, time).", env="OPENEDAI_DEBUG"
     )
     cors_origins: list[str] = _opt(
-        ["*"], "Browser origins allowed to call the API (CORS); '*' allows any.", metavar="ORIGIN"
+        ["local"],
+        "Web pages allowed to call the API from a browser (CORS): 'local' (this machine's pages: "
+        "localhost, 127.0.0.1 and [::1] on any port), origins such as https://app.example "
+        "(http://host:* for any port), or '*' for any site. Admin calls never answer other sites.",
+        metavar="ORIGIN",
+    )
+    metrics_public: bool = _opt(
+        False,
+        "Serve /metrics without a key even when --api-key is set (for a Prometheus scraper on a "
+        "private network); by default it needs the API key.",
     )
     responses_store_days: float = _opt(
         30.0,
@@ -161,6 +156,11 @@ class Settings(BaseModel):
         metavar="MB",
     )
     public_api: bool = _opt(False, "Publish the API through a Cloudflare quick tunnel (implies --api).")
+    public_api_without_key: bool = _opt(
+        False,
+        "Let --public-api publish the API without a key. Otherwise, without --api-key, Hearth makes "
+        "a key, keeps it in USER_DATA_DIR/cache/public-api.key and prints it.",
+    )
     public_api_id: str | None = _opt(
         None, "Run this named Cloudflare tunnel instead (implies --public-api).", metavar="ID"
     )
@@ -274,113 +274,6 @@ YAML_ALIASES = {  # keys text-generation-webui users already have in their setti
 }
 
 
-# --- Introspection: the table that --help, the loader and the docs share --------------------
-
-
-def field_meta(name: str) -> dict[str, Any]:
-    info = Settings.model_fields[name]
-    extra = dict(info.json_schema_extra or {})
-    return {
-        "name": name,
-        "help": info.description or "",
-        "default": info.default,
-        "annotation": info.annotation,
-        "env": extra.get("env"),
-        "cli": extra.get("cli", True),
-        "yaml": extra.get("yaml", True),
-        "metavar": extra.get("metavar"),
-        "flag": "--" + name.replace("_", "-") if extra.get("cli", True) else None,
-    }
-
-
-def all_fields() -> list[dict[str, Any]]:
-    return [field_meta(name) for name in Settings.model_fields]
-
-
-def env_names() -> dict[str, str]:
-    """Environment variable -> field name."""
-    return {m["env"]: m["name"] for m in all_fields() if m["env"]}
-
-
-def _is_bool(annotation: Any) -> bool:
-    return annotation is bool
-
-
-def _is_list(annotation: Any) -> bool:
-    return get_origin(annotation) is list
-
-
-# --- Parsing each layer ------------------------------------------------------------------------
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one line, not usage plus an error."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise SettingsError(f"command line: {message}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
-        prog="server.py",
-        description="Hearth: a local, private home for language models. Serves a browser "
-        "chat UI and, with --api, an OpenAI-compatible API.",
-        epilog="Every flag can also be set in settings.yaml under the same name with "
-        "underscores (e.g. ctx_size: 8192); see docs/configuration.md.",
-        argument_default=argparse.SUPPRESS,
-    )
-    for meta in all_fields():
-        if not meta["cli"]:
-            continue
-        help_text = meta["help"].replace("%", "%%")  # argparse formats help with %
-        if meta["env"]:
-            help_text += f" [env: {meta['env']}]"
-        annotation = meta["annotation"]
-        if _is_bool(annotation):
-            parser.add_argument(
-                meta["flag"], dest=meta["name"], help=help_text, action=argparse.BooleanOptionalAction
-            )
-        elif _is_list(annotation):
-            parser.add_argument(
-                meta["flag"], dest=meta["name"], help=help_text, nargs="*", metavar=meta["metavar"]
-            )
-        else:
-            default = meta["default"]
-            if default not in (None, "", [], {}) and not isinstance(default, Path):
-                help_text += f" (default: {default})"
-            parser.add_argument(meta["flag"], dest=meta["name"], help=help_text, metavar=meta["metavar"])
-    return parser
-
-
-def _check(name: str, value: Any, source: str) -> Any:
-    """Validate one value for one field; the error names the source and the key."""
-    annotation = Settings.model_fields[name].annotation
-    if _is_list(annotation) and isinstance(value, str):
-        value = [part for part in re.split(r"[,\s]+", value) if part]
-    try:
-        checked = TypeAdapter(annotation).validate_python(value)
-    except ValidationError as exc:
-        reason = exc.errors()[0]["msg"]
-        raise SettingsError(f"{source}: invalid value {value!r} for {name}: {reason}") from None
-    _check_range(name, checked, source)
-    return checked
-
-
-_NON_NEGATIVE = {
-    "ctx_size",
-    "threads",
-    "threads_batch",
-    "queue_size",
-    "request_timeout",
-    "prompt_cache_mb",
-    "media_threads",
-    "responses_store_days",
-    "responses_store_mb",
-}
-_POSITIVE = {"batch_size", "parallel", "embedding_batch_size"}
-_PORTS = {"listen_port", "api_port"}
-
-
 def parse_ui_auth(value: str) -> dict[str, str]:
     """`user:pass[,user2:pass2]`, or a file of `user:pass` lines (# comments allowed).
 
@@ -410,103 +303,3 @@ def parse_ui_auth(value: str) -> dict[str, str]:
     if not credentials:
         raise ValueError(f"{where} has no USER:PASSWORD entry")
     return credentials
-
-
-def _check_range(name: str, value: Any, source: str) -> None:
-    if name == "ui_auth":
-        try:
-            parse_ui_auth(value)
-        except ValueError as exc:
-            raise SettingsError(f"{source}: invalid value for ui_auth: {exc}") from None
-    if name in _PORTS and not 1 <= value <= 65535:
-        raise SettingsError(f"{source}: invalid value {value!r} for {name}: not a port (1-65535)")
-    if name in _NON_NEGATIVE and value < 0:
-        raise SettingsError(f"{source}: invalid value {value!r} for {name}: must be >= 0")
-    if name in _POSITIVE and value < 1:
-        raise SettingsError(f"{source}: invalid value {value!r} for {name}: must be >= 1")
-
-
-def _cli_layer(argv: Sequence[str]) -> dict[str, Any]:
-    parsed = vars(build_parser().parse_args(list(argv)))
-    flags = {m["name"]: m["flag"] for m in all_fields()}
-    return {name: _check(name, value, f"command line {flags[name]}") for name, value in parsed.items()}
-
-
-def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
-    layer = {}
-    for env, name in env_names().items():
-        raw = environ.get(env)
-        if raw is None or raw == "":
-            continue
-        layer[name] = _check(name, raw, f"environment {env}")
-    return layer
-
-
-def _yaml_layer(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SettingsError(f"{source}: cannot read settings file: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise SettingsError(f"{source}: not UTF-8 text (byte {exc.start} cannot be read)") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise SettingsError(f"{source}: malformed YAML{where}: {problem}") from None
-    if data is None:
-        return {}, {}
-    if not isinstance(data, dict):
-        raise SettingsError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
-    yaml_fields = {m["name"] for m in all_fields() if m["yaml"]}
-    layer: dict[str, Any] = {}
-    extension_params: dict[str, dict[str, Any]] = {}
-    for key, value in data.items():
-        key = str(key)
-        name = YAML_ALIASES.get(key, key)
-        if name in yaml_fields:
-            layer[name] = _check(name, value, f"{source}: key '{key}'")
-        elif match := EXTENSION_PARAM_KEY.match(key):
-            extension_params.setdefault(match["ext"], {})[match["param"]] = value
-        else:
-            raise SettingsError(f"{source}: unknown key '{key}'")
-    return layer, extension_params
-
-
-def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Settings:
-    """Build the settings: flag > OPENEDAI_* environment > settings.yaml > default."""
-    environ = os.environ if environ is None else environ
-    cli = _cli_layer(argv)
-    env = _env_layer(environ)
-    user_data_dir = Path(cli.get("user_data_dir", field_meta("user_data_dir")["default"]))
-    settings_file = cli.get("settings")
-    if settings_file is None and (user_data_dir / "settings.yaml").is_file():
-        settings_file = user_data_dir / "settings.yaml"
-    file_layer, extension_params = _yaml_layer(Path(settings_file)) if settings_file else ({}, {})
-    merged = {**file_layer, **env, **cli, "extension_params": extension_params}
-    if merged.get("listen_host"):
-        merged["listen"] = True
-    return Settings(**merged)
-
-
-def reference_table() -> str:
-    """The Markdown table of every setting that docs/configuration.md must contain."""
-    rows = [
-        "| setting (settings.yaml key) | flag | environment | default | description |",
-        "|---|---|---|---|---|",
-    ]
-    for meta in all_fields():
-        if not meta["cli"] and not meta["yaml"]:
-            continue  # filled from other keys (extension parameters), described in the text
-        default = meta["default"]
-        if isinstance(default, Path):
-            default = "USER_DATA_DIR" if meta["name"] != "user_data_dir" else "user_data"
-        shown = "—" if default in (None, "", [], {}) else f"`{default}`"
-        key = f"`{meta['name']}`" if meta["yaml"] else f"`{meta['name']}` (not in the file)"
-        flag = f"`{meta['flag']}`" if meta["flag"] else "—"
-        env = f"`{meta['env']}`" if meta["env"] else "—"
-        rows.append(f"| {key} | {flag} | {env} | {shown} | {meta['help']} |")
-    return "\n".join(rows)
