@@ -331,6 +331,8 @@ ANTHROPIC_PATHS = frozenset(e.path for e in ENDPOINTS if e.protocol == "anthropi
 def error_shape() -> ErrorShape:
     """Anthropic's error shape on its routes, OpenAI's everywhere else."""
     return anthropic_messages.error_body if request.path in ANTHROPIC_PATHS else HearthError.to_dict
+
+
 ACCESS: dict[str, Access] = {"openai." + e.view.__name__: e.access for e in ENDPOINTS}
 
 
