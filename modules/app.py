@@ -64,6 +64,7 @@ def load_options(settings: Settings) -> LoadOptions:
         parallel=settings.parallel,
         queue_size=settings.queue_size,
         request_timeout=settings.request_timeout,
+        max_output_tokens=settings.max_output_tokens,
         prompt_cache_mb=settings.prompt_cache_mb,
         flash_attn=settings.flash_attn,
     )

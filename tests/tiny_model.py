@@ -33,6 +33,11 @@ How random weights still give printable, varied text:
   of the normal tokens' logits (~9 below the best). Greedy decoding never ends early and
   sampling almost never does, so generations run to `max_tokens`; a `logit_bias` on EOS
   makes it end them.
+* With `answers_briefly`, a model that ends its turn after one token (for clients that
+  must see a turn end: Claude Code treats a reply cut by max_tokens as an error). A second
+  constant channel holds -1 in the newline byte's embedding and +1 in every other one, no
+  block writes to it, and the EOS row weighs it heavily: after the prompt's last "\n" EOS
+  is impossible, after any other token it is all but certain.
 * A repetition penalty built into the weights. Layer 0 has zero queries and keys, so its
   attention adds the average embedding of the whole context to the residual stream, and
   each normal token's output row is random minus a multiple of its own embedding: a
@@ -66,6 +71,8 @@ ROPE_FREQ_BASE = 10000.0
 
 # The tricks from the module docstring, tuned by measuring logits of generated text.
 BIAS_CHANNEL = 0
+TURN_CHANNEL = 1  # answers_briefly: which token was read last (newline or not)
+TURN_WEIGHT = 30.0  # EOS output weight on that channel
 BIAS_GAIN = 8.0  # output-norm weight on the bias channel: sharpens the ban
 BANNED_WEIGHT = -20.0  # output weight of banned tokens on the bias channel
 LOGIT_STD = 0.35  # std of the random part of the normal tokens' output rows
@@ -137,23 +144,32 @@ def _prefixes(piece: str) -> list[str]:
     return [piece[:n] for n in range(2, len(piece) + 1)]
 
 
-def build_weights(vocab: Vocab, seed: int) -> dict[str, np.ndarray]:
+def build_weights(vocab: Vocab, seed: int, answers_briefly: bool = False) -> dict[str, np.ndarray]:
     """All tensors, by llama.cpp name; a matrix's numpy shape is (outputs, inputs)."""
     rng = np.random.default_rng(seed)
     embeddings = _normal(rng, len(vocab.pieces), N_EMBD, 1.0)
     embeddings[:, BIAS_CHANNEL] = 1.0
+    constant = [BIAS_CHANNEL]
+    if answers_briefly:
+        embeddings[:, TURN_CHANNEL] = 1.0
+        embeddings[vocab.id("<0x0A>"), TURN_CHANNEL] = -1.0
+        constant.append(TURN_CHANNEL)
     tensors = {"token_embd.weight": embeddings}
     for layer in range(N_LAYER):
         blocks = _context_average_block() if layer == 0 else _random_attention_block(rng)
         blocks |= _feed_forward_block(rng)
-        # No block writes to the bias channel: it stays constant in the residual stream.
-        blocks["attn_output"][BIAS_CHANNEL] = 0.0
-        blocks["ffn_down"][BIAS_CHANNEL] = 0.0
+        # No block writes to the constant channels: they keep the token's own value.
+        blocks["attn_output"][constant] = 0.0
+        blocks["ffn_down"][constant] = 0.0
         tensors |= {f"blk.{layer}.{name}.weight": w for name, w in blocks.items()}
     output_norm = np.ones(N_EMBD, dtype=np.float32)
     output_norm[BIAS_CHANNEL] = BIAS_GAIN
     tensors["output_norm.weight"] = output_norm
-    tensors["output.weight"] = _output_weights(rng, vocab, embeddings)
+    output = _output_weights(rng, vocab, embeddings)
+    if answers_briefly:
+        output[:, TURN_CHANNEL] = 0.0
+        output[vocab.id(EOS), TURN_CHANNEL] = TURN_WEIGHT
+    tensors["output.weight"] = output
     # Norm weights must stay float32; matrices are stored as f16 to halve the file.
     return {name: w if w.ndim == 1 else w.astype(np.float16) for name, w in tensors.items()}
 
@@ -213,6 +229,7 @@ def write_tiny_model(
     seed: int = 0,
     n_ctx_train: int = 2048,
     name: str = "tiny",
+    answers_briefly: bool = False,
 ) -> pathlib.Path:
     """Write the tiny model (see the module docstring) to `path`; return the path."""
     path = pathlib.Path(path)
@@ -231,7 +248,7 @@ def write_tiny_model(
     writer.add_layer_norm_rms_eps(RMS_EPS)
     writer.add_vocab_size(len(vocab.pieces))
     _add_tokenizer(writer, vocab, chat_template)
-    for tensor_name, tensor in build_weights(vocab, seed).items():
+    for tensor_name, tensor in build_weights(vocab, seed, answers_briefly).items():
         writer.add_tensor(tensor_name, tensor)
     try:
         writer.write_header_to_file()

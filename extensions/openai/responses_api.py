@@ -71,6 +71,7 @@ def create_response() -> Response:
         raise InvalidRequest(
             "Hearth does not stream background responses: poll GET /v1/responses/{id}.", param="stream"
         )
+    refuse_unserved(body)
     items = conversation_items(body)
     started = chat_turns.start(chat_turn(body, items, follow_client=not body.background))
     builder = ResponseBuilder(
@@ -90,6 +91,19 @@ def create_response() -> Response:
         return json_response(whole_response(started, builder, saved))
     finally:
         started.run.close()
+
+
+def refuse_unserved(body: ResponsesRequest) -> None:
+    """Fields whose meaning Hearth cannot give: ignoring them would lose the conversation."""
+    if body.conversation is not None:
+        raise InvalidRequest(
+            "Hearth does not serve the Conversations API: continue with previous_response_id.",
+            param="conversation",
+        )
+    if body.prompt is not None:
+        raise InvalidRequest(
+            "Stored prompts are an OpenAI service: send the text as instructions and input.", param="prompt"
+        )
 
 
 def conversation_items(body: ResponsesRequest) -> list[dict]:

@@ -22,6 +22,7 @@ class LoadOptions:
     parallel: int
     queue_size: int = 64
     request_timeout: float = 0.0  # seconds; 0: no limit
+    max_output_tokens: int = 0  # most tokens one request may generate; 0: no limit
     prompt_cache_mb: int = 256
     flash_attn: bool = False
 
@@ -47,6 +48,7 @@ def _load_llamacpp(
         batch_size=options.batch_size,
         queue_size=options.queue_size,
         request_timeout=options.request_timeout,
+        max_output_tokens=options.max_output_tokens,
         prompt_cache_bytes=options.prompt_cache_mb * 1024 * 1024,
         flash_attn=options.flash_attn,
     )

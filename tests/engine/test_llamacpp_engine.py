@@ -318,3 +318,26 @@ def test_next_token_probe_matches_greedy(engine):
         PROMPT, SamplingParams(temperature=1.0, top_k=2), top_n=5, use_samplers=True
     )
     assert sum(1 for t in filtered if t.logprob > -np.inf) == 2
+
+
+def test_the_server_bound_caps_every_request(tiny_model_path):
+    """--max-output-tokens: at most N tokens, whatever the request asks (or if it asks none)."""
+    options = ContextOptions(
+        n_ctx=256, parallel=1, threads=1, threads_batch=1, batch_size=64, max_output_tokens=5
+    )
+    capped = LlamaCppEngine("tiny", Path(tiny_model_path), options, make_mailer())
+    try:
+        for asked in (None, 100, 3):
+            done = run(capped, max_tokens=asked, temperature=0, ignore_eos=True)
+            assert done.usage.completion_tokens == min(asked or 5, 5)
+            assert done.finish_reason == FINISH_LENGTH
+    finally:
+        capped.close()
+
+
+def test_the_last_delta_names_the_stop_string_that_ended_it(engine):
+    text = run(engine, max_tokens=40, temperature=0).text
+    stop = text[10:14]
+    deltas = stream(engine, max_tokens=40, temperature=0, stop=("never seen", stop))
+    assert deltas[-1].finish_reason == FINISH_STOP and deltas[-1].stop_sequence == stop
+    assert stream(engine, max_tokens=3, temperature=0)[-1].stop_sequence is None

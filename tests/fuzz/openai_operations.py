@@ -25,6 +25,12 @@ OPERATIONS = (
     ("/embeddings", "post"),
     ("/moderations", "post"),
     ("/images/generations", "post"),
+    ("/responses", "post"),
+    ("/responses/input_tokens", "post"),
+    ("/responses/{response_id}", "get"),
+    ("/responses/{response_id}", "delete"),
+    ("/responses/{response_id}/input_items", "get"),
+    ("/responses/{response_id}/cancel", "post"),
 )
 _REF = re.compile(r"^#/components/(\w+)/(.+)$")
 

@@ -49,7 +49,7 @@ def openai_schema():
 def map_body(context, body):
     """Keep generations short: the tiny model answers 2 tokens in milliseconds, 1024 do not."""
     if isinstance(body, dict):
-        for name in ("max_tokens", "max_completion_tokens"):
+        for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
             if isinstance(body.get(name), int) and body[name] > 4:
                 body[name] = 4
         if isinstance(body.get("n"), int) and body["n"] > 2:

@@ -108,6 +108,7 @@ class LlamaCppEngine:
         self._mailer = mailer
         self._observer = observer
         self._timeout = options.request_timeout
+        self._max_output_tokens = options.max_output_tokens
         self._scheduler = Scheduler(path, options, mailer)
         self._model = self._scheduler.model
         self._closed = False
@@ -180,6 +181,9 @@ class LlamaCppEngine:
         n_ctx = self._info.n_ctx
         if max_tokens is not None and max_tokens < 0:
             raise InvalidRequest("max_tokens must not be negative.", param="max_tokens")
+        cap = self._max_output_tokens  # the server's bound (--max-output-tokens): llama-server's -n
+        if cap and max_tokens is not None:
+            max_tokens = min(max_tokens, cap)
         if prompt_tokens >= n_ctx:
             raise ContextOverflow(
                 f"This model's context holds {n_ctx} tokens, but the prompt alone is "
@@ -188,7 +192,7 @@ class LlamaCppEngine:
                 param="messages",
             )
         if max_tokens is None:
-            return n_ctx - prompt_tokens
+            return min(n_ctx - prompt_tokens, cap) if cap else n_ctx - prompt_tokens
         if prompt_tokens + max_tokens > n_ctx:
             raise ContextOverflow(
                 f"This model's context holds {n_ctx} tokens, but you requested "

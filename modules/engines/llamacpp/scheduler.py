@@ -51,6 +51,7 @@ class ContextOptions:
     batch_size: int
     queue_size: int = 64  # requests waiting for a slot before new ones are refused (429)
     request_timeout: float = 0.0  # default seconds per request; 0: no limit
+    max_output_tokens: int = 0  # most tokens one request may generate; 0: no limit
     flash_attn: bool = False
     prompt_cache_bytes: int = 256 * 1024 * 1024  # saved prompt states kept in host memory
 
