@@ -80,6 +80,12 @@ class SamplingRequest(ApiModel):
         None, "Hearth: a GBNF grammar (root rule `root`) the output must follow."
     )
     ignore_eos: bool | None = _field(None, "Hearth: keep generating past the end-of-text token.")
+    speculative: bool | None = _field(
+        None,
+        "Hearth: prompt-lookup drafting (guess the next tokens from earlier text, check them in one "
+        "step; the same text, faster where the output repeats the input). Default: on for a "
+        "request generating alone; true: always; false: never.",
+    )
 
     @field_validator("stop")
     @classmethod
@@ -152,6 +158,7 @@ class SamplingRequest(ApiModel):
             json_schema=json_schema,
             logprobs=logprobs,
             ignore_eos=bool(self.ignore_eos),
+            speculative=self.speculative,
         )
 
 

@@ -45,6 +45,9 @@ class SamplingParams:
     json_schema: Mapping | None = None  # turned into a grammar by the engine
     logprobs: int | None = None  # None: off; N >= 0: the chosen token plus N alternatives
     ignore_eos: bool = False
+    # Prompt-lookup drafting (the engine guesses the next tokens from earlier ones, checks
+    # them in one step: the same text, in fewer steps). None: where it pays; True; False.
+    speculative: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class Usage:
     queued_seconds: float = 0.0  # from submission until a sequence slot took the request
     first_token_seconds: float | None = None  # from submission until the first token
     generation_seconds: float = 0.0  # from the first token until the last
+    drafted_tokens: int = 0  # prompt-lookup drafting: tokens guessed and checked
+    accepted_draft_tokens: int = 0  # of those, the ones the sampler agreed with
 
     @property
     def total_tokens(self) -> int:

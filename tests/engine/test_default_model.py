@@ -89,3 +89,24 @@ def test_json_schema_on_the_real_model(manager):
     ).collect()
     data = json.loads(reply.text)
     assert set(data) == {"city", "country"} and "Paris" in data["city"]
+
+
+REWRITE = CHATML.format(
+    "Rewrite this paragraph exactly, changing only the word 'blue' to 'green':\n\n"
+    "The old lighthouse stood on the blue cliff above the harbour. Every evening the keeper "
+    "climbed the one hundred and twelve steps, trimmed the wick, polished the great lens and "
+    "watched the fishing boats come home before the light went out over the water."
+)
+
+
+def test_drafting_accepts_what_repeats_the_prompt_and_keeps_the_text(manager):
+    engine = manager.engine()
+
+    def rewrite(speculative: bool):
+        params = SamplingParams(max_tokens=80, temperature=0, speculative=speculative)
+        return engine.generate(GenerationRequest(REWRITE, params)).collect()
+
+    plain, drafted = rewrite(False), rewrite(True)
+    assert drafted.text == plain.text and "lighthouse" in plain.text
+    usage = drafted.usage
+    assert usage.accepted_draft_tokens > usage.completion_tokens // 2, usage

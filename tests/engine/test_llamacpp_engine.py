@@ -341,3 +341,16 @@ def test_the_last_delta_names_the_stop_string_that_ended_it(engine):
     deltas = stream(engine, max_tokens=40, temperature=0, stop=("never seen", stop))
     assert deltas[-1].finish_reason == FINISH_STOP and deltas[-1].stop_sequence == stop
     assert stream(engine, max_tokens=3, temperature=0)[-1].stop_sequence is None
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_drafting_changes_the_steps_not_the_text(engine, temperature):
+    """Prompt-lookup drafting samples every position with the sequence's own chain: the same
+    tokens as without it, whatever is accepted. A prompt that repeats itself gives drafts."""
+    prompt = "the world is a test model and the world is a test model and the world is"
+    common = {"max_tokens": 40, "temperature": temperature, "seed": 7, "ignore_eos": True}
+    plain = run(engine, prompt, speculative=False, **common)
+    drafted = run(engine, prompt, speculative=True, **common)
+    assert drafted.text == plain.text
+    assert plain.usage.drafted_tokens == 0 and drafted.usage.drafted_tokens > 0
+    assert drafted.usage.completion_tokens == plain.usage.completion_tokens == 40

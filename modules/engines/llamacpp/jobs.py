@@ -10,6 +10,7 @@ import numpy as np
 from ..base import GenerationRequest, TokenLogprob, TopLogprob
 from ..crossthread import Channel
 from ..text_assembler import TextAssembler
+from .drafting import PromptLookup
 from .sampler import SequenceSampler
 
 
@@ -40,6 +41,7 @@ class Job:
     prefilled: int = 0  # prompt tokens whose KV is in the cache
     reused: int = 0  # of those, taken over from the cache instead of evaluated
     next_token: int | None = None  # sampled, to be fed to the model in the next step
+    lookup: PromptLookup | None = None  # drafts this job's next tokens (drafting.py)
     generated: int = 0
     echo_logprobs: list[TokenLogprob] = field(default_factory=list)
     last_logprobs: np.ndarray | None = None  # log-softmax of the previous chunk's last row

@@ -32,6 +32,7 @@ from ..crossthread import Empty, Inbox, Mailer, start_thread
 from ..manager import LOAD_PROGRESS
 from ..text_assembler import TextAssembler
 from .batch import Batch
+from .drafting import MAX_DRAFT, PromptLookup
 from .jobs import Job, probe_entries
 from .library import llama_library
 from .model import LlamaModel
@@ -54,6 +55,7 @@ class ContextOptions:
     max_output_tokens: int = 0  # most tokens one request may generate; 0: no limit
     flash_attn: bool = False
     prompt_cache_bytes: int = 256 * 1024 * 1024  # saved prompt states kept in host memory
+    draft_max: int = MAX_DRAFT  # prompt-lookup drafting: most tokens guessed per step; 0: off
 
 
 MIN_GAIN = 16  # prefix tokens a copy or a restore must save to be worth its cost
@@ -293,11 +295,13 @@ class Scheduler:
         job.seq_id = target.seq_id
         job.prefilled = job.reused = reuse
         job.assembler = TextAssembler(job.params.stop)
+        if self._options.draft_max and job.params.speculative is not False and job.probe is None:
+            job.lookup = PromptLookup(job.prompt, self._options.draft_max)
 
     def _step(self) -> None:
         batch = self._batch
         batch.clear()
-        to_sample: list[tuple[Job, int]] = []
+        to_sample: list[tuple[Job, int, list[int]]] = []  # job, batch index, drafted tokens
         prefill_chunks: list[tuple[Job, int, int]] = []  # job, batch index, length
         # A step costs about the same per token whoever the tokens belong to, so a newcomer
         # with a short prompt gets a step of its own: its first token comes after its own
@@ -314,12 +318,15 @@ class Scheduler:
             slot for slot in self._slots if slot.job is not None and slot.job.next_token is not None
         ]
         self._last_step_was_newcomers = newcomers_first and bool(generating)
+        alone = len(generating) == 1
         for slot in generating if not self._last_step_was_newcomers else ():
             job = slot.job
-            index = batch.add([job.next_token], len(slot.cached), slot.seq_id)
-            slot.cached.append(job.next_token)
+            draft = self._draft(job, slot, alone)
+            tokens = [job.next_token, *draft]
+            index = batch.add(tokens, len(slot.cached), slot.seq_id, "all" if draft else "last")
+            slot.cached.extend(tokens)
             job.next_token = None
-            to_sample.append((job, index))
+            to_sample.append((job, index, draft))
         budget = batch.room if not to_sample else min(batch.room, self._prefill_chunk())
         for slot in self._slots:
             job = slot.job
@@ -342,7 +349,7 @@ class Scheduler:
             budget -= len(chunk)
             prefill_chunks.append((job, index, len(chunk)))
             if last:
-                to_sample.append((job, index + len(chunk) - 1))
+                to_sample.append((job, index + len(chunk) - 1, []))
         if batch.size == 0:
             return
         threads = self._governor.choose(batch.size)
@@ -353,7 +360,7 @@ class Scheduler:
         code = self._lib.llama_decode(self._ctx, batch.as_struct())
         self._governor.record(batch.size, threads, time.perf_counter() - started)
         if code != 0:
-            jobs = {job for job, _ in to_sample} | {job for job, _, _ in prefill_chunks}
+            jobs = {job for job, _, _ in to_sample} | {job for job, _, _ in prefill_chunks}
             for job in jobs:
                 self._forget_cache(job.seq_id)
                 self._fail(job, EngineFailure(f"llama_decode failed with code {code}."))
@@ -361,35 +368,72 @@ class Scheduler:
         for job, index, length in prefill_chunks:
             if job.wants_echo_logprobs:
                 self._collect_echo_logprobs(job, index, length)
-        for job, index in to_sample:
-            if self._slots[job.seq_id].job is job:
+        for job, index, draft in to_sample:
+            if self._slots[job.seq_id].job is not job:
+                continue
+            if draft:
+                self._verify(job, index, draft)
+            else:
                 self._advance(job, index)
 
     def _prefill_chunk(self) -> int:
         """While others generate, evaluate prompts in small bites so their tokens keep flowing."""
         return max(16, self._options.batch_size // 4)
 
-    def _advance(self, job: Job, index: int) -> None:
-        """Sample the next token of `job` from the logits at batch `index`, and emit it."""
+    def _draft(self, job: Job, slot: Slot, alone: bool) -> list[int]:
+        """Drafted tokens to check with the job's next token (drafting.py): by default only
+        for a sequence generating alone, where a step has cores to spare; a request can ask
+        for it always (`speculative: true`) or never."""
+        wanted = job.params.speculative
+        if job.lookup is None or (wanted is None and not alone):
+            return []
+        room = min(job.limit - job.generated, self.n_ctx - len(slot.cached) - 2, self._batch.room - 1)
+        return job.lookup.propose(room)
+
+    def _verify(self, job: Job, index: int, draft: list[int]) -> None:
+        """Sample each position of a drafted step in turn; keep the drafted tokens the sampler
+        agrees with, and drop the KV cells of the rest."""
+        slot = self._slots[job.seq_id]
+        first = len(slot.cached) - len(draft)  # the position of draft[0]
+        accepted = 0
+        for i in range(len(draft) + 1):
+            token = self._advance(job, index + i, position=first + i)
+            if token is None or i == len(draft) or token != draft[i]:
+                break
+            accepted += 1  # already in the cache: it is not fed again
+            job.next_token = None
+        if job.lookup is not None:
+            job.lookup.record(len(draft), accepted)
+        keep = first + accepted
+        if len(slot.cached) > keep:
+            self._lib.llama_memory_seq_rm(self._memory, job.seq_id, keep, -1)
+            del slot.cached[keep:]
+
+    def _advance(self, job: Job, index: int, position: int | None = None) -> int | None:
+        """Sample the next token of `job` from the logits at batch `index`, and emit it.
+        Returns the token when the job goes on (it is then `next_token`), None when it ended.
+        `position`: where the sampled token will sit (default: after the slot's cache)."""
         model = self._model
         if job.first_token_at is None:
             job.first_token_at = time.monotonic()
             if job.probe:
                 self._answer_probe(job, index)
-                return
+                return None
             if job.echo_text is not None:
                 job.channel.put(Delta(text=job.echo_text, logprobs=tuple(job.echo_logprobs)))
             if job.limit <= 0:  # max_tokens=0: only the prompt (and its logprobs) was wanted
                 self._finish(job, FINISH_LENGTH)
-                return
+                return None
         logprobs = None
         if job.wants_logprobs:
             logprobs = log_softmax(logits_at(self._ctx, index, model.n_vocab))
         token = job.sampler.sample(self._ctx, index)
         if model.is_end_of_generation(token) and not job.params.ignore_eos:
             self._finish(job, FINISH_STOP)
-            return
+            return None
         job.generated += 1
+        if job.lookup is not None:
+            job.lookup.append(token)
         entry = None
         if logprobs is not None:
             piece = model.token_text(token)
@@ -403,13 +447,16 @@ class Scheduler:
         text, ready = job.assembler.feed(model.piece(token), entry)
         if text or ready:
             job.channel.put(Delta(text=text, logprobs=tuple(ready)))
-        slot = self._slots[job.seq_id]
+        if position is None:
+            position = len(self._slots[job.seq_id].cached)
         if job.assembler.stopped:
             self._finish(job, FINISH_STOP)
-        elif job.generated >= job.limit or len(slot.cached) + 1 > self.n_ctx:
+        elif job.generated >= job.limit or position + 1 > self.n_ctx:
             self._finish(job, FINISH_LENGTH)
         else:
             job.next_token = token
+            return token
+        return None
 
     def _collect_echo_logprobs(self, job: Job, index: int, length: int) -> None:
         """Prompt token p gets its logprob from the logits at position p - 1."""
@@ -457,6 +504,8 @@ class Scheduler:
             queued_seconds=(job.started_at or now) - job.submitted,
             first_token_seconds=None if first is None else first - job.submitted,
             generation_seconds=0.0 if first is None else now - first,
+            drafted_tokens=job.lookup.drafted if job.lookup else 0,
+            accepted_draft_tokens=job.lookup.accepted if job.lookup else 0,
         )
         self._release(job)  # before the last delta: once a caller sees the end, the job is gone
         stop = job.assembler.stop_string if job.assembler is not None and job.assembler.stopped else None
