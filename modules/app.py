@@ -87,6 +87,7 @@ def build_services(settings: Settings) -> Services:
         options=load_options(settings),
         mailer=mailer,
         observer=metrics,
+        mmproj=settings.mmproj,
     )
     metrics.watch(models)
     media = MediaModels(MediaConfig.from_settings(settings), mailer)

@@ -17,12 +17,15 @@ from flask import Response
 from modules.chat.messages import ChatMessage
 from modules.engines.base import FINISH_LENGTH
 from modules.errors import HearthError, InvalidRequest
+from modules.image_input import MARKER, ImageReader, escape_markers, unreadable
 
 from . import chat_turns
 from .anthropic_wire import (
     AnthropicError,
     AnthropicErrorBody,
+    Base64Source,
     CountTokensRequest,
+    ImageBlock,
     MessageIn,
     MessageOut,
     MessagesRequest,
@@ -95,7 +98,7 @@ def count_tokens() -> Response:
 
 
 def chat_turn(body: MessagesRequest) -> ChatTurn:
-    messages = chat_messages(body.messages)
+    messages = chat_messages(body.messages, chat_turns.image_reader())
     if body.system:
         system = body.system if isinstance(body.system, str) else "\n\n".join(b.text for b in body.system)
         messages = [ChatMessage("system", system), *messages]
@@ -131,65 +134,71 @@ def tool_choice(body: MessagesRequest) -> str | dict:
     return {"type": "function", "function": {"name": choice.name}}
 
 
-def chat_messages(messages: list[MessageIn]) -> list[ChatMessage]:
+def chat_messages(messages: list[MessageIn], images: ImageReader) -> list[ChatMessage]:
     """Anthropic's messages as chat messages: an assistant's tool_use blocks are its tool
-    calls, a user's tool_result blocks are tool messages (before the user's own text)."""
+    calls, a user's tool_result blocks are tool messages (before the user's own text), and
+    an image block puts a marker where it stands."""
     out: list[ChatMessage] = []
     calls: set[str] = set()
     for i, message in enumerate(messages):
         if isinstance(message.content, str):
-            out.append(ChatMessage(message.role, message.content))
+            out.append(ChatMessage(message.role, escape_markers(message.content)))
             continue
         texts: list[str] = []
+        found: list = []
         tool_calls: list[dict] = []
         for j, block in enumerate(message.content):
             where = f"messages.{i}.content.{j}"
             if isinstance(block, TextBlock):
-                texts.append(block.text)
+                texts.append(escape_markers(block.text))
+            elif isinstance(block, ImageBlock):
+                found.append(read_image(block, where, images))
+                texts.append(MARKER)
             elif isinstance(block, ToolUseBlock):
                 if message.role != "assistant":
                     raise InvalidRequest("tool_use blocks belong to assistant messages.", param=where)
                 calls.add(block.id)
-                arguments = json.dumps(block.input, ensure_ascii=False)
-                tool_calls.append(
-                    {
-                        "id": block.id,
-                        "type": "function",
-                        "function": {"name": block.name, "arguments": arguments},
-                    }
-                )
+                function = {"name": block.name, "arguments": json.dumps(block.input, ensure_ascii=False)}
+                tool_calls.append({"id": block.id, "type": "function", "function": function})
             elif isinstance(block, ToolResultBlock):
                 if block.tool_use_id not in calls:
                     raise InvalidRequest(
                         f"No tool_use block before this result has the id {block.tool_use_id!r}.",
                         param=f"{where}.tool_use_id",
                     )
-                out.append(
-                    ChatMessage("tool", tool_result_text(block, where), tool_call_id=block.tool_use_id)
-                )
+                result, result_images = tool_result_content(block, where, images)
+                out.append(ChatMessage("tool", result, tool_call_id=block.tool_use_id, images=result_images))
             elif not isinstance(block, ThinkingBlock):
-                raise InvalidRequest(
-                    f"This model reads text only; {where} is of type {block.type!r}.", param=where
-                )
+                raise unreadable(where, block.type)
         if texts or tool_calls or not any(isinstance(b, ToolResultBlock) for b in message.content):
-            out.append(ChatMessage(message.role, "".join(texts), tool_calls=tuple(tool_calls)))
+            content = "".join(texts)
+            out.append(ChatMessage(message.role, content, tool_calls=tuple(tool_calls), images=tuple(found)))
     return out
 
 
-def tool_result_text(block: ToolResultBlock, where: str) -> str:
+def read_image(block: ImageBlock, where: str, images: ImageReader):
+    source = block.source
+    if isinstance(source, Base64Source):
+        return images.read_base64(source.data, f"{where}.source.data")
+    return images.read(source.url, f"{where}.source.url")
+
+
+def tool_result_content(block: ToolResultBlock, where: str, images: ImageReader) -> tuple[str, tuple]:
     if isinstance(block.content, str):
-        text = block.content
+        text, found = escape_markers(block.content), ()
     else:
-        parts = []
+        parts, found_list = [], []
         for k, part in enumerate(block.content):
-            if not isinstance(part, TextBlock):
-                raise InvalidRequest(
-                    f"This model reads text only; {where}.content.{k} is of type {part.type!r}.",
-                    param=f"{where}.content.{k}",
-                )
-            parts.append(part.text)
-        text = "".join(parts)
-    return f"Error: {text}" if block.is_error else text
+            here = f"{where}.content.{k}"
+            if isinstance(part, TextBlock):
+                parts.append(escape_markers(part.text))
+            elif isinstance(part, ImageBlock):
+                found_list.append(read_image(part, here, images))
+                parts.append(MARKER)
+            else:
+                raise unreadable(here, part.type)
+        text, found = "".join(parts), tuple(found_list)
+    return (f"Error: {text}" if block.is_error else text), found
 
 
 # --- Pieces -> content blocks and events ------------------------------------------------------------

@@ -23,9 +23,20 @@ class TextBlock(ApiModel):
     text: str
 
 
+class Base64Source(ApiModel):
+    type: Literal["base64"]
+    media_type: str | None = None
+    data: str
+
+
+class UrlSource(ApiModel):
+    type: Literal["url"]
+    url: str
+
+
 class ImageBlock(ApiModel):
     type: Literal["image"]
-    source: dict[str, Any]
+    source: Annotated[Base64Source | UrlSource, Field(discriminator="type")]
 
 
 class DocumentBlock(ApiModel):

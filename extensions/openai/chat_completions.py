@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from modules.chat.messages import ChatMessage, ChatOptions
 from modules.chat.tools import tool_choice_from_function_call, tools_from_functions
+from modules.image_input import ImageReader
 
 from . import chat_turns
 from .bodies import (
@@ -56,7 +57,7 @@ def chat_turn(body: ChatCompletionRequest, prefix: str = "chatcmpl") -> ChatTurn
     schema = body.response_format.schema_for_grammar() if body.response_format else None
     return ChatTurn(
         model=body.model,
-        messages=chat_messages(body.messages),
+        messages=chat_messages(body.messages, chat_turns.image_reader()),
         options=chat_options(body),
         sampling=body,
         max_tokens=body.max_new_tokens,
@@ -69,17 +70,21 @@ def chat_turn(body: ChatCompletionRequest, prefix: str = "chatcmpl") -> ChatTurn
     )
 
 
-def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
-    return [
-        ChatMessage(
-            role=ROLE_ALIASES.get(m.role, m.role),
-            content=m.text(f"messages.{i}"),
-            name=m.name,
-            tool_calls=message_calls(m),
-            tool_call_id=m.tool_call_id,
+def chat_messages(messages: list[ChatMessageIn], images: ImageReader) -> list[ChatMessage]:
+    out = []
+    for i, m in enumerate(messages):
+        text, found = m.content_of(f"messages.{i}", images)
+        out.append(
+            ChatMessage(
+                role=ROLE_ALIASES.get(m.role, m.role),
+                content=text,
+                name=m.name,
+                tool_calls=message_calls(m),
+                tool_call_id=m.tool_call_id,
+                images=found,
+            )
         )
-        for i, m in enumerate(messages)
-    ]
+    return out
 
 
 def message_calls(message: ChatMessageIn) -> tuple[dict, ...]:

@@ -19,8 +19,9 @@ from modules.app import services
 from modules.chat.chat_log import reply_message
 from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
 from modules.chat.service import ChatService
-from modules.engines.base import Generation, SamplingParams, TextEngine, new_request_id
+from modules.engines.base import Generation, MediaPrompt, SamplingParams, TextEngine, new_request_id
 from modules.errors import ContextOverflow, HearthError, InvalidRequest
+from modules.image_input import ImageLimits, ImageReader, media_prompt
 from modules.serving.connection import client_gone_probe
 
 from .models import engine_for
@@ -175,7 +176,7 @@ def start(turn: ChatTurn) -> StartedTurn:
     def pieces(generation: Generation, index: int) -> Iterator[Piece]:
         return chat_pieces(generation, chat_service.reply_parser(turn.options, prepared), index)
 
-    requests = choice_requests(run_id, [prepared.prompt], params, turn.choices)
+    requests = choice_requests(run_id, [engine_prompt(prepared)], params, turn.choices)
     gone = client_gone_probe(request.environ) if turn.follow_client else never
     # n choices of one prompt: its tokens are counted once in usage
     run = Run(
@@ -184,6 +185,18 @@ def start(turn: ChatTurn) -> StartedTurn:
     return StartedTurn(
         turn, engine, prepared, params, prompt_tokens, run, chat_service, turn_extras(prepared)
     )
+
+
+def image_reader() -> ImageReader:
+    """Reads one request's images, within the limits and the server's remote-URL setting."""
+    return ImageReader(ImageLimits(allow_remote=services().settings.allow_remote_images))
+
+
+def engine_prompt(prepared: PreparedPrompt) -> str | MediaPrompt:
+    """The prompt text, or with images: the text cut at each image's marker, images between."""
+    if not prepared.images:
+        return prepared.prompt
+    return media_prompt(prepared.prompt, prepared.images)
 
 
 def never() -> bool:

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 
 from flask import Response, request
 
-from modules.engines.base import Generation, new_request_id
+from modules.engines.base import Generation, MediaPrompt, new_request_id
+from modules.image_input import media_prompt
 from modules.serving.connection import client_gone_probe
 
 from .bodies import Completion, CompletionChoice, legacy_logprobs
+from .chat_turns import image_reader
 from .http import json_response, read_json
 from .models import engine_for
 from .protocol import CompletionRequest
@@ -35,7 +37,8 @@ def completions() -> Response:
     def pieces(generation: Generation, index: int) -> Iterator[Piece]:
         return text_pieces(generation, index, echo=echo, suffix=suffix)
 
-    requests = choice_requests(run_id, body.prompts(), params, per_prompt, echo=echo)
+    prompts = [messages_prompt(body)] if body.messages is not None else body.prompts()
+    requests = choice_requests(run_id, prompts, params, per_prompt, echo=echo)
     gone = client_gone_probe(request.environ)
     run = Run(run_id, engine, requests, pieces, api_state().running, per_prompt=per_prompt, client_gone=gone)
     if body.stream:
@@ -44,6 +47,18 @@ def completions() -> Response:
         return json_response(whole_completion(run, body, per_prompt))
     finally:
         run.close()
+
+
+def messages_prompt(body: CompletionRequest) -> str | MediaPrompt:
+    """text-generation-webui's form: the messages' text as the prompt, images at its markers."""
+    images = image_reader()
+    texts, found = [], []
+    for i, message in enumerate(body.messages or ()):
+        text, message_images = message.content_of(f"messages.{i}", images, markers=True)
+        texts.append(text)
+        found += message_images
+    text = "".join(texts)
+    return media_prompt(text, tuple(found)) if found else text
 
 
 def choice(

@@ -16,6 +16,7 @@ from modules.chat.messages import ChatOptions
 from modules.chat.names import validate_history_id
 from modules.engines.base import SamplingParams
 from modules.errors import InvalidRequest
+from modules.image_input import MARKER, ImageReader, escape_markers, unreadable
 
 MAX_CHOICES = 128  # n (and best_of, and prompts x n) per request
 MAX_STOP_STRINGS = 16
@@ -172,8 +173,15 @@ TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
 class CompletionRequest(SamplingRequest):
-    prompt: str | list[str] | TokenIds | list[TokenIds] = _field(
-        ..., "A string, a list of strings, a list of token ids, or a list of lists of token ids."
+    prompt: str | list[str] | TokenIds | list[TokenIds] | None = _field(
+        None, "A string, a list of strings, a list of token ids, or a list of lists of token ids."
+    )
+    messages: list[ChatMessageIn] | None = _field(
+        None,
+        "Instead of prompt (text-generation-webui's form, for images): the text of these "
+        "messages, joined, is the prompt as it is (no template), and `<__media__>` in it marks "
+        "where each of their image_url parts goes, in order.",
+        min_length=1,
     )
     echo: bool | None = _field(None, "Return the prompt before the completion (with its logprobs).")
     suffix: str | None = _field(None, "Text appended after the completion.")
@@ -199,6 +207,8 @@ class CompletionRequest(SamplingRequest):
 
     @model_validator(mode="after")
     def _choices(self) -> CompletionRequest:
+        if (self.prompt is None) == (self.messages is None):
+            raise InvalidRequest("Send a prompt, or messages (not both).", param="prompt")
         # InvalidRequest, not ValueError: pydantic passes it through, with the field named.
         if self.best_of is not None and self.best_of < self.choices:
             raise InvalidRequest("best_of must be at least n.", param="best_of")
@@ -212,8 +222,11 @@ class CompletionRequest(SamplingRequest):
         return self
 
     def prompts(self) -> list[str | list[int]]:
-        """The prompts, one per entry: strings or lists of token ids."""
+        """The prompts, one per entry: strings or lists of token ids (with `messages`, one
+        placeholder: the view reads the messages, images included)."""
         value = self.prompt
+        if value is None:
+            return [""]
         if isinstance(value, str):
             return [value]
         if all(isinstance(item, int) for item in value):
@@ -233,10 +246,16 @@ class EditRequest(SamplingRequest):
 # --- /v1/chat/completions -----------------------------------------------------------------------
 
 
+class ImageUrl(ApiModel):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
 class ContentPart(ApiModel):
     type: Literal["text", "image_url", "input_audio", "file", "refusal"]
     text: str | None = None
     refusal: str | None = None
+    image_url: ImageUrl | str | None = None  # a string: an older form some clients send
 
 
 class FunctionCall(ApiModel):
@@ -267,20 +286,28 @@ class ChatMessageIn(ApiModel):
             raise ValueError(f"a {self.role} message needs content")
         return self
 
-    def text(self, where: str) -> str:
-        """The message's text; parts other than text cannot be read by a text model."""
+    def content_of(self, where: str, images: ImageReader, *, markers: bool = False) -> tuple[str, tuple]:
+        """The message's text and its images, a marker in the text where each image goes.
+
+        markers: the text places its images itself with `<__media__>` (text-generation-
+        webui's completions form); otherwise text never places one and each image part
+        puts a marker where it stands."""
         if self.content is None or isinstance(self.content, str):
-            return self.content or ""
-        texts = []
+            text = self.content or ""
+            return (text if markers else escape_markers(text)), ()
+        texts, found = [], []
         for i, part in enumerate(self.content):
             if part.type in ("text", "refusal"):
-                texts.append(part.text or part.refusal or "")
+                text = part.text or part.refusal or ""
+                texts.append(text if markers else escape_markers(text))
+            elif part.type == "image_url" and part.image_url is not None:
+                url = part.image_url if isinstance(part.image_url, str) else part.image_url.url
+                found.append(images.read(url, f"{where}.content.{i}"))
+                if not markers:
+                    texts.append(MARKER)
             else:
-                raise InvalidRequest(
-                    f"This model reads text only; {where}.content[{i}] is of type {part.type!r}.",
-                    param=f"{where}.content",
-                )
-        return "".join(texts)
+                raise unreadable(f"{where}.content.{i}", part.type)
+        return "".join(texts), tuple(found)
 
 
 class JsonSchemaFormat(ApiModel):

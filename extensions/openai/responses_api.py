@@ -8,6 +8,7 @@ ones run in response_jobs.py.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -16,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from modules.chat.messages import ChatMessage
 from modules.errors import HearthError, InvalidRequest, NotFound
+from modules.image_input import ImageReader
 
 from . import chat_turns
 from .chat_turns import ChatTurn, StartedTurn
@@ -180,19 +182,27 @@ def chat_turn(body: ResponsesRequest, items: list[dict], *, follow_client: bool 
     )
 
 
+EARLIER_IMAGES = 64  # images of the turns a previous_response_id brings back
+
+
 def chat_messages(items: Sequence[dict], first_new: int = 0) -> list[ChatMessage]:
     """Input items as chat messages: function calls join the assistant message before them,
-    each function output is a tool message, reasoning stays out of the prompt."""
+    each function output is a tool message, reasoning stays out of the prompt. The request's
+    own images count against the per-request limit; earlier turns' against their own."""
     try:
         parsed = _ITEMS.validate_python(list(items))
     except ValidationError as exc:
         raise invalid_field(exc) from None
     messages: list[ChatMessage] = []
     calls: set[str] = set()
+    new_images = chat_turns.image_reader()
+    earlier_images = ImageReader(dataclasses.replace(new_images.limits, max_images=EARLIER_IMAGES))
     for i, item in enumerate(parsed):
         where = f"input.{i - first_new}" if i >= first_new else "previous_response_id"
+        images = new_images if i >= first_new else earlier_images
         if isinstance(item, MessageItem):
-            messages.append(ChatMessage(ROLES.get(item.role, item.role), item.text(where)))
+            text, found = item.content_of(where, images)
+            messages.append(ChatMessage(ROLES.get(item.role, item.role), text, images=found))
         elif isinstance(item, FunctionCallItem):
             call = {
                 "id": item.call_id,
@@ -211,7 +221,8 @@ def chat_messages(items: Sequence[dict], first_new: int = 0) -> list[ChatMessage
                     f"No function_call before this output has the call_id {item.call_id!r}.",
                     param=f"{where}.call_id",
                 )
-            messages.append(ChatMessage("tool", item.text(where), tool_call_id=item.call_id))
+            text, found = item.content_of(where, images)
+            messages.append(ChatMessage("tool", text, tool_call_id=item.call_id, images=found))
         elif not isinstance(item, ReasoningItem):  # pragma: no cover - the adapter knows every type
             raise InvalidRequest(f"Unsupported input item {item.type!r}.", param=where)
     if not messages:

@@ -13,7 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from modules.engines.base import ImageInput
 from modules.errors import InvalidRequest
+from modules.image_input import MARKER, ImageReader, escape_markers, unreadable
 
 from .bodies import Out, _omit
 from .protocol import ApiModel, HearthChatFields, SamplingRequest, _field
@@ -35,13 +37,20 @@ class RefusalPart(ApiModel):
     refusal: str
 
 
+class ImagePart(ApiModel):
+    type: Literal["input_image"]
+    image_url: str | None = None  # a data: URL, base64, or an http(s) URL
+    file_id: str | None = None  # OpenAI's Files API: not served
+    detail: str | None = None
+
+
 class OtherPart(ApiModel):
-    """Images, files and audio: accepted by the model only where it can read them."""
+    """Files and audio: not read by Hearth's models."""
 
-    type: Literal["input_image", "input_file", "input_audio"]
+    type: Literal["input_file", "input_audio"]
 
 
-ContentPart = Annotated[TextPart | RefusalPart | OtherPart, Field(discriminator="type")]
+ContentPart = Annotated[TextPart | RefusalPart | ImagePart | OtherPart, Field(discriminator="type")]
 
 
 class MessageItem(ApiModel):
@@ -51,18 +60,8 @@ class MessageItem(ApiModel):
     content: str | list[ContentPart]
     status: str | None = None
 
-    def text(self, where: str) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        texts = []
-        for i, part in enumerate(self.content):
-            if isinstance(part, OtherPart):
-                raise InvalidRequest(
-                    f"This model reads text only; {where}.content.{i} is of type {part.type!r}.",
-                    param=f"{where}.content.{i}",
-                )
-            texts.append(part.text if isinstance(part, TextPart) else part.refusal)
-        return "".join(texts)
+    def content_of(self, where: str, images: ImageReader) -> tuple[str, tuple[ImageInput, ...]]:
+        return parts_content(self.content, where, images)
 
 
 class FunctionCallItem(ApiModel):
@@ -81,8 +80,27 @@ class FunctionCallOutputItem(ApiModel):
     output: str | list[ContentPart]
     status: str | None = None
 
-    def text(self, where: str) -> str:
-        return MessageItem(role="user", content=self.output).text(where)
+    def content_of(self, where: str, images: ImageReader) -> tuple[str, tuple[ImageInput, ...]]:
+        return parts_content(self.output, where, images)
+
+
+def parts_content(content: str | list, where: str, images: ImageReader) -> tuple[str, tuple[ImageInput, ...]]:
+    """Text and images of an item's content, a marker in the text where each image goes."""
+    if isinstance(content, str):
+        return escape_markers(content), ()
+    texts, found = [], []
+    for i, part in enumerate(content):
+        here = f"{where}.content.{i}"
+        if isinstance(part, ImagePart):
+            if part.image_url is None:
+                raise InvalidRequest("Hearth serves no Files API: send the image as image_url.", param=here)
+            found.append(images.read(part.image_url, here))
+            texts.append(MARKER)
+        elif isinstance(part, OtherPart):
+            raise unreadable(here, part.type)
+        else:
+            texts.append(escape_markers(part.text if isinstance(part, TextPart) else part.refusal))
+    return "".join(texts), tuple(found)
 
 
 class ReasoningItem(ApiModel):

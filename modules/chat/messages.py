@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.engines.base import ImageInput
+
 MODES = ("chat", "chat-instruct", "instruct")
 
 DEFAULT_CHAT_INSTRUCT_COMMAND = (
@@ -27,6 +29,9 @@ class ChatMessage:
     # A saved reply's data from extensions (the hooks' `state["extras"]`, e.g. LocalDocs'
     # sources): kept in the chat file, shown by the UI, never part of a prompt.
     extras: dict[str, Any] = field(default_factory=dict)
+    # Images of the message, in order; the content holds a marker (image_input.MARKER) where
+    # each one goes. Only for models with a projector.
+    images: tuple[ImageInput, ...] = ()
 
     def to_dict(self) -> dict:
         """The OpenAI message shape (only the fields that are set), plus `extras` if any."""
@@ -102,3 +107,4 @@ class PreparedPrompt:
     # it (chat_input_modifier's visible_text; None when the request had no new message).
     state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     visible_text: str | None = None
+    images: tuple[ImageInput, ...] = ()  # the prompt's images, one per marker, in order

@@ -26,11 +26,25 @@ from modules.chat.prompts import PromptBuilder, fit
 from modules.chat.reasoning import prompt_opens_reasoning
 from modules.chat.replies import ReplyParser
 from modules.chat.templates import TemplateStore
-from modules.engines.base import ModelInfo
+from modules.engines.base import ImageInput, ModelInfo
 from modules.errors import ContextOverflow, InvalidRequest, NotFound
+from modules.image_input import MARKER
 
 DEFAULT_USER_NAME = "You"
 _START_LINE = re.compile(r"^\s*<START>\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+def prompt_images(prompt: str, history: Sequence[ChatMessage]) -> tuple[ImageInput, ...]:
+    """The images of the prompt: one per marker in it. Old turns dropped to fit the context
+    took theirs with them, so these are the last images of the conversation."""
+    images = tuple(image for message in history for image in message.images)
+    markers = prompt.count(MARKER)
+    if markers > len(images):
+        raise InvalidRequest(
+            f"The prompt has {markers} image markers ({MARKER}) but the request has {len(images)} images.",
+            param="messages",
+        )
+    return images[len(images) - markers :] if markers else ()
 
 
 def template_variables(options: ChatOptions) -> tuple[tuple[str, Any], ...]:
@@ -97,6 +111,7 @@ class ChatService:
             fitted = fit(builder, history, count_tokens=count_tokens, budget=budget)
             prompt, dropped = fitted.prompt, fitted.dropped
         forced = setup.choice in ("required", "function") and not options.impersonate
+        images = prompt_images(prompt, history)
         return PreparedPrompt(
             prompt=prompt,
             stop=builder.stops(),
@@ -112,6 +127,7 @@ class ChatService:
             starts_in_reasoning=prompt_opens_reasoning(prompt),
             state=state,
             visible_text=visible_text,
+            images=images,
         )
 
     def reply_parser(self, options: ChatOptions, prepared: PreparedPrompt) -> ReplyParser:

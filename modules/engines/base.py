@@ -7,6 +7,7 @@ answer is the collected stream (`Generation.collect`).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,10 +52,36 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
-class GenerationRequest:
-    """One generation: a prompt (text or token ids) and how to continue it."""
+class ImageInput:
+    """An image for a model with a projector: RGB pixels, row by row, 3 bytes each."""
 
-    prompt: str | Sequence[int]
+    rgb: bytes
+    width: int
+    height: int
+    digest: bytes  # of the size and the pixels: the same image has the same digest
+
+    @classmethod
+    def from_rgb(cls, rgb: bytes, width: int, height: int) -> ImageInput:
+        size = width.to_bytes(4, "little") + height.to_bytes(4, "little")
+        return cls(rgb, width, height, hashlib.sha256(size + rgb).digest())
+
+
+@dataclass(frozen=True)
+class MediaPrompt:
+    """A prompt of text and images, in their order."""
+
+    parts: tuple[str | ImageInput, ...]
+
+    @property
+    def images(self) -> tuple[ImageInput, ...]:
+        return tuple(part for part in self.parts if isinstance(part, ImageInput))
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation: a prompt (text, token ids, or text and images) and how to continue it."""
+
+    prompt: str | Sequence[int] | MediaPrompt
     params: SamplingParams = field(default_factory=SamplingParams)
     echo: bool = False  # first emit the prompt itself (with its logprobs, if asked)
     request_id: str = field(default_factory=new_request_id)
@@ -133,6 +160,7 @@ class ModelInfo:
     bos_token: str
     eos_token: str
     metadata: Mapping[str, str] = field(default_factory=dict)
+    vision: bool = False  # a projector is loaded: the model reads images
 
 
 @dataclass(frozen=True)

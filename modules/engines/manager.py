@@ -45,6 +45,37 @@ class ModelSpec:
     path: Path
     loader: str
     source: str  # "builtin", "model_dir" or "path"
+    mmproj: Path | None = None  # its projector: the model then reads images
+    mmproj_found: bool = False  # paired by its name and place, not named by the user
+
+
+def is_projector(path: Path) -> bool:
+    """llama-server's and text-generation-webui's convention: projector files say mmproj."""
+    return "mmproj" in path.name.lower()
+
+
+def _name_key(path: Path) -> str:
+    return re.sub(r"mmproj[-_.]?|[-_.]?mmproj", "", path.stem.lower())
+
+
+def _shared_start(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def pair_projector(model: Path, projectors: list[Path], models_beside: int) -> Path | None:
+    """The projector of a model: the only one in a folder holding only this model, else
+    the one whose name shares the longest start with the model's (at least 6 characters)."""
+    beside = [p for p in projectors if p.parent == model.parent]
+    if len(beside) == 1 and models_beside == 1:
+        return beside[0]
+    key = model.stem.lower()
+    scored = sorted(((_shared_start(key, _name_key(p)), p) for p in beside), reverse=True)
+    if scored and scored[0][0] >= 6 and (len(scored) == 1 or scored[1][0] < scored[0][0]):
+        return scored[0][1]
+    return None
 
 
 def builtin_model_path() -> Path | None:
@@ -57,18 +88,27 @@ def builtin_model_path() -> Path | None:
 
 
 def discover(model_dir: Path, loaders: dict[str, Loader]) -> list[ModelSpec]:
+    """The models in the folder (and its subfolders), each with its projector if it has one;
+    projectors are not models of their own."""
     specs: list[ModelSpec] = []
     if not model_dir.is_dir():
         return specs
     for loader in loaders.values():
         for suffix in loader.suffixes:
-            for path in sorted(model_dir.rglob(f"*{suffix}")):
-                part = _SPLIT_PART.search(path.stem)
-                if part and part.group(1) != "00001":
-                    continue  # later parts of a split model load with the first
-                if path.is_file():
-                    specs.append(ModelSpec(path.stem, path, loader.name, "model_dir"))
+            files = [p for p in sorted(model_dir.rglob(f"*{suffix}")) if p.is_file()]
+            projectors = [p for p in files if is_projector(p)]
+            models = [p for p in files if not is_projector(p) and _first_part(p)]
+            for path in models:
+                beside = sum(1 for other in models if other.parent == path.parent)
+                mmproj = pair_projector(path, projectors, beside)
+                specs.append(ModelSpec(path.stem, path, loader.name, "model_dir", mmproj, mmproj is not None))
     return specs
+
+
+def _first_part(path: Path) -> bool:
+    """Later parts of a split model load with the first."""
+    part = _SPLIT_PART.search(path.stem)
+    return not part or part.group(1) == "00001"
 
 
 class ModelManager:
@@ -83,6 +123,7 @@ class ModelManager:
         mailer: Mailer,
         observer: GenerationObserver | None = None,
         max_loaded: int = 2,
+        mmproj: Path | None = None,
     ) -> None:
         if default_loader not in loaders:
             raise InvalidRequest(f"Unknown loader {default_loader!r}; known: {', '.join(loaders)}")
@@ -99,6 +140,7 @@ class ModelManager:
         self._errors: dict[str, HearthError] = {}
         self._progress: dict[str, float] = {}  # model id -> fraction loaded, while loading
         self._preferred: ModelSpec | None = None
+        self._mmproj = mmproj  # --mmproj: the projector of the --model (or default) model
         if preferred:
             self._preferred = self._spec_for_flag(preferred)
 
@@ -108,7 +150,10 @@ class ModelManager:
         """--model: a known id, or a path to a model file."""
         path = Path(value).expanduser()
         if path.suffix and path.is_file():
-            return ModelSpec(path.stem, path.resolve(), self._loader_for(path), "path")
+            path = path.resolve()
+            beside = [p for p in path.parent.glob(f"*{path.suffix}") if is_projector(p)]
+            found = pair_projector(path, beside, 1)
+            return ModelSpec(path.stem, path, self._loader_for(path), "path", found, found is not None)
         return self.resolve(value)
 
     def _loader_for(self, path: Path) -> str:
@@ -127,6 +172,10 @@ class ModelManager:
         builtin = builtin_model_path()
         if builtin:
             specs.setdefault(BUILTIN_ID, ModelSpec(BUILTIN_ID, builtin, "llama.cpp", "builtin"))
+        if self._mmproj is not None:  # --mmproj names the default model's projector
+            first = self._preferred.id if self._preferred else BUILTIN_ID
+            if first in specs:
+                specs[first] = dataclasses.replace(specs[first], mmproj=self._mmproj, mmproj_found=False)
         loaded = [specs[name] for name in reversed(self._loaded) if name in specs]
         return loaded + [spec for spec in specs.values() if spec.id not in self._loaded]
 
@@ -199,10 +248,12 @@ class ModelManager:
     def load(self, name: str, overrides: dict | None = None) -> TextEngine:
         """Load a model (if it is not loaded yet, or with new options) and return its engine."""
         spec = self.resolve(name)
-        options = self._options
+        options = dataclasses.replace(self._options, mmproj=spec.mmproj, mmproj_optional=spec.mmproj_found)
+        if overrides and "mmproj" in overrides:
+            overrides = {**overrides, "mmproj_optional": False}
         if overrides:
             try:
-                options = dataclasses.replace(self._options, **overrides)
+                options = dataclasses.replace(options, **overrides)
             except TypeError as exc:
                 raise InvalidRequest(f"Unknown load option: {exc}", param="args") from None
             self.unload(spec.id)

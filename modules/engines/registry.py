@@ -25,6 +25,8 @@ class LoadOptions:
     max_output_tokens: int = 0  # most tokens one request may generate; 0: no limit
     prompt_cache_mb: int = 256
     flash_attn: bool = False
+    mmproj: Path | None = None  # the model's projector: it then reads images
+    mmproj_optional: bool = False  # found beside the model: one that does not fit is skipped
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ def _load_llamacpp(
         max_output_tokens=options.max_output_tokens,
         prompt_cache_bytes=options.prompt_cache_mb * 1024 * 1024,
         flash_attn=options.flash_attn,
+        mmproj=options.mmproj,
+        mmproj_optional=options.mmproj_optional,
     )
     return LlamaCppEngine(name, path, context, mailer, observer)
 

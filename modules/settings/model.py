@@ -47,6 +47,17 @@ class Settings(BaseModel):
         None, "Folder of .gguf models to list and load (default: USER_DATA_DIR/models).", metavar="DIR"
     )
     loader: str = _opt("llama.cpp", "Text engine used to load models.", metavar="NAME")
+    mmproj: Path | None = _opt(
+        None,
+        "Projector (mmproj) GGUF for --model, so that it reads images. A file named mmproj*.gguf "
+        "beside a model (or in its own folder) is paired with it without this.",
+        metavar="FILE",
+    )
+    allow_remote_images: bool = _opt(
+        False,
+        "Let requests name images by http(s) URL, which Hearth then fetches (public addresses "
+        "only, no redirects, bounded in size and time). Off: images come as data: URLs or base64.",
+    )
     ctx_size: int = _opt(
         4096, "Context window per request, in tokens (0: the model's training context).", metavar="N"
     )

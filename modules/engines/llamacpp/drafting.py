@@ -17,11 +17,10 @@ sequence whose drafts keep failing stops drafting for a while.
 from __future__ import annotations
 
 NGRAMS = (3, 2)  # the longest match first: longer contexts guess better
-MIN_DRAFT, MAX_DRAFT = 2, 12
-START_DRAFT = 6
+MIN_DRAFT, MAX_DRAFT = 2, 16
 LOOKBACK = 4096  # prompt tokens indexed: the end of a long prompt is where matches are likely
-PAUSE_TOKENS = 32  # after repeated misses, tokens to generate before drafting again
-MISSES_BEFORE_PAUSE = 3
+MISSES_BEFORE_PAUSE = 2
+FIRST_PAUSE, LONGEST_PAUSE = 16, 512  # tokens generated without drafting after misses
 
 
 class PromptLookup:
@@ -31,8 +30,9 @@ class PromptLookup:
         self._tokens: list[int] = []
         self._index: dict[tuple[int, ...], int] = {}  # n-gram -> where it last ended
         self._max = max(0, max_draft)
-        self._length = min(START_DRAFT, self._max)
+        self._length = min(MIN_DRAFT, self._max)  # grows only while drafts are accepted
         self._misses = 0
+        self._pause = FIRST_PAUSE
         self._paused_until = 0
         self.drafted = 0
         self.accepted = 0
@@ -58,20 +58,25 @@ class PromptLookup:
                 continue
             start = self._index.get(tuple(tokens[-n:]))
             if start is not None and start < len(tokens):
-                return tokens[start : start + limit]
+                draft = tokens[start : start + limit]
+                images = [i for i, token in enumerate(draft) if token < 0]  # placeholders
+                return draft[: images[0]] if images else draft
         return []
 
     def record(self, drafted: int, accepted: int) -> None:
-        """How a draft fared: grow the next one after a full hit, shrink or pause after misses."""
+        """How a draft fared. A draft accepted whole doubles the next one; a miss starts over
+        from the shortest, and misses in a row pause drafting, longer each time, so that text
+        which does not repeat itself costs next to nothing."""
         self.drafted += drafted
         self.accepted += accepted
         if accepted == drafted:
             self._length = min(self._max, self._length * 2)
             self._misses = 0
+            self._pause = FIRST_PAUSE
             return
-        self._length = max(MIN_DRAFT, accepted + 1)
-        if accepted == 0:
-            self._misses += 1
-            if self._misses >= MISSES_BEFORE_PAUSE:
-                self._paused_until = len(self._tokens) + PAUSE_TOKENS
-                self._misses = 0
+        self._length = min(self._max, max(MIN_DRAFT, accepted))
+        self._misses += 1
+        if self._misses >= MISSES_BEFORE_PAUSE:
+            self._paused_until = len(self._tokens) + self._pause
+            self._pause = min(LONGEST_PAUSE, self._pause * 2)
+            self._misses = 0

@@ -14,6 +14,7 @@ from ..base import (
     Generation,
     GenerationObserver,
     GenerationRequest,
+    MediaPrompt,
     ModelInfo,
     SamplingParams,
     TopLogprob,
@@ -124,6 +125,7 @@ class LlamaCppEngine:
             bos_token=model.token_text(model.bos).decode("utf-8", "replace") if model.bos >= 0 else "",
             eos_token=model.token_text(model.eos).decode("utf-8", "replace") if model.eos >= 0 else "",
             metadata=dict(model.metadata),
+            vision=self._scheduler.reads_images,
         )
 
     @property
@@ -133,9 +135,39 @@ class LlamaCppEngine:
     # --- Generation ------------------------------------------------------------------------
 
     def generate(self, request: GenerationRequest) -> Generation:
-        job = self._job(request)
-        self._scheduler.submit(job)
+        if isinstance(request.prompt, MediaPrompt):
+            job = self._media_job(request)
+        else:
+            job = self._job(request)
+            self._scheduler.submit(job)
         return JobGeneration(job, self._scheduler, self._info.name, self._observer)
+
+    def _media_job(self, request: GenerationRequest) -> Job:
+        """A prompt with images: cut into chunks by the projector before it queues."""
+        self._check_open()
+        prompt = request.prompt
+        assert isinstance(prompt, MediaPrompt)
+        if not self._scheduler.reads_images:
+            raise InvalidRequest(
+                f"The model {self._info.name} reads text only: it has no projector (mmproj) loaded.",
+                param="messages",
+            )
+        if request.echo:
+            raise InvalidRequest("echo cannot be used with images.", param="echo")
+        parts = list(prompt.parts)
+        if parts and not isinstance(parts[-1], str):
+            parts.append("\n")  # an image is never the last chunk: its logits are not kept
+        timeout = request.timeout or self._timeout
+        job = Job(
+            request=request,
+            prompt=[],
+            channel=self._mailer.channel(),
+            limit=0,
+            deadline=time.monotonic() + timeout if timeout else None,
+        )
+        max_tokens = request.params.max_tokens
+        self._scheduler.submit_media(job, parts, lambda length: self._limit(length, max_tokens))
+        return job
 
     def _job(self, request: GenerationRequest, probe: Probe | None = None) -> Job:
         self._check_open()

@@ -11,6 +11,7 @@ from ..base import GenerationRequest, TokenLogprob, TopLogprob
 from ..crossthread import Channel
 from ..text_assembler import TextAssembler
 from .drafting import PromptLookup
+from .media import MediaTokens
 from .sampler import SequenceSampler
 
 
@@ -42,6 +43,7 @@ class Job:
     reused: int = 0  # of those, taken over from the cache instead of evaluated
     next_token: int | None = None  # sampled, to be fed to the model in the next step
     lookup: PromptLookup | None = None  # drafts this job's next tokens (drafting.py)
+    media: MediaTokens | None = None  # a prompt with images: its chunks (media.py)
     generated: int = 0
     echo_logprobs: list[TokenLogprob] = field(default_factory=list)
     last_logprobs: np.ndarray | None = None  # log-softmax of the previous chunk's last row

@@ -58,6 +58,7 @@ class LlamaModel:
             raise EngineFailure(f"llama.cpp could not load the model file {path.name}")
         self.vocab = lib.llama_model_get_vocab(self.ptr)
         self.n_vocab = lib.llama_vocab_n_tokens(self.vocab)
+        self.n_embd = lib.llama_model_n_embd(self.ptr)
         self.n_ctx_train = lib.llama_model_n_ctx_train(self.ptr)
         self.bos = lib.llama_vocab_bos(self.vocab)
         self.eos = lib.llama_vocab_eos(self.vocab)

@@ -77,7 +77,8 @@ class SequenceSampler:
             last_n = params.penalty_last_n
             history = prompt if last_n < 0 else prompt[max(0, len(prompt) - last_n) :]
             for token in history:  # the prompt counts as history, as in llama.cpp's server
-                lib.llama_sampler_accept(penalties, token)
+                if token >= 0:  # not an image's placeholder (media.py)
+                    lib.llama_sampler_accept(penalties, token)
             self._add(penalties)
         grammar = grammar_for(params)
         if grammar:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from .batch import Batch
 from .drafting import MAX_DRAFT, PromptLookup
 from .jobs import Job, probe_entries
 from .library import llama_library
+from .media import Projector
 from .model import LlamaModel
 from .prompt_cache import PromptCache, common_prefix
 from .sampler import SequenceSampler, filtered_logprobs, log_softmax, logits_at, top_logprobs
@@ -56,6 +58,8 @@ class ContextOptions:
     flash_attn: bool = False
     prompt_cache_bytes: int = 256 * 1024 * 1024  # saved prompt states kept in host memory
     draft_max: int = MAX_DRAFT  # prompt-lookup drafting: most tokens guessed per step; 0: off
+    mmproj: Path | None = None  # a projector: images in prompts (media.py)
+    mmproj_optional: bool = False  # a projector that does not fit is skipped, with a warning
 
 
 MIN_GAIN = 16  # prefix tokens a copy or a restore must save to be worth its cost
@@ -91,6 +95,7 @@ class Scheduler:
         self._prompt_cache = PromptCache(options.prompt_cache_bytes)
         self._ctx = None
         self._batch: Batch | None = None
+        self._projector: Projector | None = None
         self._lib = llama_library()
         self.n_ctx = options.n_ctx
         self._ready = mailer.channel()
@@ -107,13 +112,43 @@ class Scheduler:
 
     # --- Any thread ----------------------------------------------------------------------
 
-    def submit(self, job: Job) -> None:
+    @property
+    def reads_images(self) -> bool:
+        return self._projector is not None
+
+    def submit_media(self, job: Job, parts, limit: Callable[[int], int]) -> None:
+        """A prompt with images: the projector's thread cuts it into chunks first (`limit`
+        gives the job's token limit for its prompt's length, or raises), then it queues."""
+        assert self._projector is not None
+        self._check_room()
+        self._jobs[job.id] = job
+
+        def tokenized(result) -> None:  # on the projector's thread
+            try:
+                if isinstance(result, HearthError):
+                    raise result
+                job.media, job.prompt = result, result.tokens
+                job.limit = limit(len(job.prompt))
+            except HearthError as exc:
+                if job.media is not None:
+                    self._projector.free_tokens(job.media)
+                self._jobs.pop(job.id, None)
+                job.channel.put(exc)
+                return
+            self._inbox.put(job)
+
+        self._projector.tokenize(parts, tokenized)
+
+    def _check_room(self) -> None:
         waiting = len(self._jobs) - sum(1 for slot in self._slots if slot.job is not None)
         if waiting >= self._options.queue_size:
             raise Overloaded(
                 f"The model is busy: {waiting} requests are already waiting. Retry shortly.",
                 retry_after=max(1, waiting // max(1, len(self._slots))),
             )
+
+    def submit(self, job: Job) -> None:
+        self._check_room()
         self._jobs[job.id] = job
         self._inbox.put(job)
 
@@ -155,7 +190,12 @@ class Scheduler:
             self._model = LlamaModel(self._path, progress=self._on_progress)
             self.n_ctx = self._options.n_ctx or self._model.n_ctx_train
             self._open_context()
+            if self._options.mmproj is not None:
+                self._projector = self._open_projector()
         except BaseException as exc:  # report load failures to the caller, do not die silently
+            if self._ctx:
+                self._lib.llama_free(self._ctx)
+                self._ctx = None
             if self._model is not None:
                 self._model.close()
             self._ready.put(
@@ -173,6 +213,16 @@ class Scheduler:
                 log.exception("scheduler step failed; failing the running requests")
                 self._fail_active(EngineFailure("The engine failed while generating."))
         self._shutdown(stopped_by)
+
+    def _open_projector(self) -> Projector | None:
+        o = self._options
+        try:
+            return Projector(o.mmproj, self._model.ptr, self._model.n_embd, o.threads)
+        except HearthError as exc:
+            if not o.mmproj_optional:
+                raise
+            log.warning("%s: the projector found beside it is not used: %s", self._path.name, exc.message)
+            return None
 
     def _open_context(self) -> None:
         lib, o = self._lib, self._options
@@ -286,6 +336,8 @@ class Scheduler:
             else:
                 target.cached = self._prompt_cache.restore(self._ctx, source, target.seq_id) or []
                 reuse = min(reuse, len(target.cached))
+        if job.media is not None:
+            reuse = job.media.start_of_image_at(reuse)  # never half an image
         if not self._lib.llama_memory_seq_rm(self._memory, target.seq_id, reuse, -1):
             self._forget_cache(target.seq_id)
             reuse = 0
@@ -314,6 +366,7 @@ class Scheduler:
             and len(slot.job.prompt) - slot.job.prefilled <= SHORT_PROMPT
             for slot in self._slots
         )
+        self._images()
         generating = [
             slot for slot in self._slots if slot.job is not None and slot.job.next_token is not None
         ]
@@ -335,6 +388,10 @@ class Scheduler:
             if self._last_step_was_newcomers and len(job.prompt) - job.prefilled > SHORT_PROMPT:
                 continue
             remaining = len(job.prompt) - job.prefilled
+            if job.media is not None:  # text up to the next image, which is decoded on its own
+                if job.media.image_at(job.prefilled) is not None:
+                    continue
+                remaining = job.media.text_before_next_image(job.prefilled, len(job.prompt))
             take = min(budget, remaining)
             if remaining - take == 1:
                 take -= 1  # never leave a single token for the last chunk
@@ -375,6 +432,33 @@ class Scheduler:
                 self._verify(job, index, draft)
             else:
                 self._advance(job, index)
+
+    def _images(self) -> None:
+        """Sequences whose prompt has reached an image: have it encoded (on the projector's
+        thread, while this one goes on), then decode its embeddings in a decode of their own
+        (token and embedding entries cannot share one batch)."""
+        for slot in self._slots:
+            job = slot.job
+            if job is None or job.media is None or not job.in_prefill:
+                continue
+            image = job.media.image_at(job.prefilled)
+            if image is None:
+                continue
+            if image.failed is not None:
+                self._forget_cache(slot.seq_id)
+                self._fail(job, image.failed)
+            elif image.embeddings is None:
+                if not image.requested:
+                    self._projector.encode(image, done=lambda: self._inbox.put(_WAKE))
+            else:
+                code = self._projector.decode(self._ctx, image, slot.seq_id, self._batch.capacity)
+                image.embeddings = None  # decoded: free the memory
+                if code != 0:
+                    self._forget_cache(slot.seq_id)
+                    self._fail(job, EngineFailure(f"Decoding an image failed with code {code}."))
+                    continue
+                slot.cached.extend(job.prompt[job.prefilled : job.prefilled + image.n_pos])
+                job.prefilled += image.n_pos
 
     def _prefill_chunk(self) -> int:
         """While others generate, evaluate prompts in small bites so their tokens keep flowing."""
@@ -518,6 +602,9 @@ class Scheduler:
         job.channel.put(error)
 
     def _release(self, job: Job) -> None:
+        if job.media is not None and self._projector is not None:
+            self._projector.free_tokens(job.media)
+            job.media = None
         if job.sampler is not None:
             job.sampler.free()
             job.sampler = None
@@ -542,6 +629,8 @@ class Scheduler:
         for slot in self._slots:
             if slot.job is not None:
                 self._finish(slot.job, FINISH_CANCELLED)
+        if self._projector is not None:
+            self._projector.close()
         if self._ctx:
             self._lib.llama_free(self._ctx)
             self._ctx = None
