@@ -139,7 +139,8 @@ def decode_image(data: bytes, where: str, limits: ImageLimits) -> ImageInput:
             width, height = image.size  # read from the header: nothing is decoded yet
             if width * height > limits.max_pixels:
                 raise InvalidRequest(
-                    f"The image is {width}x{height} pixels; the limit is {limits.max_pixels} pixels.",
+                    f"The image is {width}x{height}: it has more pixels than the limit of "
+                    f"{limits.max_pixels}.",
                     param=where,
                 )
             image.seek(0)  # an animation's first frame
@@ -149,7 +150,11 @@ def decode_image(data: bytes, where: str, limits: ImageLimits) -> ImageInput:
             return ImageInput.from_rgb(rgb.tobytes(), rgb.width, rgb.height)
     except InvalidRequest:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # Pillow's own check, before ours could read the size
+        raise InvalidRequest(
+            f"The image has more pixels than the limit of {limits.max_pixels}.", param=where
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise InvalidRequest(
             "The image cannot be read (not an image, or a damaged one).", param=where
         ) from None

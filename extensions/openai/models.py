@@ -27,7 +27,13 @@ def text_models() -> list[ModelCard]:
     manager = services().models
     loaded = set(manager.loaded_ids())
     return [
-        ModelCard(id=spec.id, created=_created(spec.path), kind="text", loaded=spec.id in loaded)
+        ModelCard(
+            id=spec.id,
+            created=_created(spec.path),
+            kind="text",
+            loaded=spec.id in loaded,
+            input_modalities=["text", "image"] if spec.mmproj else ["text"],
+        )
         for spec in manager.catalog()
     ]
 

@@ -11,6 +11,11 @@ import requests
 from api_helpers import assert_openai_error
 
 CHAT = "/v1/chat/completions"
+# a real 2x2 PNG: the tiny model has no projector, so it is refused for that reason alone
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP4z8Dw"
+    "/z8Dw38GBoZ/AAnMAf+Z8LHSAAAAAElFTkSuQmCC"
+)
 COMPLETIONS = "/v1/completions"
 HI = [{"role": "user", "content": "Hi"}]
 MB = 1 << 20
@@ -47,6 +52,13 @@ CASES = [
     (
         "image for a text model",
         CHAT,
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": PNG}}]}]},
+        400,
+        "messages",
+    ),
+    (
+        "an image that is not one",
+        CHAT,
         {
             "messages": [
                 {
@@ -56,7 +68,7 @@ CASES = [
             ]
         },
         400,
-        "messages.0.content",
+        "messages.0.content.0",
     ),
     ("max_tokens as a string", CHAT, chat(max_tokens="50"), 400, "max_tokens"),
     ("negative max_tokens", CHAT, chat(max_tokens=-1), 400, "max_tokens"),
