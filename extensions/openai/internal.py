@@ -149,6 +149,8 @@ def model_load() -> Response:
     if body.template:
         services().chat.templates.get(body.template)  # an unknown name is a 404 now, not per chat
     overrides = body.args.overrides() if body.args else {}
+    if "mmproj" in overrides:
+        overrides["mmproj"] = manager.projector_file(overrides["mmproj"])
     manager.load(spec.id, overrides or None)
     templates = api_state().templates
     if body.template:

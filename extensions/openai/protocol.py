@@ -511,6 +511,9 @@ class ModelLoadArgs(ApiModel):
     batch_size: int | None = _field(None, "Prompt tokens per step.", ge=1, le=1 << 16)
     parallel: int | None = _field(None, "Sequences generated at once.", ge=1, le=64)
     flash_attn: bool | None = _field(None, "Flash attention (faster on CPU; batched text may vary).")
+    mmproj: str | None = _field(
+        None, "A projector file in the model folder (its name), so that the model reads images."
+    )
 
     def overrides(self) -> dict[str, int]:
         return self.model_dump(exclude_none=True)

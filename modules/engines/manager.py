@@ -191,6 +191,18 @@ class ModelManager:
                 return found[0]
         raise ModelNotFound(name, [spec.id for spec in specs])
 
+    def projector_file(self, name: str) -> Path:
+        """A projector named in a load request: a file in the model folder, by its name or
+        its path below the folder (nothing outside it)."""
+        root = self._model_dir.resolve()
+        path = (root / name).resolve()
+        if not path.is_relative_to(root) or not path.is_file() or path.suffix.lower() != ".gguf":
+            raise InvalidRequest(
+                f"There is no projector {name!r} in the model folder (a .gguf file below it).",
+                param="args.mmproj",
+            )
+        return path
+
     def default_spec(self) -> ModelSpec:
         if self._preferred:
             return self._preferred

@@ -257,3 +257,21 @@ def test_a_projector_that_does_not_fit_leaves_the_model_reading_text(start_api, 
     error = assert_openai_error(post(server, "/v1/chat/completions", ask([data_url(png(1))])), 400)
     assert "reads text only" in error["message"]
     assert "not used" in server.log()
+
+
+def test_a_load_names_a_projector_in_the_model_folder(start_api, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("load-args")
+    write_tiny_model(folder / "one.gguf")
+    write_tiny_model(folder / "two.gguf", seed=1)  # two models: nothing is paired by itself
+    (folder / "projectors").mkdir()
+    write_tiny_projector(folder / "projectors" / "for-one.gguf", TINY_EMBD)
+    server = start_api("--admin-key", "admin", models=folder, model="one")
+    admin = {"Authorization": "Bearer admin"}
+    assert_openai_error(post(server, "/v1/chat/completions", ask([data_url(png(1))])), 400)
+    for bad in ("../../etc/passwd", "/etc/hostname", "projectors/missing.gguf"):
+        body = {"model_name": "one", "args": {"mmproj": bad}}
+        error = assert_openai_error(post(server, "/v1/internal/model/load", body, headers=admin), 400)
+        assert error["param"] == "args.mmproj"
+    body = {"model_name": "one", "args": {"mmproj": "projectors/for-one.gguf"}}
+    assert post(server, "/v1/internal/model/load", body, headers=admin).status_code == 200
+    assert post(server, "/v1/chat/completions", ask([data_url(png(1))])).status_code == 200

@@ -15,22 +15,25 @@ only decodes an encoded image's embeddings into its sequence, in a decode of its
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import hashlib
 import logging
+import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ...errors import EngineFailure, HearthError, InvalidRequest
+from ...errors import EngineFailure, HearthError, InvalidRequest, NotInstalled
 from ..base import ImageInput
 from ..crossthread import Inbox, start_thread
 
 log = logging.getLogger(__name__)
 
 CHUNK_TEXT, CHUNK_IMAGE = 0, 1
+ENCODER_NICENESS = 10  # the projector thread's priority below the process's (os.setpriority)
 
 
 def placeholder(digest: bytes) -> int:
@@ -80,7 +83,14 @@ class Projector:
     """A model's projector, and the OS thread that does all work with it."""
 
     def __init__(self, path: Path, model_ptr: int, n_embd: int, threads: int) -> None:
-        import llama_cpp.mtmd_cpp as mtmd
+        try:
+            import llama_cpp.mtmd_cpp as mtmd
+        except (ImportError, OSError):  # FileNotFoundError: a build without the library
+            raise NotInstalled(
+                "This llama-cpp-python was built without its multimodal library (libmtmd), so "
+                'models cannot read images. Rebuild it: CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install '
+                "--no-cache-dir --force-reinstall llama-cpp-python (see the README)."
+            ) from None
         from llama_cpp import _logger
 
         self._mtmd = mtmd
@@ -132,6 +142,11 @@ class Projector:
     # --- The projector's thread -------------------------------------------------------------
 
     def _run(self) -> None:
+        # Encoding an image takes seconds on a CPU; generation must not wait for it. A lower
+        # priority for this thread lets the scheduler's thread (and the streams it serves)
+        # take the cores first; the image is encoded in what is left.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ENCODER_NICENESS)
         while True:
             kind, item, done = self._inbox.get()
             if kind == "close":
@@ -247,7 +262,3 @@ class Projector:
         if self._ctx:
             self._mtmd.mtmd_free(self._ctx)
             self._ctx = None
-
-
-def digest_of(rgb: bytes, width: int, height: int) -> bytes:
-    return hashlib.sha256(width.to_bytes(4, "little") + height.to_bytes(4, "little") + rgb).digest()
