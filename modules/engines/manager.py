@@ -195,8 +195,12 @@ class ModelManager:
         """A projector named in a load request: a file in the model folder, by its name or
         its path below the folder (nothing outside it)."""
         root = self._model_dir.resolve()
-        path = (root / name).resolve()
-        if not path.is_relative_to(root) or not path.is_file() or path.suffix.lower() != ".gguf":
+        try:
+            path = (root / name).resolve()
+            found = path.is_relative_to(root) and path.is_file() and path.suffix.lower() == ".gguf"
+        except (OSError, ValueError):  # a NUL byte, a name too long, ...
+            found = False
+        if not found:
             raise InvalidRequest(
                 f"There is no projector {name!r} in the model folder (a .gguf file below it).",
                 param="args.mmproj",
