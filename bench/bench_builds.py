@@ -107,7 +107,8 @@ def main() -> None:
     print(f"SmolLM2-135M-Instruct, -t 1 -tb 2, {args.rounds} interleaved rounds (medians, tokens/s)")
     first = next(iter(results))
     for name, runs in results.items():
-        figures = {key: statistics.median(run[key] for run in runs) for key in ("prompt", "single", "batched")}
+        keys = ("prompt", "single", "batched")
+        figures = {key: statistics.median(run[key] for run in runs) for key in keys}
         base = {key: statistics.median(run[key] for run in results[first]) for key in figures}
         print(
             f"  {name:12} prompt {figures['prompt']:7.0f} ({figures['prompt'] / base['prompt']:.2f}x)  "
