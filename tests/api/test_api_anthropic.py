@@ -115,6 +115,7 @@ def test_a_forced_tool_streams_its_input(claude):
         messages=[{"role": "user", "content": "Weather in Oslo?"}],
         tools=[WEATHER],
         tool_choice={"type": "tool", "name": "get_weather"},
+        extra_body=GREEDY,
     ) as stream:
         final = stream.get_final_message()
     [use] = final.content
