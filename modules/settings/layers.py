@@ -92,8 +92,21 @@ _NON_NEGATIVE = {
     "media_threads",
     "responses_store_days",
     "responses_store_mb",
+    "ubatch_size",
+    "rope_freq_base",
+    "draft_max",
+    "ctx_size_draft",
+    "model_ttl",
+    "main_gpu",
 }
-_POSITIVE = {"batch_size", "parallel", "embedding_batch_size"}
+_POSITIVE = {
+    "batch_size",
+    "parallel",
+    "embedding_batch_size",
+    "models_max",
+    "compress_pos_emb",
+    "alpha_value",
+}
 _PORTS = {"listen_port", "api_port"}
 
 

@@ -55,7 +55,7 @@ class ContextOptions:
     cache_type: str = "fp16"  # KV cache type (CACHE_TYPES)
     rope_freq_base: float = 0.0  # 0: the model's
     rope_freq_scale: float = 0.0  # 0: the model's (compress_pos_emb x is a scale of 1/x)
-    gpu_layers: int = -1  # layers offloaded to a GPU (-1: all); nothing to offload on CPU
+    gpu_layers: int = 0  # layers offloaded to a GPU (-1: all); nothing to offload on CPU
     load_mode: int = -1  # llama.cpp's llama_load_mode: -1 auto (mmap), 0 read, 2 mlock, 3 mmap+mlock
 
     @property
