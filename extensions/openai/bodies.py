@@ -280,9 +280,8 @@ class ModelCard(Out):
     owned_by: str = "hearth"
     kind: str = Field("text", description="Hearth: text, embedding, audio, image, ...")
     loaded: bool = Field(False, description="Hearth: whether the model is in memory now.")
-    input_modalities: list[str] = Field(
-        default_factory=lambda: ["text"],
-        description="Hearth: what the model reads: text, and image when it has a projector (mmproj).",
+    input_modalities: list[str] | None = _omit(
+        None, "Hearth (text models): what the model reads: text, and image when it has a projector (mmproj)."
     )
     state: Literal["loaded", "loading", "unloaded"] | None = _omit(
         None, "Hearth (text models): loaded, loading (see progress) or unloaded."

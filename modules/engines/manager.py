@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import HearthError, InvalidRequest, ModelNotFound, Unavailable
+from ..errors import HearthError, InvalidRequest, ModelNotFound, Unavailable, shown
 from ..model_table import ModelRule, settings_for
 from .base import GenerationObserver, TextEngine
 from .catalog import (
@@ -166,10 +166,14 @@ class ModelManager:
         """A file named in a load request (a projector, a draft model): a .gguf file in the
         model folder, by its name or its path below the folder (nothing outside it)."""
         root = self._model_dir.resolve()
-        path = (root / name).resolve()
-        if not path.is_relative_to(root) or not path.is_file() or path.suffix.lower() != ".gguf":
+        try:
+            path = (root / name).resolve()
+            found = path.is_relative_to(root) and path.is_file() and path.suffix.lower() == ".gguf"
+        except (OSError, ValueError):  # a NUL, a name too long for the file system
+            found = False
+        if not found:
             raise InvalidRequest(
-                f"There is no file {name!r} in the model folder (a .gguf file below it).", param=param
+                f"There is no file {shown(name)!r} in the model folder (a .gguf file below it).", param=param
             )
         return path
 
@@ -287,15 +291,25 @@ class ModelManager:
     def load(self, name: str, args: LoadArgs | None = None) -> TextEngine:
         """Load a model (if it is not loaded yet, or with new args) and return its engine."""
         spec = self.resolve(name)
-        if args is not None:  # a load request: its args replace the model's, reloading it
-            options = self._options_for(spec, args)  # a bad argument fails before anything changes
-            previous = self._args.pop(spec.id, LoadArgs())
-            if args.given():
-                self._args[spec.id] = args
-            if args != previous:
-                self.unload(spec.id)
-        else:
-            options = self._options_for(spec, self._args.get(spec.id))
+        if args is None:
+            return self._load(spec, self._options_for(spec, self._args.get(spec.id)))
+        # A load request: its args replace the model's, reloading it. Arguments the model
+        # cannot take fail its load; the model then keeps the args it had.
+        options = self._options_for(spec, args)
+        previous = self._args.pop(spec.id, LoadArgs())
+        if args.given():
+            self._args[spec.id] = args
+        if args != previous:
+            self.unload(spec.id)
+        try:
+            return self._load(spec, options)
+        except HearthError:
+            self._args.pop(spec.id, None)
+            if previous.given():
+                self._args[spec.id] = previous
+            raise
+
+    def _load(self, spec: ModelSpec, options: LoadOptions) -> TextEngine:
         while True:
             with self._lock:
                 if spec.id in self._loaded:
@@ -429,7 +443,7 @@ class ModelManager:
         for i, adapter in enumerate(names):
             if adapter not in files:
                 raise InvalidRequest(
-                    f"{where}: there is no LoRA adapter {adapter!r} in the LoRA folder "
+                    f"{where}: there is no LoRA adapter {shown(adapter)!r} in the LoRA folder "
                     f"(there are: {', '.join(files) or 'none'}).",
                     param=f"lora_names.{i}",
                 )
