@@ -6,18 +6,22 @@ module globals, so every test can build a fresh app.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from flask import Flask, current_app, jsonify
 
 from .chat.characters import CharacterStore
 from .chat.history import HistoryStore
 from .chat.service import ChatService
-from .chat.templates import TemplateStore, load_model_table
+from .chat.templates import TemplateStore
 from .engines.crossthread import Mailer, make_mailer
+from .engines.idle_unload import IdleUnloader
+from .engines.load_args import FILES, LoadArgs, apply_args
 from .engines.manager import ModelManager
 from .engines.media.manager import MediaConfig, MediaModels
 from .engines.registry import LoadOptions, default_loaders
@@ -25,6 +29,7 @@ from .errors import HearthError, NotFound
 from .extensions import Extensions, extension_dirs, load_extensions
 from .inbound import HearthRequest
 from .metrics import Metrics
+from .model_table import ModelRule, load_model_table
 from .serving.guards import install_guards
 from .serving.traffic import Traffic
 from .settings import PROJECT_ROOT, Settings, load_settings
@@ -40,10 +45,12 @@ class Services:
     mailer: Mailer
     metrics: Metrics
     media: MediaModels
+    idle_unload: IdleUnloader
     extensions: Extensions = field(default_factory=Extensions)
 
     def close(self) -> None:
         self.extensions.close()
+        self.idle_unload.close()
         self.models.close()
         self.media.close()
         self.mailer.close()
@@ -55,8 +62,9 @@ def services() -> Services:
 
 
 def load_options(settings: Settings) -> LoadOptions:
+    """What every load starts from: the flags (load_args.py's arguments among them)."""
     cpus = os.cpu_count() or 1
-    return LoadOptions(
+    options = LoadOptions(
         ctx_size=settings.ctx_size,
         threads=settings.threads or max(1, cpus // 2),
         threads_batch=settings.threads_batch or cpus,
@@ -68,6 +76,21 @@ def load_options(settings: Settings) -> LoadOptions:
         prompt_cache_mb=settings.prompt_cache_mb,
         flash_attn=settings.flash_attn,
     )
+    flags = {
+        name: getattr(settings, name)
+        for name in LoadArgs.model_fields
+        if name not in FILES
+        and name not in ("threads", "threads_batch")
+        and getattr(settings, name) != Settings.model_fields[name].default
+    }
+    options = apply_args(options, LoadArgs.model_validate(flags), _no_file, "flags")
+    if settings.model_draft:
+        options = dataclasses.replace(options, model_draft=Path(settings.model_draft))
+    return options
+
+
+def _no_file(name: str, param: str) -> Path:  # pragma: no cover - FILES are left out above
+    raise AssertionError(param)
 
 
 def build_services(settings: Settings) -> Services:
@@ -79,6 +102,8 @@ def build_services(settings: Settings) -> Services:
     mailer = make_mailer()
     set_library_logging(settings.verbose)
     metrics = Metrics()
+    model_table = load_model_table(TEMPLATES_DIR / "models.yaml", settings.user_data_dir / "models.yaml")
+    chat = build_chat(settings, model_table)  # first: a bad --character fails before any thread starts
     models = ModelManager(
         model_dir=settings.models_path,
         preferred=settings.model,
@@ -87,24 +112,36 @@ def build_services(settings: Settings) -> Services:
         options=load_options(settings),
         mailer=mailer,
         observer=metrics,
+        max_loaded=settings.models_max,
         mmproj=settings.mmproj,
+        ttl=settings.model_ttl,
+        model_table=model_table,
+        lora_dir=settings.loras_path,
+        loras=settings.lora,
     )
     metrics.watch(models)
     media = MediaModels(MediaConfig.from_settings(settings), mailer)
+    idle_unload = IdleUnloader(models.unload_expired)
+    models.on_change = idle_unload.wake
+    idle_unload.start()
     return Services(
         settings=settings,
         models=models,
-        chat=build_chat(settings),
+        chat=chat,
         mailer=mailer,
         metrics=metrics,
         media=media,
+        idle_unload=idle_unload,
     )
 
 
-def build_chat(settings: Settings) -> ChatService:
+TEMPLATES_DIR = PROJECT_ROOT / "instruction-templates"
+
+
+def build_chat(settings: Settings, model_table: tuple[ModelRule, ...]) -> ChatService:
     """Shipped characters and templates, with the user's (which win) from user_data."""
     user = settings.user_data_dir
-    templates_dir = PROJECT_ROOT / "instruction-templates"
+    templates_dir = TEMPLATES_DIR
     characters = CharacterStore(builtin_dir=PROJECT_ROOT / "characters", user_dir=user / "characters")
     if not characters.exists(settings.character):  # a typo in --character, not a blank assistant
         names = ", ".join(c.key for c in characters.list())
@@ -113,7 +150,7 @@ def build_chat(settings: Settings) -> ChatService:
         characters=characters,
         templates=TemplateStore(
             dirs=[templates_dir, user / "instruction-templates"],
-            model_table=load_model_table(templates_dir / "models.yaml", user / "models.yaml"),
+            model_table=model_table,
         ),
         history=HistoryStore(root=user / "logs"),
         default_character=settings.character,

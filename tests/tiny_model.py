@@ -230,8 +230,12 @@ def write_tiny_model(
     n_ctx_train: int = 2048,
     name: str = "tiny",
     answers_briefly: bool = False,
+    heads: int = N_HEAD,
 ) -> pathlib.Path:
-    """Write the tiny model (see the module docstring) to `path`; return the path."""
+    """Write the tiny model (see the module docstring) to `path`; return the path.
+
+    `heads`: attention heads (of N_EMBD / heads values each). A quantized KV cache (q8_0,
+    q4_0) stores heads in blocks of 32 values, which takes heads=2 or fewer."""
     path = pathlib.Path(path)
     vocab = build_vocab()
     writer = gguf.GGUFWriter(path, arch="llama")
@@ -241,9 +245,9 @@ def write_tiny_model(
     writer.add_embedding_length(N_EMBD)
     writer.add_block_count(N_LAYER)
     writer.add_feed_forward_length(N_FF)
-    writer.add_head_count(N_HEAD)
-    writer.add_head_count_kv(N_HEAD)
-    writer.add_rope_dimension_count(N_EMBD // N_HEAD)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(heads)
+    writer.add_rope_dimension_count(N_EMBD // heads)
     writer.add_rope_freq_base(ROPE_FREQ_BASE)
     writer.add_layer_norm_rms_eps(RMS_EPS)
     writer.add_vocab_size(len(vocab.pieces))

@@ -42,7 +42,6 @@ from .anthropic_wire import (
 from .bodies import UsageOut as UsageTotals
 from .chat_turns import ChatTurn, StartedTurn
 from .http import json_response, read_json
-from .models import engine_for
 from .sse import Dialect, sse_response
 from .streaming import Collected, Piece
 
@@ -92,7 +91,7 @@ def create_message() -> Response:
 def count_tokens() -> Response:
     body = read_json(CountTokensRequest)
     turn = chat_turn(body)
-    engine = engine_for(turn.model)
+    engine = chat_turns.turn_engine(turn)
     prepared = chat_turns.prepare(turn, engine)
     return json_response(TokenCount(input_tokens=engine.count_tokens(prepared.prompt)))
 

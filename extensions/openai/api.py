@@ -40,6 +40,7 @@ from .bodies import (
     EngineList,
     HealthResponse,
     LogitsResponse,
+    LoraListResponse,
     ModelCard,
     ModelInfoResponse,
     ModelList,
@@ -56,6 +57,8 @@ from .protocol import (
     EditRequest,
     EncodeRequest,
     LogitsRequest,
+    LoraLoadRequest,
+    LoraUnloadRequest,
     ModelLoadRequest,
     ModelUnloadRequest,
     StopRequest,
@@ -298,6 +301,32 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "GET",
+        "/v1/internal/lora/list",
+        internal.lora_list,
+        "The LoRA adapters in the LoRA folder.",
+        response=LoraListResponse,
+        access="admin",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/internal/lora/load",
+        internal.lora_load,
+        "Make these LoRA adapters (with scales) a model's adapters.",
+        request=LoraLoadRequest,
+        response=StatusResponse,
+        access="admin",
+    ),
+    Endpoint(
+        "POST",
+        "/v1/internal/lora/unload",
+        internal.lora_unload,
+        "Take every LoRA adapter off a model.",
+        request=LoraUnloadRequest,
+        response=StatusResponse,
+        access="admin",
+    ),
+    Endpoint(
+        "GET",
         "/v1/internal/health",
         health,
         "ok, or 503 while a model loads (also at /health).",
@@ -367,6 +396,7 @@ def create_blueprint(responses: StoredResponses, children: Sequence[Blueprint] =
         state.app.extensions[KEY] = ApiState(responses, model_sources=[models.text_models, media.model_cards])
 
     bp.before_request(_check_access)
+    bp.teardown_request(models.release_held_models)
     bp.after_app_request(_finish_response)
     install_error_handlers(bp, is_api_request, error_shape)
     return bp

@@ -280,9 +280,15 @@ class ModelCard(Out):
     owned_by: str = "hearth"
     kind: str = Field("text", description="Hearth: text, embedding, audio, image, ...")
     loaded: bool = Field(False, description="Hearth: whether the model is in memory now.")
-    input_modalities: list[str] = Field(
-        default_factory=lambda: ["text"],
-        description="Hearth: what the model reads: text, and image when it has a projector (mmproj).",
+    input_modalities: list[str] | None = _omit(
+        None, "Hearth (text models): what the model reads: text, and image when it has a projector (mmproj)."
+    )
+    state: Literal["loaded", "loading", "unloaded"] | None = _omit(
+        None, "Hearth (text models): loaded, loading (see progress) or unloaded."
+    )
+    progress: float | None = _omit(None, "Hearth: while loading, the fraction loaded (0 to 1).")
+    keep_alive: float | None = _omit(
+        None, "Hearth: how long a loaded model may stay idle, in seconds (-1: forever)."
     )
 
 
@@ -339,17 +345,33 @@ class EngineStatsOut(Out):
     queued: int
 
 
+class LoraOut(Out):
+    id: int
+    name: str
+    scale: float
+
+
 class ModelInfoResponse(Out):
     model_name: str | None
     lora_names: list[str] = []
+    loras: list[LoraOut] = []
     loader: str | None = None
     n_ctx: int | None = None
     n_ctx_train: int | None = None
     n_vocab: int | None = None
     instruction_template: str | None = None
     has_chat_template: bool | None = None
+    cache_type: str | None = None
+    flash_attn: bool | None = None
+    kv_cache_bytes: int | None = None
+    kv_bytes_per_token: int | None = None
+    args: dict | None = None
     stats: EngineStatsOut | None = None
     loaded: list[str] = []
+
+
+class LoraListResponse(Out):
+    lora_names: list[str]
 
 
 class ModelListResponse(Out):
@@ -361,6 +383,7 @@ class StatusResponse(Out):
     model_name: str | None = _omit()
     unloaded: list[str] | None = _omit()
     stopped: int | None = _omit()
+    lora_names: list[str] | None = _omit()
 
 
 class HealthResponse(Out):

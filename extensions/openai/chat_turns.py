@@ -144,9 +144,14 @@ def request_state(localdocs: Sequence[str] | None) -> dict:
     return {"localdocs": list(localdocs)}
 
 
+def turn_engine(turn: ChatTurn) -> TextEngine:
+    """The turn's model, held for the request, with the request's keep_alive."""
+    return engine_for(turn.model, turn.sampling.keep_alive_seconds)
+
+
 def start(turn: ChatTurn) -> StartedTurn:
     """Choose the model, build the prompt and start the generations."""
-    engine = engine_for(turn.model)
+    engine = turn_engine(turn)
     prepared = prepare(turn, engine)
     if prepared.grammar and turn.json_schema is not None:
         raise InvalidRequest(

@@ -22,7 +22,7 @@ from .streaming import Collected, Piece, Run, choice_requests, text_pieces
 
 def completions() -> Response:
     body = read_json(CompletionRequest)
-    engine = engine_for(body.model)
+    engine = engine_for(body.model, body.keep_alive_seconds)
     per_prompt = body.best_of or body.choices
     # best_of ranks choices by their mean logprob, so it needs logprobs even if not asked.
     wants_logprobs = body.logprobs

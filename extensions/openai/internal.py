@@ -16,6 +16,8 @@ from .bodies import (
     EncodeResponse,
     EngineStatsOut,
     LogitsResponse,
+    LoraListResponse,
+    LoraOut,
     ModelInfoResponse,
     ModelListResponse,
     StatusResponse,
@@ -28,6 +30,9 @@ from .protocol import (
     DecodeRequest,
     EncodeRequest,
     LogitsRequest,
+    LoraLoadRequest,
+    LoraUnloadRequest,
+    ModelLoadArgs,
     ModelLoadRequest,
     ModelUnloadRequest,
     StopRequest,
@@ -79,7 +84,7 @@ def token_count() -> Response:
 def logits() -> Response:
     """The most likely next tokens and their probabilities, before or after the samplers."""
     body = read_json(LogitsRequest)
-    engine = engine_for(body.model)
+    engine = engine_for(body.model, body.keep_alive_seconds)
     params = body.sampling(max_tokens=None, n_vocab=engine.info.n_vocab)
     top = engine.token_logprobs(
         body.prompt, params, body.top_logits or DEFAULT_TOP_LOGITS, bool(body.use_samplers)
@@ -94,7 +99,8 @@ def logits() -> Response:
 def chat_prompt() -> Response:
     """Exactly the prompt a chat completion with this body would send to the model."""
     body = read_json(ChatCompletionRequest)
-    prepared = chat_turns.prepare(chat_completions.chat_turn(body), engine_for(body.model))
+    turn = chat_completions.chat_turn(body)
+    prepared = chat_turns.prepare(turn, chat_turns.turn_engine(turn))
     return json_response(
         ChatPromptResponse(prompt=prepared.prompt, dropped_messages=prepared.dropped_messages)
     )
@@ -123,15 +129,24 @@ def model_info() -> Response:
     if engine is None:
         return json_response(ModelInfoResponse(model_name=None, loaded=loaded))
     info, stats = engine.info, engine.stats()
+    adapters = getattr(engine, "adapters", ())
+    args = manager.args_of(info.name)
     return json_response(
         ModelInfoResponse(
             model_name=info.name,
+            lora_names=[adapter.name for adapter in adapters],
+            loras=[LoraOut(id=a.id, name=a.name, scale=a.scale) for a in adapters],
             loader=info.loader,
             n_ctx=info.n_ctx,
             n_ctx_train=info.n_ctx_train,
             n_vocab=info.n_vocab,
             instruction_template=api_state().templates.get(info.name),
             has_chat_template=bool(info.chat_template),
+            cache_type=info.cache_type,
+            flash_attn=info.flash_attn,
+            kv_cache_bytes=info.kv_cache_bytes,
+            kv_bytes_per_token=info.kv_bytes_per_token,
+            args=args.given() if args is not None else {},
             stats=EngineStatsOut(slots=stats.slots, busy_slots=stats.busy_slots, queued=stats.queued),
             loaded=loaded,
         )
@@ -143,15 +158,14 @@ def model_list() -> Response:
 
 
 def model_load() -> Response:
+    """Load a model with `args` (kept for its later loads on demand; none: the server's and
+    models.yaml's settings alone) and remember its instruction template."""
     body = read_json(ModelLoadRequest)
     manager = services().models
     spec = manager.resolve(body.model_name)
     if body.template:
         services().chat.templates.get(body.template)  # an unknown name is a 404 now, not per chat
-    overrides = body.args.overrides() if body.args else {}
-    if "mmproj" in overrides:
-        overrides["mmproj"] = manager.projector_file(overrides["mmproj"])
-    manager.load(spec.id, overrides or None)
+    manager.load(spec.id, body.args or ModelLoadArgs())
     templates = api_state().templates
     if body.template:
         templates[spec.id] = body.template
@@ -170,3 +184,29 @@ def model_unload() -> Response:
     if name is None:
         unloaded += media.unload_all()
     return json_response(StatusResponse(unloaded=unloaded))
+
+
+# --- LoRA adapters (text-generation-webui's endpoints) ------------------------------------------
+
+
+def lora_list() -> Response:
+    """The adapters in the LoRA folder (GGUF files), by name."""
+    return json_response(LoraListResponse(lora_names=list(services().models.lora_files())))
+
+
+def lora_load() -> Response:
+    """Make these adapters (with their scales) the model's list, replacing the one it had."""
+    body = read_json(LoraLoadRequest)
+    manager = services().models
+    name = manager.engine(body.model_name).info.name
+    names = manager.set_adapters(name, body.lora_names, body.scales)
+    return json_response(StatusResponse(model_name=name, lora_names=names))
+
+
+def lora_unload() -> Response:
+    """Take every adapter off the model."""
+    body = read_json(LoraUnloadRequest, allow_empty=True)
+    manager = services().models
+    name = manager.engine(body.model_name).info.name
+    manager.set_adapters(name, [], [])
+    return json_response(StatusResponse(model_name=name, lora_names=[]))

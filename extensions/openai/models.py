@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flask import g
 from pydantic import BaseModel
 
 from modules.app import services
@@ -23,19 +24,27 @@ from .state import api_state
 
 
 def text_models() -> list[ModelCard]:
-    """Every text model: loaded ones first, then the model folder, then the built-in one."""
+    """Every text model: loaded ones first, then the model folder, then the built-in one;
+    each with its state (loaded, loading with its progress, or unloaded)."""
     manager = services().models
-    loaded = set(manager.loaded_ids())
+    states = manager.model_states()
     return [
         ModelCard(
             id=spec.id,
             created=_created(spec.path),
             kind="text",
-            loaded=spec.id in loaded,
+            loaded=states.get(spec.id, {}).get("state") == "loaded",
             input_modalities=["text", "image"] if spec.mmproj else ["text"],
+            **_state(states.get(spec.id)),
         )
         for spec in manager.catalog()
     ]
+
+
+def _state(state: dict | None) -> dict:
+    if state is None:
+        return {"state": "unloaded"}
+    return {key: value for key, value in state.items() if key in ("state", "progress", "keep_alive")}
 
 
 def _created(path: Path) -> int:
@@ -99,5 +108,19 @@ def requested_model(name: str | None) -> str | None:
     return name
 
 
-def engine_for(name: str | None) -> TextEngine:
-    return services().models.engine(requested_model(name))
+HOLDS = "hearth_model_holds"
+
+
+def engine_for(name: str | None, keep_alive: float | None = None) -> TextEngine:
+    """The model a request names (loaded if needed), held until the request's view has
+    returned, so that no other request unloads it meanwhile; a stream's generations keep it
+    busy from then on. `keep_alive` (seconds, Ollama's meaning): how long it may then idle."""
+    engine, release = services().models.acquire(requested_model(name), keep_alive)
+    g.setdefault(HOLDS, []).append(release)
+    return engine
+
+
+def release_held_models(_error: BaseException | None = None) -> None:
+    """At the end of each API request: let go of the models it held."""
+    for release in g.pop(HOLDS, []):
+        release()

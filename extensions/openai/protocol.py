@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from modules.chat.messages import ChatOptions
 from modules.chat.names import validate_history_id
 from modules.engines.base import SamplingParams
+from modules.engines.load_args import LoadArgs
+from modules.engines.residency import parse_keep_alive
 from modules.errors import InvalidRequest
 from modules.image_input import MARKER, ImageReader, escape_markers, unreadable
 
@@ -37,6 +39,11 @@ def _field(default: Any = None, description: str = "", **constraints: Any) -> An
 
 class StreamOptions(ApiModel):
     include_usage: bool | None = _field(None, "Send a last chunk with the usage of the whole request.")
+
+
+class LoraScale(ApiModel):
+    id: int = _field(..., "The adapter's place in the model's list (/v1/internal/model/info `loras`).", ge=0)
+    scale: float = _field(..., "Its scale for this request (0: off).", ge=-100, le=100)
 
 
 class SamplingRequest(ApiModel):
@@ -87,6 +94,29 @@ class SamplingRequest(ApiModel):
         "step; the same text, faster where the output repeats the input). Default: on for a "
         "request generating alone; true: always; false: never.",
     )
+    keep_alive: int | float | str | None = _field(
+        None,
+        "Hearth (Ollama's meaning): how long the model stays loaded once idle after this request: "
+        'seconds, or a duration such as "5m" or "1h30m"; 0: unload it when the request ends; '
+        "negative: keep it loaded. Default: --model-ttl.",
+    )
+    lora: list[LoraScale] | None = _field(
+        None,
+        'Hearth (llama-server\'s field): LoRA adapters for this request, [{"id", "scale"}]; '
+        "adapters it does not list get scale 0. Default (or []): the model's adapters as loaded.",
+        max_length=64,
+    )
+
+    @field_validator("keep_alive")
+    @classmethod
+    def _keep_alive(cls, value: int | float | str | None) -> int | float | str | None:
+        if value is not None:
+            parse_keep_alive(value)
+        return value
+
+    @property
+    def keep_alive_seconds(self) -> float | None:
+        return None if self.keep_alive is None else parse_keep_alive(self.keep_alive)
 
     @field_validator("stop")
     @classmethod
@@ -160,6 +190,7 @@ class SamplingRequest(ApiModel):
             logprobs=logprobs,
             ignore_eos=bool(self.ignore_eos),
             speculative=self.speculative,
+            lora=None if self.lora is None else tuple((entry.id, entry.scale) for entry in self.lora),
         )
 
 
@@ -500,23 +531,8 @@ class LogitsRequest(SamplingRequest):
     top_logits: int | None = _field(None, "How many tokens to list (default 50).", ge=1, le=1000)
 
 
-class ModelLoadArgs(ApiModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    ctx_size: int | None = _field(
-        None, "Context per request in tokens (0: training context).", ge=0, le=1 << 20
-    )
-    threads: int | None = _field(None, "Generation threads.", ge=1, le=1024)
-    threads_batch: int | None = _field(None, "Prompt-processing threads.", ge=1, le=1024)
-    batch_size: int | None = _field(None, "Prompt tokens per step.", ge=1, le=1 << 16)
-    parallel: int | None = _field(None, "Sequences generated at once.", ge=1, le=64)
-    flash_attn: bool | None = _field(None, "Flash attention (faster on CPU; batched text may vary).")
-    mmproj: str | None = _field(
-        None, "A projector file in the model folder (its name), so that the model reads images."
-    )
-
-    def overrides(self) -> dict[str, int]:
-        return self.model_dump(exclude_none=True)
+class ModelLoadArgs(LoadArgs):
+    """text-generation-webui's llama.cpp args, with its names (modules/engines/load_args.py)."""
 
 
 class ModelLoadSettings(ApiModel):
@@ -526,7 +542,9 @@ class ModelLoadSettings(ApiModel):
 class ModelLoadRequest(ApiModel):
     model_name: str = _field(..., "Model id (see /v1/internal/model/list).")
     args: ModelLoadArgs | None = _field(
-        None, "Load options: ctx_size, threads, threads_batch, batch_size, parallel. Other keys are a 400."
+        None,
+        "Load arguments (text-generation-webui's names: ctx_size, cache_type, flash_attn, threads, ...); "
+        "an unknown one is a 400 that lists them all. The model keeps them for later loads on demand.",
     )
     settings: ModelLoadSettings | None = _field(
         None, 'text-generation-webui\'s form: {"instruction_template": NAME}.'
@@ -542,6 +560,34 @@ class ModelLoadRequest(ApiModel):
 
 class ModelUnloadRequest(ApiModel):
     model_name: str | None = _field(None, "Model to unload (default: every loaded model).")
+
+
+class LoraLoadRequest(ApiModel):
+    lora_names: list[str] = _field(
+        ...,
+        "Adapters in the LoRA folder (file names without .gguf); they replace the model's list.",
+        max_length=64,
+    )
+    lora_scales: list[float] | None = _field(
+        None,
+        "Hearth: a scale per adapter, in the same order (default 1.0 each; 0: loaded but off).",
+        max_length=64,
+    )
+    model_name: str | None = _field(None, "Hearth: the model (default: the one used last).")
+
+    @model_validator(mode="after")
+    def _scales(self) -> LoraLoadRequest:
+        if self.lora_scales is not None and len(self.lora_scales) != len(self.lora_names):
+            raise InvalidRequest("lora_scales needs one scale per name in lora_names.", param="lora_scales")
+        return self
+
+    @property
+    def scales(self) -> list[float]:
+        return list(self.lora_scales) if self.lora_scales is not None else [1.0] * len(self.lora_names)
+
+
+class LoraUnloadRequest(ApiModel):
+    model_name: str | None = _field(None, "Hearth: the model (default: the one used last).")
 
 
 class StopRequest(ApiModel):

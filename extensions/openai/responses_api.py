@@ -22,7 +22,6 @@ from modules.image_input import ImageReader
 from . import chat_turns
 from .chat_turns import ChatTurn, StartedTurn
 from .http import invalid_field, json_response, read_json, validate
-from .models import engine_for
 from .response_jobs import Job
 from .responses_events import ResponseBuilder, item_id
 from .responses_wire import (
@@ -424,6 +423,6 @@ def count_input_tokens() -> Response:
         body = body.model_copy(update={"input": []})
     items = conversation_items(body)
     turn = chat_turn(body, items)
-    engine = engine_for(turn.model)
+    engine = chat_turns.turn_engine(turn)
     prepared = chat_turns.prepare(turn, engine)
     return json_response(InputTokensCount(input_tokens=engine.count_tokens(prepared.prompt)))

@@ -12,7 +12,6 @@ that matches, and Alpaca (with a warning) when nothing else applies.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,9 @@ from modules.chat.messages import ChatOptions
 from modules.chat.names import child_path, validate_name
 from modules.engines.base import ModelInfo
 from modules.errors import InvalidRequest, NotFound
+from modules.model_table import ModelRule, load_model_table
+
+__all__ = ["InstructionTemplate", "ModelRule", "TemplateStore", "load_model_table"]
 
 log = logging.getLogger(__name__)
 
@@ -49,43 +51,6 @@ class InstructionTemplate:
     def renders_tool_messages(self) -> bool:
         """Whether the template handles `tool` messages and assistant `tool_calls`."""
         return "tool_calls" in self.source and "tool" in self.source.replace("tool_calls", "")
-
-
-@dataclass(frozen=True)
-class ModelRule:
-    pattern: str  # a regex searched, case-insensitively, in the model's name and file name
-    template: str
-
-
-def load_model_table(*paths: Path) -> tuple[ModelRule, ...]:
-    """The rules of several `models.yaml` files; a later file's rules are tried first.
-
-    Format: a mapping `regex: TemplateName`, in the order to try them. text-generation-webui's
-    `regex: {instruction_template: Name}` is read too. Bad entries are skipped with a warning.
-    """
-    rules: list[ModelRule] = []
-    for path in reversed(paths):
-        if not Path(path).is_file():
-            continue
-        try:
-            table = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            log.warning("Cannot read the model table %s: %s", path, e)
-            continue
-        if not isinstance(table, Mapping):
-            log.warning("Ignoring the model table %s: it is not a mapping", path)
-            continue
-        for pattern, target in table.items():
-            if isinstance(target, Mapping):
-                target = target.get("instruction_template")
-            try:
-                re.compile(str(pattern))
-            except re.error as e:
-                log.warning("Ignoring model table entry %r in %s: %s", pattern, path, e)
-                continue
-            if isinstance(target, str) and target:
-                rules.append(ModelRule(str(pattern), target))
-    return tuple(rules)
 
 
 class TemplateStore:
@@ -142,7 +107,7 @@ class TemplateStore:
         """The template name of the first model table rule matching the model, if any."""
         candidates = [model.name, Path(model.path).name if model.path else ""]
         for rule in self.model_table:
-            if any(re.search(rule.pattern, c, re.IGNORECASE) for c in candidates if c):
+            if rule.template and rule.matches(*candidates):
                 return rule.template
         return None
 

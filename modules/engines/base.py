@@ -49,6 +49,9 @@ class SamplingParams:
     # Prompt-lookup drafting (the engine guesses the next tokens from earlier ones, checks
     # them in one step: the same text, in fewer steps). None: where it pays; True; False.
     speculative: bool | None = None
+    # LoRA adapters by id (the model's list) with their scales, as llama-server's `lora`;
+    # unlisted adapters get 0. None: the model's list as it is.
+    lora: tuple[tuple[int, float], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,10 @@ class ModelInfo:
     eos_token: str
     metadata: Mapping[str, str] = field(default_factory=dict)
     vision: bool = False  # a projector is loaded: the model reads images
+    cache_type: str = "fp16"  # the KV cache's type
+    flash_attn: bool = False
+    kv_bytes_per_token: int = 0  # measured: what one token of one sequence takes in the KV cache
+    kv_cache_bytes: int = 0  # the whole cache: per token x tokens per sequence x sequences
 
 
 @dataclass(frozen=True)

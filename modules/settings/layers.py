@@ -35,6 +35,14 @@ class _OneLineParser(argparse.ArgumentParser):
         raise SettingsError(f"command line: {message}")
 
 
+class _Switch(argparse.BooleanOptionalAction):
+    """`--flag` / `--no-flag`, also for flags whose own name starts with "no" (`--no-mmap`,
+    whose negation is `--no-no-mmap`): argparse's own action reads any `--no-` as off."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, option_string == self.option_strings[0])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="server.py",
@@ -52,9 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
             help_text += f" [env: {meta['env']}]"
         annotation = meta["annotation"]
         if _is_bool(annotation):
-            parser.add_argument(
-                meta["flag"], dest=meta["name"], help=help_text, action=argparse.BooleanOptionalAction
-            )
+            parser.add_argument(meta["flag"], dest=meta["name"], help=help_text, action=_Switch)
         elif _is_list(annotation):
             parser.add_argument(
                 meta["flag"], dest=meta["name"], help=help_text, nargs="*", metavar=meta["metavar"]
@@ -92,8 +98,21 @@ _NON_NEGATIVE = {
     "media_threads",
     "responses_store_days",
     "responses_store_mb",
+    "ubatch_size",
+    "rope_freq_base",
+    "draft_max",
+    "ctx_size_draft",
+    "model_ttl",
+    "main_gpu",
 }
-_POSITIVE = {"batch_size", "parallel", "embedding_batch_size"}
+_POSITIVE = {
+    "batch_size",
+    "parallel",
+    "embedding_batch_size",
+    "models_max",
+    "compress_pos_emb",
+    "alpha_value",
+}
 _PORTS = {"listen_port", "api_port"}
 
 

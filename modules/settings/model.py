@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..engines.load_args import CacheType
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -96,6 +98,84 @@ class Settings(BaseModel):
         256,
         "Host memory for saved prompt states, so conversations resume without re-evaluating their prefix.",
         metavar="MB",
+    )
+    ubatch_size: int = _opt(
+        0, "Tokens per physical step, at most --batch-size (0: the batch size).", metavar="N"
+    )
+    cache_type: CacheType = _opt(
+        "fp16",
+        "KV cache type: fp16, q8_0 (about half the memory) or q4_0 (about a quarter); also f32, "
+        "q5_1, q5_0, q4_1, iq4_nl. Quantized types turn flash attention on (see --flash-attn).",
+        metavar="TYPE",
+    )
+    rope_freq_base: float = _opt(0.0, "RoPE base frequency (0: the model's).", metavar="N")
+    compress_pos_emb: float = _opt(
+        1.0,
+        "Positional embeddings compression factor: context length / the model's original context "
+        "(RoPE frequency scale 1/N; 1: off).",
+        metavar="N",
+    )
+    alpha_value: float = _opt(
+        1.0,
+        "NTK RoPE scaling: rope_freq_base = 10000 * N^(64/63) when --rope-freq-base is 0 (1: off).",
+        metavar="N",
+    )
+    no_mmap: bool = _opt(False, "Read model files into memory instead of mapping them.")
+    mlock: bool = _opt(False, "Lock models in RAM so that they are never swapped out.")
+    numa: bool = _opt(False, "Spread llama.cpp's threads and memory over the NUMA nodes.")
+    gpu_layers: int = _opt(
+        0,
+        "Layers to offload to a GPU (-1: all). Passed to llama.cpp, which runs everything on the CPU "
+        "unless it was built for a GPU.",
+        metavar="N",
+    )
+    tensor_split: str = _opt(
+        "", "GPU only: accepted for text-generation-webui's scripts, with a note.", metavar="LIST"
+    )
+    split_mode: str = _opt(
+        "", "GPU only: accepted for text-generation-webui's scripts, with a note.", metavar="MODE"
+    )
+    main_gpu: int = _opt(
+        0, "GPU only: accepted for text-generation-webui's scripts, with a note.", metavar="N"
+    )
+    no_kv_offload: bool = _opt(False, "GPU only: accepted for text-generation-webui's scripts, with a note.")
+    cpu_moe: bool = _opt(False, "GPU only: accepted for text-generation-webui's scripts, with a note.")
+    model_draft: str | None = _opt(
+        None,
+        "Draft model for speculative decoding: a file name in --model-dir or a path to a .gguf file.",
+        metavar="NAME",
+    )
+    draft_max: int = _opt(
+        16,
+        "Most tokens drafted per step, by the draft model or by prompt lookup (0: no drafting).",
+        metavar="N",
+    )
+    ctx_size_draft: int = _opt(0, "Context per request of the draft model (0: --ctx-size).", metavar="N")
+    gpu_layers_draft: int = _opt(
+        0, "GPU only: accepted for text-generation-webui's scripts, with a note.", metavar="N"
+    )
+    device_draft: str = _opt(
+        "", "GPU only: accepted for text-generation-webui's scripts, with a note.", metavar="LIST"
+    )
+    lora_dir: Path | None = _opt(
+        None, "Folder of LoRA adapters (GGUF) (default: USER_DATA_DIR/loras).", metavar="DIR"
+    )
+    lora: list[str] = _opt(
+        [],
+        "LoRA adapters (names in --lora-dir) every text model runs under when it loads, at scale 1.",
+        metavar="NAME",
+    )
+    models_max: int = _opt(
+        2,
+        "Text models kept loaded at once; loading another unloads the least recently used one "
+        "that is not generating (a request waits while all are busy).",
+        metavar="N",
+    )
+    model_ttl: float = _opt(
+        0.0,
+        "Seconds a text model may stay idle before it is unloaded (0: never); a request's "
+        "keep_alive overrides it for its model.",
+        metavar="SECONDS",
     )
 
     # --- Web UI -----------------------------------------------------------------------
@@ -257,6 +337,10 @@ class Settings(BaseModel):
     @property
     def models_path(self) -> Path:
         return self.model_dir or self.user_data_dir / "models"
+
+    @property
+    def loras_path(self) -> Path:
+        return self.lora_dir or self.user_data_dir / "loras"
 
     @property
     def effective_admin_key(self) -> str:

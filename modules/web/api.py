@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +20,8 @@ from modules.app import Services, load_options, services
 from modules.chat.templates import FALLBACK_TEMPLATE
 from modules.chat.templates import MODEL as MODEL_TEMPLATE
 from modules.engines.base import ModelInfo
+from modules.engines.load_args import LoadArgs
+from modules.engines.registry import LoadOptions
 from modules.errors import NotFound
 from modules.extensions import available_extensions, extension_dirs
 from modules.serving.access import management
@@ -80,15 +84,43 @@ def status_json(hearth: Services) -> dict:
             "n_ctx": info.n_ctx,
             "template": template,
             "has_own_template": bool(info.chat_template),
+            "cache_type": info.cache_type,
+            "kv_cache_bytes": info.kv_cache_bytes,
+            "loras": [a.name for a in getattr(engine, "adapters", ())],
         }
-    return {"model": current, "loaded": loaded, "loading": models.load_progress()}
+    return {
+        "model": current,
+        "loaded": loaded,
+        "loading": models.load_progress(),
+        "states": models.model_states(),
+    }
 
 
-class LoadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def load_form(options: LoadOptions) -> list[dict]:
+    """The load arguments as the model page's form shows them: name, kind, help, choices,
+    and the value a load without it gets (the server's)."""
+    fields = []
+    for name, info in LoadArgs.model_fields.items():
+        kinds = [a for a in get_args(info.annotation) if a is not type(None)]
+        kind = kinds[0] if kinds else info.annotation
+        entry = {"name": name, "help": info.description or "", "default": getattr(options, name, None)}
+        if get_origin(kind) is Literal:
+            entry.update(kind="choice", choices=list(get_args(kind)))
+        else:
+            entry["kind"] = {bool: "bool", int: "int", float: "float"}.get(kind, "text")
+        if isinstance(entry["default"], Path):
+            entry["default"] = entry["default"].name
+        fields.append(entry)
+    return fields
+
+
+class LoadRequest(LoadArgs):
+    """The model page's load form: a model and its load arguments (load_args.py)."""
+
     name: str = Field(min_length=1, max_length=500)
-    ctx_size: int | None = Field(None, ge=0, le=1_048_576)
-    threads: int | None = Field(None, ge=1, le=512)
+
+    def args(self) -> LoadArgs:
+        return LoadArgs.model_validate(self.model_dump(exclude={"name"}, exclude_none=True))
 
 
 class UnloadRequest(BaseModel):
@@ -104,13 +136,15 @@ def _status_routes(api: Blueprint) -> None:
     @api.get("/models")
     def models():
         hearth = services()
-        loaded = set(hearth.models.loaded_ids())
+        states = hearth.models.model_states()
         catalog = []
         for spec in hearth.models.catalog():
             try:
                 size = spec.path.stat().st_size
             except OSError:
                 size = None
+            state = states.get(spec.id, {"state": "unloaded"})
+            args = hearth.models.args_of(spec.id)
             catalog.append(
                 {
                     "id": spec.id,
@@ -118,14 +152,17 @@ def _status_routes(api: Blueprint) -> None:
                     "source": spec.source,
                     "loader": spec.loader,
                     "size": size,
-                    "loaded": spec.id in loaded,
+                    "loaded": state["state"] == "loaded",
+                    **state,
+                    "args": args.given() if args is not None else {},
                 }
             )
-        options = load_options(hearth.settings)  # what a load without overrides uses
+        options = load_options(hearth.settings)  # what a load without arguments uses
         return jsonify(
             models=catalog,
             status=status_json(hearth),
             defaults={"ctx_size": options.ctx_size, "threads": options.threads},
+            arguments=load_form(options),
         )
 
     @api.post("/models/load")
@@ -134,10 +171,7 @@ def _status_routes(api: Blueprint) -> None:
         body = json_body(LoadRequest)
         hearth = services()
         spec = hearth.models.resolve(body.name)
-        overrides = {
-            k: v for k, v in (("ctx_size", body.ctx_size), ("threads", body.threads)) if v is not None
-        }
-        hearth.models.load(spec.id, overrides or None)
+        hearth.models.load(spec.id, body.args())
         return jsonify(status_json(hearth))
 
     @api.post("/models/unload")

@@ -209,12 +209,11 @@ class ChatSocket:
         gid = message.id
         request = turn_request(message)
         models = self.hearth.models
-        engine = models.get_loaded()
-        if engine is None:
+        if models.get_loaded() is None:
             name = models.default_spec().id
             self.send(type="status", id=gid, message=f"Loading {name}…")
-            engine = models.engine()
-        turn = start_turn(self.hearth.chat, engine, request)
+        with models.using() as engine:  # held until its generation runs: never unloaded meanwhile
+            turn = start_turn(self.hearth.chat, engine, request)
         self.current = (gid, turn)
         if gid in self._stop_requested or self.closed:
             turn.cancel()

@@ -63,7 +63,14 @@ def error_of(response, status: int) -> dict:
 def test_admin_routes_are_the_tables_and_localdocs_marks(make_client):
     app = make_client().application
     admin = {e.path for e in ENDPOINTS if e.access == "admin"}
-    assert admin == {"/v1/internal/model/list", "/v1/internal/model/load", "/v1/internal/model/unload"}
+    assert admin == {
+        "/v1/internal/model/list",
+        "/v1/internal/model/load",
+        "/v1/internal/model/unload",
+        "/v1/internal/lora/list",  # text-generation-webui's are admin calls too
+        "/v1/internal/lora/load",
+        "/v1/internal/lora/unload",
+    }
     access = {}
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("openai."):

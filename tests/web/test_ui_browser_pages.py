@@ -360,3 +360,24 @@ def test_login_in_the_browser_guards_the_page_and_the_socket(ui_server, new_page
     assert page.locator(".message.assistant .stats").last.inner_text()
     page.click("button[aria-label^='Log out']")
     page.wait_for_selector("input[name=username]")
+
+
+def test_the_load_form_offers_the_load_arguments_and_the_table_shows_states(site, new_page):
+    page = new_page()
+    page.goto(site.ui_url + "/models")
+    page.wait_for_selector("#model-table tbody tr")
+    page.click("#load-more summary")
+    for name in ("cache_type", "ubatch_size", "rope_freq_base", "compress_pos_emb", "no_mmap", "gpu_layers"):
+        assert page.locator(f"#arg-{name}").count() == 1, name
+    assert page.locator("#arg-ctx_size").count() == 0  # the form's own field shows it
+    page.select_option("#load-name", "Tiny Two Instruct")
+    page.select_option("#arg-cache_type", "f32")
+    page.fill("#arg-ubatch_size", "64")
+    page.select_option("#arg-no_mmap", "true")
+    page.click("#load-button")
+    page.wait_for_selector("#current-model h2:text-is('Tiny Two Instruct')")
+    assert "KV cache: f32" in page.locator("#current-model").inner_text()
+    row = page.locator("#model-table tr:has-text('Tiny Two Instruct')")
+    assert row.locator(".badge.ok").inner_text() == "Loaded"
+    others = page.locator("#model-table tr:has-text('broken')")
+    assert others.locator("td").nth(3).inner_text() == "—"  # unloaded

@@ -20,6 +20,8 @@ from ..base import (
     TopLogprob,
 )
 from ..crossthread import Empty, Mailer
+from .adapters import ActiveAdapter, adapter_key
+from .context import UNQUANTIZED
 from .jobs import Job, Probe
 from .scheduler import ContextOptions, Scheduler
 
@@ -126,11 +128,32 @@ class LlamaCppEngine:
             eos_token=model.token_text(model.eos).decode("utf-8", "replace") if model.eos >= 0 else "",
             metadata=dict(model.metadata),
             vision=self._scheduler.reads_images,
+            cache_type=options.cache_type,
+            flash_attn=options.uses_flash_attn,
+            kv_bytes_per_token=self._scheduler.context.kv_bytes_per_token,
+            kv_cache_bytes=self._scheduler.context.kv_cache_bytes,
         )
+        self._adapters: tuple[ActiveAdapter, ...] = ()
+        if options.cache_type not in UNQUANTIZED and not options.flash_attn:
+            log.info("%s: cache_type %s needs flash attention: it is on", name, options.cache_type)
 
     @property
     def info(self) -> ModelInfo:
         return self._info
+
+    # --- LoRA adapters (adapters.py) ----------------------------------------------------------
+
+    @property
+    def adapters(self) -> tuple[ActiveAdapter, ...]:
+        """The model's adapters, in id order, each with the scale requests get by default."""
+        return self._adapters
+
+    def set_adapters(self, entries: Sequence[tuple[str, Path, float]]) -> tuple[ActiveAdapter, ...]:
+        """Make these (name, file, scale) the model's adapters; generations already submitted
+        keep the ones they started with."""
+        self._check_open()
+        self._adapters = self._scheduler.set_adapters(entries)
+        return self._adapters
 
     # --- Generation ------------------------------------------------------------------------
 
@@ -164,6 +187,7 @@ class LlamaCppEngine:
             channel=self._mailer.channel(),
             limit=0,
             deadline=time.monotonic() + timeout if timeout else None,
+            adapters=adapter_key(self._adapters, request.params.lora),
         )
         max_tokens = request.params.max_tokens
         self._scheduler.submit_media(job, parts, lambda length: self._limit(length, max_tokens))
@@ -186,6 +210,7 @@ class LlamaCppEngine:
             echo_text=echo_text,
             probe=probe,
             deadline=deadline,
+            adapters=adapter_key(self._adapters, request.params.lora),
         )
 
     def _prompt_tokens(self, prompt: str | Sequence[int]) -> list[int]:

@@ -34,6 +34,7 @@ class Job:
     submitted: float = field(default_factory=time.monotonic)
     deadline: float | None = None
     cancelled: bool = False  # set from any thread; read by the scheduler between steps
+    adapters: tuple = ()  # the LoRA adapters it runs under (adapters.py: an AdapterKey)
 
     # Scheduler state
     seq_id: int = -1

@@ -32,3 +32,10 @@ def set_library_logging(verbose: bool) -> None:
     from llama_cpp import _logger
 
     _logger.set_verbose(verbose)
+
+
+@functools.cache
+def numa_init() -> None:
+    """Spread threads and memory over the NUMA nodes: once, for the whole process."""
+    lib = llama_library()
+    lib.llama_numa_init(lib.GGML_NUMA_STRATEGY_DISTRIBUTE)

@@ -33,12 +33,20 @@ def chunks(text: str) -> Iterator[str]:
 
 class LlamaModel:
     def __init__(
-        self, path: Path, *, gpu_layers: int = 0, progress: Callable[[float], None] | None = None
+        self,
+        path: Path,
+        *,
+        gpu_layers: int = 0,
+        load_mode: int = -1,
+        progress: Callable[[float], None] | None = None,
     ) -> None:
+        """`load_mode`: llama.cpp's llama_load_mode (-1 auto: mmap where possible; 0 read the
+        file into memory; 2 read and lock it in RAM; 3 map and lock)."""
         lib = llama_library()
         self._lib = lib
         params = lib.llama_model_default_params()
         params.n_gpu_layers = gpu_layers
+        params.load_mode = load_mode
         self._progress_callback = None
         if progress is not None:
 
@@ -60,6 +68,7 @@ class LlamaModel:
         self.n_vocab = lib.llama_vocab_n_tokens(self.vocab)
         self.n_embd = lib.llama_model_n_embd(self.ptr)
         self.n_ctx_train = lib.llama_model_n_ctx_train(self.ptr)
+        self.n_head = lib.llama_model_n_head(self.ptr)
         self.bos = lib.llama_vocab_bos(self.vocab)
         self.eos = lib.llama_vocab_eos(self.vocab)
         self.add_bos = bool(lib.llama_vocab_get_add_bos(self.vocab))

@@ -4,8 +4,9 @@ A slot's KV cache is lost when another request takes the slot. Before that happe
 scheduler saves the slot's state here (a copy of its KV cells, `llama_state_seq_get_data`)
 when it is worth it; a later request whose prompt shares a long prefix with a saved state
 restores it (`llama_state_seq_set_data`) instead of evaluating that prefix again.
-Entries are kept most recently used first, within a byte budget. Use on the scheduler's
-thread only.
+Entries are kept most recently used first, within a byte budget. Each entry carries the
+key of the LoRA adapters its cells were computed under, and only serves that key. Use on
+the scheduler's thread only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ MIN_TOKENS = 64  # shorter prompts are cheaper to evaluate again than to keep
 class SavedPrompt:
     tokens: list[int]
     data: ctypes.Array
+    adapters: tuple = ()
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -50,20 +52,26 @@ class PromptCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def best(self, tokens: list[int]) -> tuple[int | None, int]:
-        """The saved entry sharing the longest prefix with `tokens`, and that length."""
+    def best(self, tokens: list[int], adapters: tuple = ()) -> tuple[int | None, int]:
+        """The saved entry (under these adapters) sharing the longest prefix with `tokens`,
+        and that length."""
         best_key, best_shared = None, 0
         for key, entry in self._entries.items():
+            if entry.adapters != adapters:
+                continue
             shared = common_prefix(entry.tokens, tokens)
             if shared > best_shared:
                 best_key, best_shared = key, shared
         return best_key, best_shared
 
-    def save(self, ctx: int, seq_id: int, tokens: list[int]) -> None:
-        """Keep the state of `seq_id`, whose cache holds exactly `tokens`."""
+    def save(self, ctx: int, seq_id: int, tokens: list[int], adapters: tuple = ()) -> None:
+        """Keep the state of `seq_id`, whose cache holds exactly `tokens` (computed under
+        `adapters`)."""
         if len(tokens) < MIN_TOKENS or self._budget <= 0:
             return
         for key, entry in list(self._entries.items()):
+            if entry.adapters != adapters:
+                continue
             shared = common_prefix(entry.tokens, tokens)
             if shared == len(tokens):  # already covered by a longer or equal entry
                 self._entries.move_to_end(key)
@@ -76,7 +84,7 @@ class PromptCache:
         data = (ctypes.c_uint8 * size)()
         if self._lib.llama_state_seq_get_data(ctx, data, size, seq_id) != size:
             return
-        self._entries[self._next_key] = SavedPrompt(list(tokens), data)
+        self._entries[self._next_key] = SavedPrompt(list(tokens), data, adapters)
         self._next_key += 1
         while self.size_bytes > self._budget:
             self._entries.popitem(last=False)

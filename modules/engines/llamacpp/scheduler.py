@@ -8,6 +8,11 @@ sequence with its own sampler chain. New jobs join between steps; a cancelled jo
 between steps, so its slot is free within one decode. Each slot remembers the tokens in
 its part of the cache, and a new job takes the free slot that shares the longest prefix
 with its prompt: the next turn of a conversation only evaluates what is new.
+
+The ideas live in modules of their own: the context and its options (context.py), where a
+job starts and which prefix it reuses (placement.py), what one step's batch holds
+(steps.py), LoRA adapters (adapters.py). This module runs them: the thread, the commands,
+the decode, and what becomes of each sampled token.
 """
 
 from __future__ import annotations
@@ -15,8 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ...errors import EngineFailure, HearthError, Overloaded, Unavailable
@@ -32,43 +36,24 @@ from ..base import (
 from ..crossthread import Empty, Inbox, Mailer, start_thread
 from ..manager import LOAD_PROGRESS
 from ..text_assembler import TextAssembler
-from .batch import Batch
-from .drafting import MAX_DRAFT, PromptLookup
+from .adapters import ActiveAdapter, AdapterLibrary
+from .context import Context, ContextOptions, open_context
+from .drafting import PromptLookup
 from .jobs import Job, probe_entries
 from .library import llama_library
 from .media import Projector
 from .model import LlamaModel
-from .prompt_cache import PromptCache, common_prefix
+from .placement import Placer, Slot
+from .prompt_cache import PromptCache
 from .sampler import SequenceSampler, filtered_logprobs, log_softmax, logits_at, top_logprobs
+from .steps import StepBuilder
 from .threads import ThreadGovernor
+
+__all__ = ["ContextOptions", "Scheduler", "llama_library"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ContextOptions:
-    n_ctx: int  # per sequence
-    parallel: int
-    threads: int
-    threads_batch: int
-    batch_size: int
-    queue_size: int = 64  # requests waiting for a slot before new ones are refused (429)
-    request_timeout: float = 0.0  # default seconds per request; 0: no limit
-    max_output_tokens: int = 0  # most tokens one request may generate; 0: no limit
-    flash_attn: bool = False
-    prompt_cache_bytes: int = 256 * 1024 * 1024  # saved prompt states kept in host memory
-    draft_max: int = MAX_DRAFT  # prompt-lookup drafting: most tokens guessed per step; 0: off
-    mmproj: Path | None = None  # a projector: images in prompts (media.py)
-    mmproj_optional: bool = False  # a projector that does not fit is skipped, with a warning
-
-
-MIN_GAIN = 16  # prefix tokens a copy or a restore must save to be worth its cost
-# llama.cpp computes a sequence's single query row on another path than several rows, with
-# slightly different floats. Generation always feeds one token per sequence, alone or
-# batched; prompts are evaluated at least two tokens at a time, so that the same prompt
-# gives the same logits however it was cut into chunks or reused from the cache.
-MIN_CHUNK = 2
-SHORT_PROMPT = 64  # tokens: a newcomer's prompt this short is evaluated in a step of its own
 # Requests that come together (clients started at once) arrive a few milliseconds apart,
 # each read and checked in turn by the server. An idle scheduler waits this long after the
 # first for the others, so that their prompts share one step instead of queueing behind
@@ -76,15 +61,9 @@ SHORT_PROMPT = 64  # tokens: a newcomer's prompt this short is evaluated in a st
 GATHER_SECONDS = 0.004
 
 
-@dataclass
-class Slot:
-    seq_id: int
-    cached: list[int]  # the tokens whose KV this sequence holds, positions 0..n-1
-    job: Job | None = None
-
-
 _WAKE = object()
 _STOP = object()
+_CALL = object()
 
 
 class Scheduler:
@@ -98,10 +77,12 @@ class Scheduler:
         self._jobs: dict[str, Job] = {}  # every job not yet finished, by request id
         self._slots = [Slot(i, []) for i in range(options.parallel)]
         self._prompt_cache = PromptCache(options.prompt_cache_bytes)
-        self._ctx = None
-        self._batch: Batch | None = None
-        self._projector: Projector | None = None
         self._lib = llama_library()
+        self._placer = Placer(self._lib, self._slots, self._prompt_cache)
+        self._context: Context | None = None
+        self._ctx = None  # the context pointer, for the calls that take it
+        self._projector: Projector | None = None
+        self._adapters: AdapterLibrary | None = None
         self.n_ctx = options.n_ctx
         self._ready = mailer.channel()
         self._on_progress = LOAD_PROGRESS.get()  # read here: the new thread has no context
@@ -120,6 +101,25 @@ class Scheduler:
     @property
     def reads_images(self) -> bool:
         return self._projector is not None
+
+    @property
+    def context(self) -> Context:
+        assert self._context is not None
+        return self._context
+
+    def set_adapters(self, entries: Sequence[tuple[str, Path, float]]) -> tuple[ActiveAdapter, ...]:
+        """Make these (name, file, scale) the model's LoRA adapters (adapters.py); the jobs
+        already submitted keep the adapters they started with."""
+        return self._call(lambda: self._adapters.set_active(entries))
+
+    def _call(self, work: Callable[[], object]):
+        """Run `work` on the scheduler's thread, between two steps, and return its result."""
+        reply = self._mailer.channel()
+        self._inbox.put((_CALL, work, reply))
+        outcome = reply.get()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def submit_media(self, job: Job, parts, limit: Callable[[int], int]) -> None:
         """A prompt with images: the projector's thread cuts it into chunks first (`limit`
@@ -192,10 +192,20 @@ class Scheduler:
     def _run(self) -> None:
         try:
             # loaded on this thread, like every other call
-            self._model = LlamaModel(self._path, progress=self._on_progress)
-            self.n_ctx = self._options.n_ctx or self._model.n_ctx_train
-            self._open_context()
-            if self._options.mmproj is not None:
+            o = self._options
+            self._model = LlamaModel(
+                self._path, gpu_layers=o.gpu_layers, load_mode=o.load_mode, progress=self._on_progress
+            )
+            self.n_ctx = o.n_ctx or self._model.n_ctx_train
+            self._context = open_context(self._lib, self._model, o, self.n_ctx)
+            context = self._context
+            self._ctx, self._memory, self._batch = context.ptr, context.memory, context.batch
+            self._placer.bind(self._ctx, self._memory)
+            self._stepper = StepBuilder(self._slots, self._batch, self.n_ctx, o.batch_size)
+            self._governor = ThreadGovernor(o.threads, o.threads_batch)
+            self._threads_in_use = -1
+            self._adapters = AdapterLibrary(self._lib, self._model.ptr)
+            if o.mmproj is not None:
                 self._projector = self._open_projector()
         except BaseException as exc:  # report load failures to the caller, do not die silently
             if self._ctx:
@@ -229,30 +239,6 @@ class Scheduler:
             log.warning("%s: the projector found beside it is not used: %s", self._path.name, exc.message)
             return None
 
-    def _open_context(self) -> None:
-        lib, o = self._lib, self._options
-        params = lib.llama_context_default_params()
-        params.n_ctx = self.n_ctx * o.parallel
-        params.n_batch = params.n_ubatch = max(o.batch_size, o.parallel)
-        params.n_seq_max = o.parallel
-        params.n_threads = o.threads
-        params.n_threads_batch = o.threads_batch
-        params.kv_unified = False  # each sequence gets its own n_ctx cells
-        # llama.cpp's CPU flash attention gives slightly different results depending on how
-        # a prompt is split into batches, so a request's text would depend on what else was
-        # running. Without it (the default), a request generates the same tokens batched or
-        # alone; with it, generation is faster.
-        params.flash_attn_type = 1 if o.flash_attn else 0
-        params.no_perf = True
-        self._ctx = lib.llama_init_from_model(self._model.ptr, params)
-        if not self._ctx:
-            raise EngineFailure("llama.cpp could not create a context (out of memory?)")
-        self._memory = lib.llama_get_memory(self._ctx)
-        self._batch = Batch(params.n_batch)
-        self._governor = ThreadGovernor(o.threads, o.threads_batch)
-        self._threads_in_use = -1
-        self._last_step_was_newcomers = False
-
     def _serve_once(self):
         """Take commands, admit waiting jobs, run one step. Returns the stop reply, if any."""
         idle = not self._waiting and all(slot.job is None for slot in self._slots)
@@ -263,6 +249,8 @@ class Scheduler:
                 self._waiting.append(command)
             elif isinstance(command, tuple) and command[0] is _STOP:
                 return command[1]
+            elif isinstance(command, tuple) and command[0] is _CALL:
+                self._run_call(*command[1:])
             try:
                 wait = gather_until - time.monotonic()
                 command = self._inbox.get(timeout=wait) if wait > 0 else self._inbox.get_nowait()
@@ -273,6 +261,13 @@ class Scheduler:
         if any(slot.job is not None for slot in self._slots):
             self._step()
         return None
+
+    @staticmethod
+    def _run_call(work: Callable[[], object], reply) -> None:
+        try:
+            reply.put(work())
+        except Exception as exc:  # the caller gets the error, the scheduler goes on
+            reply.put(exc if isinstance(exc, HearthError) else EngineFailure(str(exc)))
 
     def _drop_cancelled(self) -> None:
         now = time.monotonic()
@@ -308,48 +303,11 @@ class Scheduler:
             except HearthError as exc:
                 self._fail(job, exc)
                 continue
-            self._place(job, free)
+            self._start(job, free)
 
-    def _place(self, job: Job, free: list[Slot]) -> None:
-        """Start the job in a free slot, reusing the longest cached prefix of its prompt.
-
-        The prefix may come from the free slot itself, from a busy slot (its cells are
-        copied), or from a saved prompt state; whatever cache the job overwrites is saved
-        first when it is long enough to be worth keeping.
-        """
-        limit = 0 if job.wants_echo_logprobs else max(0, len(job.prompt) - MIN_CHUNK)
-
-        def shared(tokens: list[int]) -> int:
-            return min(common_prefix(tokens, job.prompt), limit)
-
-        target = max(free, key=lambda slot: (shared(slot.cached), -len(slot.cached)))
-        reuse = shared(target.cached)
-        source: Slot | int | None = None
-        for slot in self._slots:
-            if slot.job is not None and shared(slot.cached) >= reuse + MIN_GAIN:
-                reuse, source = shared(slot.cached), slot
-        key, saved = self._prompt_cache.best(job.prompt)
-        if key is not None and min(saved, limit) >= reuse + MIN_GAIN:
-            reuse, source = min(saved, limit), key
-        if source is not None:  # sacrifice the free slot whose cache is worth least
-            target = min(free, key=lambda slot: len(slot.cached))
-        kept = reuse if source is None else 0
-        if len(target.cached) - kept >= MIN_GAIN:
-            self._prompt_cache.save(self._ctx, target.seq_id, target.cached)
-        if source is not None:
-            self._forget_cache(target.seq_id)
-            if isinstance(source, Slot):
-                self._lib.llama_memory_seq_cp(self._memory, source.seq_id, target.seq_id, -1, -1)
-                target.cached = list(source.cached)
-            else:
-                target.cached = self._prompt_cache.restore(self._ctx, source, target.seq_id) or []
-                reuse = min(reuse, len(target.cached))
-        if job.media is not None:
-            reuse = job.media.start_of_image_at(reuse)  # never half an image
-        if not self._lib.llama_memory_seq_rm(self._memory, target.seq_id, reuse, -1):
-            self._forget_cache(target.seq_id)
-            reuse = 0
-        del target.cached[reuse:]
+    def _start(self, job: Job, free: list[Slot]) -> None:
+        """Start the job in a free slot, from the longest cached prefix of its prompt."""
+        target, reuse = self._placer.place(job, free)
         target.job = job
         job.started_at = time.monotonic()
         job.seq_id = target.seq_id
@@ -359,64 +317,14 @@ class Scheduler:
             job.lookup = PromptLookup(job.prompt, self._options.draft_max)
 
     def _step(self) -> None:
+        adapters, slots = self._stepper.group()
+        newcomers_first = self._stepper.newcomers_first(slots)
+        self._images(adapters, slots)
+        step = self._stepper.fill(adapters, slots, newcomers_first)
         batch = self._batch
-        batch.clear()
-        to_sample: list[tuple[Job, int, list[int]]] = []  # job, batch index, drafted tokens
-        prefill_chunks: list[tuple[Job, int, int]] = []  # job, batch index, length
-        # A step costs about the same per token whoever the tokens belong to, so a newcomer
-        # with a short prompt gets a step of its own: its first token comes after its own
-        # prompt instead of after its prompt plus everyone's next token, and the running
-        # streams lose one step. Such steps alternate with normal ones, so a stream of
-        # newcomers cannot stall running generations.
-        newcomers_first = not self._last_step_was_newcomers and any(
-            slot.job is not None
-            and slot.job.prefilled == slot.job.reused
-            and len(slot.job.prompt) - slot.job.prefilled <= SHORT_PROMPT
-            for slot in self._slots
-        )
-        self._images()
-        generating = [
-            slot for slot in self._slots if slot.job is not None and slot.job.next_token is not None
-        ]
-        self._last_step_was_newcomers = newcomers_first and bool(generating)
-        alone = len(generating) == 1
-        for slot in generating if not self._last_step_was_newcomers else ():
-            job = slot.job
-            draft = self._draft(job, slot, alone)
-            tokens = [job.next_token, *draft]
-            index = batch.add(tokens, len(slot.cached), slot.seq_id, "all" if draft else "last")
-            slot.cached.extend(tokens)
-            job.next_token = None
-            to_sample.append((job, index, draft))
-        budget = batch.room if not to_sample else min(batch.room, self._prefill_chunk())
-        for slot in self._slots:
-            job = slot.job
-            if job is None or not job.in_prefill or budget <= 0:
-                continue
-            if self._last_step_was_newcomers and len(job.prompt) - job.prefilled > SHORT_PROMPT:
-                continue
-            remaining = len(job.prompt) - job.prefilled
-            if job.media is not None:  # text up to the next image, which is decoded on its own
-                if job.media.image_at(job.prefilled) is not None:
-                    continue
-                remaining = job.media.text_before_next_image(job.prefilled, len(job.prompt))
-            take = min(budget, remaining)
-            if remaining - take == 1:
-                take -= 1  # never leave a single token for the last chunk
-            if take < min(MIN_CHUNK, remaining):
-                continue
-            chunk = job.prompt[job.prefilled : job.prefilled + take]
-            last = job.prefilled + len(chunk) == len(job.prompt)
-            outputs = "all" if job.wants_echo_logprobs else ("last" if last else "none")
-            index = batch.add(chunk, len(slot.cached), slot.seq_id, outputs)
-            slot.cached.extend(chunk)
-            job.prefilled += len(chunk)
-            budget -= len(chunk)
-            prefill_chunks.append((job, index, len(chunk)))
-            if last:
-                to_sample.append((job, index + len(chunk) - 1, []))
         if batch.size == 0:
             return
+        self._adapters.apply(self._ctx, step.adapters)
         threads = self._governor.choose(batch.size)
         if threads != self._threads_in_use:
             self._lib.llama_set_n_threads(self._ctx, threads, threads)
@@ -425,15 +333,15 @@ class Scheduler:
         code = self._lib.llama_decode(self._ctx, batch.as_struct())
         self._governor.record(batch.size, threads, time.perf_counter() - started)
         if code != 0:
-            jobs = {job for job, _, _ in to_sample} | {job for job, _, _ in prefill_chunks}
+            jobs = {job for job, _, _ in step.to_sample} | {job for job, _, _ in step.prefill}
             for job in jobs:
-                self._forget_cache(job.seq_id)
+                self._placer.forget(job.seq_id)
                 self._fail(job, EngineFailure(f"llama_decode failed with code {code}."))
             return
-        for job, index, length in prefill_chunks:
+        for job, index, length in step.prefill:
             if job.wants_echo_logprobs:
                 self._collect_echo_logprobs(job, index, length)
-        for job, index, draft in to_sample:
+        for job, index, draft in step.to_sample:
             if self._slots[job.seq_id].job is not job:
                 continue
             if draft:
@@ -441,11 +349,11 @@ class Scheduler:
             else:
                 self._advance(job, index)
 
-    def _images(self) -> None:
+    def _images(self, adapters: tuple, slots: list[Slot]) -> None:
         """Sequences whose prompt has reached an image: have it encoded (on the projector's
         thread, while this one goes on), then decode its embeddings in a decode of their own
-        (token and embedding entries cannot share one batch)."""
-        for slot in self._slots:
+        (token and embedding entries cannot share one batch), under the step's adapters."""
+        for slot in slots:
             job = slot.job
             if job is None or job.media is None or not job.in_prefill:
                 continue
@@ -453,34 +361,21 @@ class Scheduler:
             if image is None:
                 continue
             if image.failed is not None:
-                self._forget_cache(slot.seq_id)
+                self._placer.forget(slot.seq_id)
                 self._fail(job, image.failed)
             elif image.embeddings is None:
                 if not image.requested:
                     self._projector.encode(image, done=lambda: self._inbox.put(_WAKE))
             else:
+                self._adapters.apply(self._ctx, adapters)
                 code = self._projector.decode(self._ctx, image, slot.seq_id, self._batch.capacity)
                 image.embeddings = None  # decoded: free the memory
                 if code != 0:
-                    self._forget_cache(slot.seq_id)
+                    self._placer.forget(slot.seq_id)
                     self._fail(job, EngineFailure(f"Decoding an image failed with code {code}."))
                     continue
                 slot.cached.extend(job.prompt[job.prefilled : job.prefilled + image.n_pos])
                 job.prefilled += image.n_pos
-
-    def _prefill_chunk(self) -> int:
-        """While others generate, evaluate prompts in small bites so their tokens keep flowing."""
-        return max(16, self._options.batch_size // 4)
-
-    def _draft(self, job: Job, slot: Slot, alone: bool) -> list[int]:
-        """Drafted tokens to check with the job's next token (drafting.py): by default only
-        for a sequence generating alone, where a step has cores to spare; a request can ask
-        for it always (`speculative: true`) or never."""
-        wanted = job.params.speculative
-        if job.lookup is None or (wanted is None and not alone):
-            return []
-        room = min(job.limit - job.generated, self.n_ctx - len(slot.cached) - 2, self._batch.room - 1)
-        return job.lookup.propose(room)
 
     def _verify(self, job: Job, index: int, draft: list[int]) -> None:
         """Sample each position of a drafted step in turn; keep the drafted tokens the sampler
@@ -620,14 +515,10 @@ class Scheduler:
             self._slots[job.seq_id].job = None
         self._jobs.pop(job.id, None)
 
-    def _forget_cache(self, seq_id: int) -> None:
-        self._lib.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
-        self._slots[seq_id].cached.clear()
-
     def _fail_active(self, error: HearthError) -> None:
         for slot in self._slots:
             if slot.job is not None:
-                self._forget_cache(slot.seq_id)
+                self._placer.forget(slot.seq_id)
                 self._fail(slot.job, error)
 
     def _shutdown(self, reply) -> None:

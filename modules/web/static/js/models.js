@@ -1,17 +1,21 @@
-// The model page: the catalog, load with options (with progress), unload. Errors are shown
-// as messages on the page; buttons are never left dead.
+// The model page: the catalog with each model's state (loaded, loading with its progress,
+// unloaded), load with arguments (with progress), unload. Errors are shown as messages on the
+// page; buttons are never left dead.
 
 import { $, api, boot, el, formatBytes, icon, showStatus, toast } from "./common.js";
 
 let catalog = [];
 let defaults = {};
+let argumentsForm = [];
 let loading = false;
+const FIXED = new Set(["ctx_size", "threads"]); // the form's own fields, always shown
 
 async function load() {
   try {
     const data = await api("/ui/api/models");
     catalog = data.models;
     defaults = data.defaults;
+    if (!argumentsForm.length) renderArguments(data.arguments || []);
     showStatus(data.status);
     render(data.status);
   } catch (error) {
@@ -30,12 +34,64 @@ function render(status) {
     el("td", {}, el("strong", { text: m.id }), m.source === "builtin" ? el("span", { class: "badge", text: "Built-in" }) : null),
     el("td", {}, el("code", { text: m.file })),
     el("td", { text: formatBytes(m.size) }),
-    el("td", {}, m.loaded ? el("span", { class: "badge ok", text: "Loaded" }) : el("span", { class: "muted", text: "—" })),
+    el("td", {}, stateBadge(m)),
     el("td", { class: "actions" }, m.loaded
       ? el("button", { type: "button", class: "btn btn-ghost", onclick: () => unload(m.id), disabled: loading }, "Unload")
       : el("button", { type: "button", class: "btn", onclick: () => startLoad(m.id, {}), disabled: loading }, icon("power"), "Load"))));
   $("model-table").tBodies[0].replaceChildren(...(rows.length ? rows
     : [el("tr", {}, el("td", { colspan: "5", class: "muted", text: "No models found. Put .gguf files in your model folder." }))]));
+}
+
+function stateBadge(model) {
+  if (model.state === "loaded") return el("span", { class: "badge ok", text: "Loaded" });
+  if (model.state === "loading") {
+    const share = model.progress == null ? "" : ` ${Math.round(model.progress * 100)}%`;
+    return el("span", { class: "badge", text: `Loading${share}` });
+  }
+  return el("span", { class: "muted", text: "—" });
+}
+
+// One input per load argument, from the server's description of them (name, kind, help,
+// choices, and the server's value as the placeholder: an empty field leaves it be).
+function renderArguments(list) {
+  argumentsForm = list.filter((arg) => !FIXED.has(arg.name));
+  const fields = argumentsForm.map((arg) => {
+    const id = `arg-${arg.name}`;
+    const label = el("span", { text: arg.name.replaceAll("_", " ") });
+    if (arg.kind === "bool") {
+      const select = el("select", { id, name: arg.name, title: arg.help },
+        el("option", { value: "", text: `default (${arg.default ? "on" : "off"})` }),
+        el("option", { value: "true", text: "on" }), el("option", { value: "false", text: "off" }));
+      return el("label", { class: "field" }, label, select);
+    }
+    if (arg.kind === "choice") {
+      const select = el("select", { id, name: arg.name, title: arg.help },
+        el("option", { value: "", text: `default (${arg.default ?? "model's"})` }),
+        ...arg.choices.map((choice) => el("option", { value: choice, text: choice })));
+      return el("label", { class: "field" }, label, select);
+    }
+    const numeric = arg.kind === "int" || arg.kind === "float";
+    const input = el("input", {
+      id, name: arg.name, title: arg.help, type: numeric ? "number" : "text",
+      step: arg.kind === "float" ? "any" : undefined,
+      placeholder: arg.default == null || arg.default === "" ? "" : String(arg.default),
+    });
+    return el("label", { class: "field" }, label, input);
+  });
+  $("load-args").replaceChildren(...fields);
+}
+
+function argumentValues() {
+  const values = {};
+  for (const arg of argumentsForm) {
+    const raw = $(`arg-${arg.name}`)?.value ?? "";
+    if (raw === "") continue;
+    if (arg.kind === "bool") values[arg.name] = raw === "true";
+    else if (arg.kind === "int") values[arg.name] = Number.parseInt(raw, 10);
+    else if (arg.kind === "float") values[arg.name] = Number(raw);
+    else values[arg.name] = raw;
+  }
+  return values;
 }
 
 function renderCurrent(status) {
@@ -53,6 +109,8 @@ function renderCurrent(status) {
       el("h2", { text: model.id }),
       el("ul", { class: "facts-inline" },
         el("li", { text: `Context: ${model.n_ctx.toLocaleString()} tokens` }),
+        el("li", { text: `KV cache: ${model.cache_type}, ${formatBytes(model.kv_cache_bytes)}` }),
+        model.loras?.length ? el("li", { text: `LoRA: ${model.loras.join(", ")}` }) : null,
         el("li", { text: `Template: ${chosen || (model.template === "model" ? "the model's own" : model.template) || "none"}` }),
         el("li", { text: model.has_own_template ? "Has its own chat template" : "No chat template in the file" }))),
     el("button", { type: "button", class: "btn", onclick: () => unload(model.id), disabled: loading }, "Unload"));
@@ -119,7 +177,7 @@ async function unload(name) {
 
 $("load-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const options = {};
+  const options = argumentValues();
   const ctx = $("load-ctx").value;
   const threads = $("load-threads").value;
   if (ctx !== "") options.ctx_size = Number(ctx);
