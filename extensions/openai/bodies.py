@@ -344,6 +344,9 @@ class ModelInfoResponse(Out):
     n_vocab: int | None = None
     instruction_template: str | None = None
     has_chat_template: bool | None = None
+    chat_template: str | None = Field(None, description="Hearth: the model's own chat template (Jinja).")
+    bos_token: str | None = None
+    eos_token: str | None = None
     stats: EngineStatsOut | None = None
     loaded: list[str] = []
 

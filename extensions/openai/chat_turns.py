@@ -57,6 +57,10 @@ class ChatTurn:
     id_prefix: str = "chatcmpl"
     # Stop when the client goes away; a background response has no client to follow.
     follow_client: bool = True
+    # The conversation the turn belongs to, when the protocol says (history_id, a Responses
+    # chain, prompt_cache_key, Anthropic's metadata.user_id): its turns are kept together on
+    # one engine slot or upstream server, where their prompt cache is.
+    affinity: str | None = None
 
 
 @dataclass
@@ -175,7 +179,8 @@ def start(turn: ChatTurn) -> StartedTurn:
     def pieces(generation: Generation, index: int) -> Iterator[Piece]:
         return chat_pieces(generation, chat_service.reply_parser(turn.options, prepared), index)
 
-    requests = choice_requests(run_id, [prepared.prompt], params, turn.choices)
+    affinity = turn.affinity or (f"history:{turn.history_id}" if turn.history_id else None)
+    requests = choice_requests(run_id, [prepared.prompt], params, turn.choices, affinity=affinity)
     gone = client_gone_probe(request.environ) if turn.follow_client else never
     # n choices of one prompt: its tokens are counted once in usage
     run = Run(

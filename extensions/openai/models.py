@@ -23,16 +23,30 @@ from .state import api_state
 
 
 def text_models() -> list[ModelCard]:
-    """Every text model: loaded ones first, then the model folder, then the built-in one."""
-    manager = services().models
+    """Every text model: loaded ones first, then --model, the upstream servers' models, the
+    model folder, the built-in one. A remote model lists its upstreams; it counts as loaded
+    while one of them is up."""
+    manager, fleet = services().models, services().fleet
     loaded = set(manager.loaded_ids())
-    return [
-        ModelCard(id=spec.id, created=_created(spec.path), kind="text", loaded=spec.id in loaded)
-        for spec in manager.catalog()
-    ]
+    cards = []
+    for spec in manager.catalog():
+        card = ModelCard(id=spec.id, created=_created(spec.path), kind="text", loaded=spec.id in loaded)
+        if fleet is not None and spec.path is None:
+            names = fleet.upstream_names(spec.id)
+            card = ModelCard(
+                id=spec.id,
+                created=0,
+                kind="text",
+                loaded=any(m.up for m in fleet.members(spec.id)),
+                upstreams=names,
+            )
+        cards.append(card)
+    return cards
 
 
-def _created(path: Path) -> int:
+def _created(path: Path | None) -> int:
+    if path is None:
+        return 0
     try:
         return int(path.stat().st_mtime)
     except OSError:

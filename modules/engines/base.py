@@ -56,6 +56,10 @@ class GenerationRequest:
     echo: bool = False  # first emit the prompt itself (with its logprobs, if asked)
     request_id: str = field(default_factory=new_request_id)
     timeout: float | None = None  # seconds from submission until the request is cancelled
+    # Requests with the same key belong together (one conversation): an engine with several
+    # places to run them (a pool of upstream servers) keeps them in one place, where the
+    # prompt cache of the earlier turns is. A hint; engines with one place ignore it.
+    affinity: str | None = None
 
 
 @dataclass(frozen=True)

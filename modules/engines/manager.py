@@ -1,8 +1,11 @@
 """Which text models exist, which are loaded, and loading/unloading them.
 
-The catalog is the built-in default model plus every model file in the model folder.
-Clients name models by id: the file name without its extension ("Phi-3 Mini Instruct"
-for "Phi-3 Mini Instruct.gguf"); the full file name works too.
+The catalog is the built-in default model plus every model file in the model folder, and
+the models of the upstream servers (modules/engines/remote), unless Hearth serves no local
+models (--no-local-model). Clients name models by id: the file name without its extension
+("Phi-3 Mini Instruct" for "Phi-3 Mini Instruct.gguf"); the full file name works too. A
+model the upstreams serve wins over a local one of the same id (the upstreams were asked
+for; a local file stays reachable by its file name).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import HearthError, InvalidRequest, ModelNotFound
 from .base import GenerationObserver, TextEngine
 from .crossthread import Mailer
-from .registry import Loader, LoadOptions
+from .registry import REMOTE, Loader, LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +46,19 @@ LOAD_PROGRESS: contextvars.ContextVar[Callable[[float], None] | None] = contextv
 @dataclass(frozen=True)
 class ModelSpec:
     id: str
-    path: Path
+    path: Path | None  # None: the model is not a file here (it runs on upstream servers)
     loader: str
-    source: str  # "builtin", "model_dir" or "path"
+    source: str  # "builtin", "model_dir", "path" or "upstream"
+
+    @property
+    def file_name(self) -> str:
+        return self.path.name if self.path is not None else ""
+
+
+class ModelSource(Protocol):
+    """Models served elsewhere (the fleet of upstream servers)."""
+
+    def model_names(self) -> list[str]: ...
 
 
 def builtin_model_path() -> Path | None:
@@ -83,6 +97,8 @@ class ModelManager:
         mailer: Mailer,
         observer: GenerationObserver | None = None,
         max_loaded: int = 2,
+        local: bool = True,
+        remote: ModelSource | None = None,
     ) -> None:
         if default_loader not in loaders:
             raise InvalidRequest(f"Unknown loader {default_loader!r}; known: {', '.join(loaders)}")
@@ -93,14 +109,22 @@ class ModelManager:
         self._mailer = mailer
         self._observer = observer
         self._max_loaded = max_loaded
+        self._local = local
+        self._remote = remote
         self._lock = threading.Lock()
         self._loaded: OrderedDict[str, TextEngine] = OrderedDict()  # least recently used first
         self._loading: dict[str, threading.Event] = {}
         self._errors: dict[str, HearthError] = {}
         self._progress: dict[str, float] = {}  # model id -> fraction loaded, while loading
         self._preferred: ModelSpec | None = None
+        self._preferred_name: str | None = None  # --model naming a remote model not listed yet
         if preferred:
-            self._preferred = self._spec_for_flag(preferred)
+            try:
+                self._preferred = self._spec_for_flag(preferred)
+            except ModelNotFound:
+                if self._remote is None:
+                    raise
+                self._preferred_name = preferred
 
     # --- The catalog --------------------------------------------------------------------------
 
@@ -118,15 +142,22 @@ class ModelManager:
         return self._default_loader
 
     def catalog(self) -> list[ModelSpec]:
-        """Every model Hearth can serve: loaded ones first, then the model folder, then built-in."""
+        """Every model Hearth can serve: loaded ones first, then --model, the upstreams'
+        models, the model folder, the built-in one."""
         specs: dict[str, ModelSpec] = {}
         if self._preferred:
             specs[self._preferred.id] = self._preferred
-        for spec in discover(self._model_dir, self._loaders):
-            specs.setdefault(spec.id, spec)
-        builtin = builtin_model_path()
-        if builtin:
-            specs.setdefault(BUILTIN_ID, ModelSpec(BUILTIN_ID, builtin, "llama.cpp", "builtin"))
+        if self._remote is not None:
+            for name in self._remote.model_names():
+                specs[name] = ModelSpec(name, None, REMOTE, "upstream")
+        if self._local:
+            for spec in discover(self._model_dir, self._loaders):
+                if specs.get(spec.id, spec).path is None:  # a remote model has the id: use the file name
+                    spec = dataclasses.replace(spec, id=spec.path.name)
+                specs.setdefault(spec.id, spec)
+            builtin = builtin_model_path()
+            if builtin:
+                specs.setdefault(BUILTIN_ID, ModelSpec(BUILTIN_ID, builtin, "llama.cpp", "builtin"))
         loaded = [specs[name] for name in reversed(self._loaded) if name in specs]
         return loaded + [spec for spec in specs.values() if spec.id not in self._loaded]
 
@@ -134,8 +165,8 @@ class ModelManager:
         specs = self.catalog()
         for match in (
             lambda s: s.id == name,
-            lambda s: s.path.name == name,
-            lambda s: s.id.lower() == name.lower() or s.path.name.lower() == name.lower(),
+            lambda s: s.file_name == name,
+            lambda s: s.id.lower() == name.lower() or s.file_name.lower() == name.lower(),
         ):
             found = [spec for spec in specs if match(spec)]
             if found:
@@ -145,6 +176,8 @@ class ModelManager:
     def default_spec(self) -> ModelSpec:
         if self._preferred:
             return self._preferred
+        if self._preferred_name:
+            return self.resolve(self._preferred_name)
         specs = self.catalog()
         builtin = [s for s in specs if s.source == "builtin"]
         if builtin or specs:
@@ -221,8 +254,9 @@ class ModelManager:
         self._progress[spec.id] = 0.0
         reporter = LOAD_PROGRESS.set(lambda fraction: self._progress.__setitem__(spec.id, fraction))
         try:
-            self._make_room()
-            log.info("loading model %s from %s", spec.id, spec.path)
+            if self._loaders[spec.loader].resident:
+                self._make_room()
+            log.info("loading model %s from %s", spec.id, spec.path or "its upstream servers")
             engine = self._loaders[spec.loader].load(
                 spec.id, spec.path, options, self._mailer, self._observer
             )
@@ -242,10 +276,14 @@ class ModelManager:
         return engine
 
     def _make_room(self) -> None:
-        while len(self._loaded) >= self._max_loaded:
-            victim = next(iter(self._loaded))
+        while len(resident := [n for n in self._loaded if self._is_resident(n)]) >= self._max_loaded:
+            victim = resident[0]
             log.info("unloading %s to make room", victim)
             self.unload(victim)
+
+    def _is_resident(self, name: str) -> bool:
+        loader = self._loaders.get(self._loaded[name].info.loader) if name in self._loaded else None
+        return loader.resident if loader is not None else True
 
     def unload(self, name: str | None = None) -> list[str]:
         """Unload one model (or all of them); their running generations are cancelled."""

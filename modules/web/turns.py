@@ -170,7 +170,9 @@ def start_turn(chat: ChatService, engine: TextEngine, request: TurnRequest) -> T
     prompt_tokens = engine.count_tokens(prepared.prompt) + 1  # + BOS
     max_tokens = wanted if prompt_tokens + wanted <= n_ctx else None  # None: to the context's end
     params = request.sampling.params(max_tokens=max_tokens, stop=prepared.stop, grammar=prepared.grammar)
-    generation = engine.generate(GenerationRequest(prepared.prompt, params))
+    # The chat's turns meet its prompt cache (on an engine with several places to run them).
+    affinity = f"chat:{request.mode}:{request.character}:{request.chat_id}"
+    generation = engine.generate(GenerationRequest(prepared.prompt, params, affinity=affinity))
     if request.action == "send" and request.text:
         shown = prepared.visible_text if prepared.visible_text is not None else request.text
         try:
