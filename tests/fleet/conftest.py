@@ -4,10 +4,12 @@ llama-cpp-python's server on the default model) and a Hearth in front of them.""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from servers import ServerProcess, make_user_data, start_server, tiny_args
 
 FAST_HEALTH = {"interval": 0.3, "timeout": 1.0, "failures": 2}
@@ -26,9 +28,17 @@ class Fleet:
         folder = self._tmp.mktemp("upstream")
         user_data = make_user_data(folder / "user_data")
         argv = [*tiny_args(user_data, self._model_dir, ctx_size=ctx_size), "--nowebui", "--parallel", "4"]
-        if port is not None:
-            argv += ["--api-port", str(port)]
-        server = start_server([*argv, *args], log_path=folder / "server.log")
+        if port is None:
+            server = start_server([*argv, *args], log_path=folder / "server.log")
+        else:  # a fixed port (to come back on): the last --api-port wins
+            server = start_server(
+                [*argv, *args, "--api-port", str(port)], log_path=folder / "server.log", wait_for=None
+            )
+            server.api_port = port
+            self.started.append(server)
+            if not _healthy(server):
+                raise RuntimeError(f"upstream did not start:\n{server.log()}")
+            return server
         self.started.append(server)
         return server
 
@@ -50,7 +60,7 @@ class Fleet:
             (user_data / relative).write_text(text)
         config = {"health": health or FAST_HEALTH, "upstreams": entries or {}}
         (user_data / "upstreams.yaml").write_text(json.dumps(config))
-        argv = ["--user-data-dir", str(user_data), "--no-local-model"]
+        argv = ["--user-data-dir", str(user_data), "--no-local-model", "--api"]
         for name, url in upstreams.items():
             argv += ["--upstream", f"{name}={url}"]
         server = start_server([*argv, *args], log_path=folder / "server.log", wait_for=wait_for)
@@ -68,3 +78,15 @@ def fleet(tmp_path_factory, model_dir) -> Iterator[Fleet]:
     started = Fleet(tmp_path_factory, model_dir)
     yield started
     started.stop_all()
+
+
+def _healthy(server: ServerProcess, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.process.poll() is None:
+        try:
+            if requests.get(server.api_base + "/health", timeout=2).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    return False
