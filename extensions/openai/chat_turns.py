@@ -19,7 +19,7 @@ from modules.app import services
 from modules.chat.chat_log import reply_message
 from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
 from modules.chat.service import ChatService
-from modules.engines.base import Generation, SamplingParams, TextEngine, new_request_id
+from modules.engines.base import Generation, SamplingParams, TextEngine, most_tokens, new_request_id
 from modules.errors import ContextOverflow, HearthError, InvalidRequest
 from modules.serving.connection import client_gone_probe
 
@@ -71,11 +71,19 @@ class StartedTurn:
     engine: TextEngine
     prepared: PreparedPrompt
     params: SamplingParams
-    prompt_tokens: int
     run: Run
     chat: ChatService  # kept for `keep`, which may run after the request's context is gone
     # What extensions added (LocalDocs' sources) and how many old messages were left out.
     extras: dict = field(default_factory=dict)
+    counted: int | None = None  # the prompt's tokens, once someone needed them
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The prompt's tokens, counted when first asked (Anthropic's message_start asks;
+        chat completions take the count from the engine's usage at the end)."""
+        if self.counted is None:
+            self.counted = self.engine.count_tokens(self.prepared.prompt)
+        return self.counted
 
     def keep(self, first: Collected) -> None:
         """With `history_id`: save the conversation with the first choice's reply (whole, or
@@ -155,10 +163,16 @@ def start(turn: ChatTurn) -> StartedTurn:
         raise InvalidRequest(
             "A forced tool call and a JSON response format cannot be combined.", param="response_format"
         )
-    prompt_tokens = engine.count_tokens(prepared.prompt)
+    prompt_tokens = None
     max_tokens = turn.max_tokens
-    if max_tokens is not None and turn.max_tokens_is_ceiling:
-        room = engine.info.n_ctx - prompt_tokens - 1  # the engine may add a BOS token
+    n_ctx = engine.info.n_ctx
+    if (
+        max_tokens is not None
+        and turn.max_tokens_is_ceiling
+        and most_tokens(prepared.prompt) + max_tokens >= n_ctx
+    ):
+        prompt_tokens = engine.count_tokens(prepared.prompt)  # only when it may not all fit
+        room = n_ctx - prompt_tokens - 1  # the engine may add a BOS token
         if room <= 0:
             raise ContextOverflow(
                 f"The prompt ({prompt_tokens} tokens) fills this model's context window "
@@ -187,7 +201,7 @@ def start(turn: ChatTurn) -> StartedTurn:
         run_id, engine, requests, pieces, api_state().running, per_prompt=turn.choices, client_gone=gone
     )
     return StartedTurn(
-        turn, engine, prepared, params, prompt_tokens, run, chat_service, turn_extras(prepared)
+        turn, engine, prepared, params, run, chat_service, turn_extras(prepared), prompt_tokens
     )
 
 

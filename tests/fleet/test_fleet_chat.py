@@ -289,3 +289,19 @@ def test_a_responses_chain_stays_on_one_upstream(setup):
     after = upstream_requests(setup.front)
     grew = {name: after[name] - before.get(name, 0) for name in after if after[name] > before.get(name, 0)}
     assert list(grew.values()) == [4], grew
+
+
+def test_the_uis_model_list_shows_remote_models_and_loads_them(setup):
+    base = setup.front.api_base.replace(str(setup.front.api_port), str(setup.front.ui_port))
+    ui = requests.Session()
+    ui.headers["Origin"] = base
+    models = {m["id"]: m for m in ui.get(base + "/ui/api/models", timeout=10).json()["models"]}
+    assert (models["tiny"]["source"], models["tiny"]["upstreams"], models["tiny"]["file"]) == (
+        "upstream",
+        ["a", "b"],
+        "",
+    )
+    status = ui.post(base + "/ui/api/models/load", json={"name": "Tiny Two Instruct"}, timeout=60).json()
+    assert status["model"]["id"] == "Tiny Two Instruct" and status["model"]["n_ctx"] == 2048
+    assert "tiny" in status["loaded"]  # remote models take no memory here: nothing was unloaded
+    ui.post(base + "/ui/api/models/load", json={"name": "tiny"}, timeout=60).raise_for_status()

@@ -2,10 +2,12 @@
 
 config.py     `--upstream` flags and user_data/upstreams.yaml
 http.py       a small HTTP client: keep-alive, streamed answers, abort from anywhere
-dialects.py   what each kind of server speaks (llama-server, vLLM, Ollama, Hearth, ...)
+dialects.py   what Hearth asks of any upstream, and how it reads the answers
+kinds.py      what each kind speaks besides (llama-server, vLLM, Ollama, Hearth, ...)
 pool.py       upstreams, the models they serve, and which one a request goes to
 fleet.py      the service on the app: probing, health checks, ejection and re-admission
-engine.py     `RemoteEngine`: the TextEngine interface over a pool, with retries
+engine.py     `RemoteEngine`: the TextEngine interface over a pool
+generation.py one generation on an upstream: retry before the first byte, cancel
 
 See docs/deployment.md ("A fleet of inference servers").
 """

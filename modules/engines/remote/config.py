@@ -38,7 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...settings import SettingsError
-from .dialects import KINDS
+from .kinds import KINDS
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 FILE_NAME = "upstreams.yaml"

@@ -18,8 +18,9 @@ import time
 from ..base import GenerationObserver
 from ..registry import LoadOptions
 from .config import FleetConfig
-from .dialects import DIALECTS, DISCOVERY_TIMEOUT, detect
+from .dialects import DISCOVERY_TIMEOUT
 from .http import HttpError, StreamBroken, Unreachable
+from .kinds import DIALECTS, detect
 from .pool import EJECTED, UNKNOWN, UP, Member, Upstream
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,9 @@ class Fleet:
 
     def close(self) -> None:
         self._stop.set()
+        deadline = time.monotonic() + self.policy.timeout + 1  # a check in progress may take that long
         for thread in self._threads:
-            thread.join(timeout=self.policy.timeout + 1)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads.clear()
         for upstream in self.upstreams:
             upstream.endpoint.close()

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 USER_AGENT = "Hearth"
-MAX_IDLE = 256  # idle keep-alive connections kept per upstream
+MAX_IDLE = 8  # idle keep-alive connections kept per upstream (each holds one of its HTTP threads)
 MAX_EVENT_BYTES = 16 * 1024 * 1024  # one SSE event or NDJSON line; more is a broken stream
 
 
