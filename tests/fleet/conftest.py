@@ -50,9 +50,10 @@ class Fleet:
         entries: dict | None = None,
         wait_for: str | None = "api",
         files: dict[str, str] | None = None,
+        local: bool = False,
     ) -> ServerProcess:
-        """Hearth in front of `upstreams` (name -> URL), with no local model; `files` are
-        written into its user_data first (extensions, characters)."""
+        """Hearth in front of `upstreams` (name -> URL), with no local model unless `local`;
+        `files` are written into its user_data first (extensions, characters)."""
         folder = self._tmp.mktemp("front")
         user_data = make_user_data(folder / "user_data")
         for relative, text in (files or {}).items():
@@ -60,7 +61,9 @@ class Fleet:
             (user_data / relative).write_text(text)
         config = {"health": health or FAST_HEALTH, "upstreams": entries or {}}
         (user_data / "upstreams.yaml").write_text(json.dumps(config))
-        argv = ["--user-data-dir", str(user_data), "--no-local-model", "--api"]
+        argv = ["--user-data-dir", str(user_data), "--api"]
+        if not local:
+            argv.append("--no-local-model")
         for name, url in upstreams.items():
             argv += ["--upstream", f"{name}={url}"]
         server = start_server([*argv, *args], log_path=folder / "server.log", wait_for=wait_for)

@@ -305,3 +305,32 @@ def test_the_uis_model_list_shows_remote_models_and_loads_them(setup):
     assert status["model"]["id"] == "Tiny Two Instruct" and status["model"]["n_ctx"] == 2048
     assert "tiny" in status["loaded"]  # remote models take no memory here: nothing was unloaded
     ui.post(base + "/ui/api/models/load", json={"name": "tiny"}, timeout=60).raise_for_status()
+
+
+def test_local_and_remote_models_side_by_side(setup, fleet, model_dir):
+    """A Hearth with its own models and a pool: both are served; a remote model takes the id
+    it shares with a local one, which stays reachable by its file name."""
+    both = fleet.front(
+        {"a": setup.a.api_base},
+        "--model-dir",
+        str(model_dir),
+        "--model",
+        "tiny.gguf",
+        "--ctx-size",
+        "512",
+        local=True,
+    )
+    both_ids = [m.id for m in client(both).models.list().data]
+    assert {"tiny", "tiny.gguf", "Tiny Two Instruct", "Tiny Two Instruct.gguf"} <= set(both_ids)
+    body = {"max_tokens": 8, "temperature": 0, "messages": [{"role": "user", "content": "Hi"}]}
+    for model, loader in (
+        ("tiny", "remote"),
+        ("tiny.gguf", "llama.cpp"),
+        ("Tiny Two Instruct", "remote"),
+        ("Tiny Two Instruct.gguf", "llama.cpp"),
+    ):
+        reply = requests.post(both.api_url + "/chat/completions", json={"model": model, **body}, timeout=60)
+        assert reply.status_code == 200, reply.text
+        info = requests.get(both.api_url + "/internal/model/info", params={"model": model}, timeout=30).json()
+        assert info["loader"] == loader, (model, info)
+    assert requests.get(both.api_base + "/health", timeout=10).json()["upstreams"] == {"a": "up"}

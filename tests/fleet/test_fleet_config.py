@@ -100,3 +100,18 @@ def test_llama_server_paths_become_model_names():
     assert offered_name("/models/Meta-Llama-3-8B.Q4_K_M.gguf") == "Meta-Llama-3-8B.Q4_K_M"
     assert offered_name("C:\\models\\phi.GGUF") == "phi"
     assert offered_name("llama3.2:3b") == "llama3.2:3b"
+
+
+def test_a_front_end_without_upstreams_does_not_start(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "server.py", "--user-data-dir", str(tmp_path), "--no-local-model"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "hearth: error: --no-local-model: there is no model to serve; "
+        "add --upstream NAME=URL (or upstreams.yaml)"
+    )

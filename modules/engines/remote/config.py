@@ -238,4 +238,9 @@ def fleet_config(settings) -> FleetConfig:
     file = settings.upstreams_file or settings.user_data_dir / FILE_NAME
     if settings.upstreams_file is not None and not file.is_file():
         raise SettingsError(f"--upstreams-file: {file} does not exist")
-    return load_fleet_config(settings.upstream, file)
+    config = load_fleet_config(settings.upstream, file)
+    if not config and not settings.local_model:
+        raise SettingsError(
+            f"--no-local-model: there is no model to serve; add --upstream NAME=URL (or {FILE_NAME})"
+        )
+    return config
