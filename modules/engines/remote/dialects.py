@@ -103,7 +103,7 @@ class Dialect:
 
     def check_health(self, endpoint: Endpoint, timeout: float) -> None:
         """Raises when the upstream cannot serve (HttpError, Unreachable, StreamBroken)."""
-        endpoint.call("GET", self.health_path, timeout=timeout)
+        endpoint.ping(self.health_path, timeout=timeout)
 
     # --- tokens ------------------------------------------------------------------------------
 

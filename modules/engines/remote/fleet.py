@@ -19,7 +19,7 @@ from ..base import GenerationObserver
 from ..registry import LoadOptions
 from .config import FleetConfig
 from .dialects import DISCOVERY_TIMEOUT
-from .http import HttpError, StreamBroken, Unreachable
+from .http import HttpError, StreamBroken, Unreachable, timed_out
 from .kinds import DIALECTS, detect
 from .pool import EJECTED, UNKNOWN, UP, Member, Upstream
 
@@ -133,6 +133,13 @@ class Fleet:
         try:
             upstream.dialect.check_health(upstream.endpoint, self.policy.timeout)
         except (HttpError, Unreachable, StreamBroken) as error:
+            # A server busy streaming to us may answer its checks late (llama-server when its
+            # HTTP threads are all taken, llama-cpp-python's server while it generates): a
+            # late answer from an upstream that just sent us tokens is not a failure.
+            recently = time.monotonic() - upstream.last_seen < self.policy.interval + self.policy.timeout
+            if timed_out(error) and recently:
+                log.debug("upstream %s answered its check late while streaming", upstream.name)
+                return
             self.failed(upstream, f"health check: {error}", kind="health")
             return
         with upstream.lock:

@@ -183,6 +183,7 @@ class RemoteGeneration(Generation):
 
     def _next_chunk(self) -> Chunk:
         event = next(self._events, StopIteration)
+        self._member.upstream.last_seen = time.monotonic()  # alive, whatever its checks say
         if event is StopIteration:
             raise StreamBroken("the stream ended without its last event")
         if event is None:  # [DONE] before any finish_reason

@@ -122,6 +122,15 @@ class Endpoint:
         exchange.send()
         return exchange
 
+    def ping(self, path: str, *, timeout: float) -> None:
+        """GET `path` and read its answer, whatever it is (HttpError for an error status)."""
+        exchange = self.send("GET", path, timeout=timeout)
+        try:
+            exchange.answer()
+            exchange._read_all()
+        finally:
+            exchange.close()
+
     def call(self, method: str, path: str, body: Any = None, *, timeout: float) -> Any:
         """A whole request: the answer's JSON (HttpError for an error status)."""
         exchange = self.send(method, path, body, timeout=timeout)
@@ -316,9 +325,17 @@ def _ssl_context(tls: TlsOptions) -> ssl.SSLContext:
     return context
 
 
+TIMED_OUT = "timed out"
+
+
+def timed_out(error: BaseException) -> bool:
+    """Whether a failure was the upstream not answering in time (rather than refusing)."""
+    return isinstance(error, Unreachable | StreamBroken) and str(error) == TIMED_OUT
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | socket.timeout):
-        return "timed out"
+        return TIMED_OUT
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, ConnectionResetError):

@@ -104,7 +104,7 @@ class Hearth(Dialect):
 
     def check_health(self, endpoint: Endpoint, timeout: float) -> None:
         try:
-            endpoint.call("GET", self.health_path, timeout=timeout)
+            endpoint.ping(self.health_path, timeout=timeout)
         except HttpError as error:  # 503 "loading": busy loading a model, alive
             body = error.body if isinstance(error.body, dict) else {}
             if not (error.status == 503 and body.get("status") == "loading"):
@@ -200,6 +200,8 @@ class LlamaCppPython(Dialect):
     """llama-cpp-python's server (`python -m llama_cpp.server`)."""
 
     kind = "llama-cpp-python"
+    # Every endpoint of its own waits while it generates; FastAPI's page does not.
+    health_path = "/docs"
     default_capacity = 1  # it generates one request at a time
     default_n_ctx = 2048  # its --n_ctx default; it does not say which it uses
     grammar = True

@@ -44,6 +44,7 @@ class Upstream:
         self.dialect: Dialect | None = None
         self.state = UNKNOWN
         self.failures = 0  # consecutive failed checks or requests
+        self.last_seen = 0.0  # when it last sent Hearth something (time.monotonic())
         self.last_error = ""
         self.members: dict[str, Member] = {}  # by the name Hearth offers
         self.lock = threading.Lock()
