@@ -8,7 +8,7 @@
 - vllm: /v1/completions with `top_k`, `min_p` and structured outputs; /tokenize and
   /detokenize; the context from /v1/models (`max_model_len`); /health.
 - llama-cpp-python: /v1/completions with `grammar` (a JSON schema becomes one here);
-  /extras/tokenize and /extras/detokenize; no details (context 2048, one slot); /v1/models.
+  /extras/tokenize and /extras/detokenize; no details (context 2048, one slot); /docs.
 - ollama: /api/generate with `raw: true` (its /v1/completions would wrap Hearth's prompt in
   the model's own template); no tokenizer; /api/show; /api/version. No grammars.
 - openai (any other server): /v1/completions with `response_format`; no tokenizer, no
