@@ -25,6 +25,8 @@ from .engines.load_args import FILES, LoadArgs, apply_args
 from .engines.manager import ModelManager
 from .engines.media.manager import MediaConfig, MediaModels
 from .engines.registry import LoadOptions, default_loaders
+from .engines.remote.config import fleet_config
+from .engines.remote.fleet import Fleet
 from .errors import HearthError, NotFound
 from .extensions import Extensions, extension_dirs, load_extensions
 from .inbound import HearthRequest
@@ -46,12 +48,15 @@ class Services:
     metrics: Metrics
     media: MediaModels
     idle_unload: IdleUnloader
+    fleet: Fleet | None = None  # the upstream servers, when there are any
     extensions: Extensions = field(default_factory=Extensions)
 
     def close(self) -> None:
         self.extensions.close()
         self.idle_unload.close()
         self.models.close()
+        if self.fleet is not None:
+            self.fleet.close()
         self.media.close()
         self.mailer.close()
 
@@ -97,28 +102,37 @@ def build_services(settings: Settings) -> Services:
     from .engines.media.runtime import prefer_passive_openmp
 
     prefer_passive_openmp()  # before llama.cpp loads the process's one OpenMP runtime
-    from .engines.llamacpp.library import set_library_logging
-
     mailer = make_mailer()
-    set_library_logging(settings.verbose)
+    if settings.local_model:  # a front end for upstream servers never loads llama.cpp
+        from .engines.llamacpp.library import set_library_logging
+
+        set_library_logging(settings.verbose)
     metrics = Metrics()
     model_table = load_model_table(TEMPLATES_DIR / "models.yaml", settings.user_data_dir / "models.yaml")
     chat = build_chat(settings, model_table)  # first: a bad --character fails before any thread starts
-    models = ModelManager(
-        model_dir=settings.models_path,
-        preferred=settings.model,
-        loaders=default_loaders(),
-        default_loader=settings.loader,
-        options=load_options(settings),
-        mailer=mailer,
-        observer=metrics,
-        max_loaded=settings.models_max,
-        mmproj=settings.mmproj,
-        ttl=settings.model_ttl,
-        model_table=model_table,
-        lora_dir=settings.loras_path,
-        loras=settings.lora,
-    )
+    fleet = build_fleet(settings, metrics)
+    try:
+        models = ModelManager(
+            model_dir=settings.models_path,
+            preferred=settings.model,
+            loaders=default_loaders(fleet),
+            default_loader=settings.loader,
+            options=load_options(settings),
+            mailer=mailer,
+            observer=metrics,
+            max_loaded=settings.models_max,
+            mmproj=settings.mmproj,
+            ttl=settings.model_ttl,
+            model_table=model_table,
+            lora_dir=settings.loras_path,
+            loras=settings.lora,
+            local=settings.local_model,
+            remote=fleet,
+        )
+    except BaseException:
+        if fleet is not None:
+            fleet.close()
+        raise
     metrics.watch(models)
     media = MediaModels(MediaConfig.from_settings(settings), mailer)
     idle_unload = IdleUnloader(models.unload_expired)
@@ -132,7 +146,19 @@ def build_services(settings: Settings) -> Services:
         metrics=metrics,
         media=media,
         idle_unload=idle_unload,
+        fleet=fleet,
     )
+
+
+def build_fleet(settings: Settings, metrics: Metrics) -> Fleet | None:
+    """The upstream servers (--upstream, upstreams.yaml), probed and watched; None without any."""
+    config = fleet_config(settings)
+    if not config:
+        return None
+    fleet = Fleet(config, metrics.upstream_events())
+    metrics.watch_fleet(fleet)
+    fleet.start()
+    return fleet
 
 
 TEMPLATES_DIR = PROJECT_ROOT / "instruction-templates"
@@ -226,11 +252,19 @@ def _core_blueprint():
 
 
 def health():
-    """ok, or 503 while a model loads. The API serves the same answer at /v1/internal/health."""
-    models = services().models
+    """ok, or 503 while a model loads. The API serves the same answer at /v1/internal/health.
+    With upstream servers it lists their state; a front end with no local models answers
+    503 "no_upstream" while none of them is up (a load balancer then skips it)."""
+    hearth = services()
+    models = hearth.models
     if models.loading:
         return jsonify(status="loading"), 503
-    return jsonify(status="ok", models=models.loaded_ids())
+    if hearth.fleet is None:
+        return jsonify(status="ok", models=models.loaded_ids())
+    upstreams = hearth.fleet.status()
+    if not hearth.settings.local_model and "up" not in upstreams.values():
+        return jsonify(status="no_upstream", upstreams=upstreams), 503
+    return jsonify(status="ok", models=models.loaded_ids(), upstreams=upstreams)
 
 
 def close_app(app: Flask) -> None:

@@ -137,6 +137,17 @@ class Unavailable(HearthError):
     type = "server_error"
 
 
+class UpstreamFailed(HearthError):
+    """An upstream server (modules/engines/remote) failed, or none could be reached, while
+    serving a request."""
+
+    status = 502
+    type = "server_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="upstream_error")
+
+
 class Cancelled(HearthError):
     """A generation was stopped before it finished (client gone, stop request, shutdown)."""
 

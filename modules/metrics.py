@@ -4,7 +4,9 @@ HTTP requests are counted by an after_request hook; generations report themselve
 they end (tokens, time to first token, tokens per second, latency), each exactly once:
 finished, cut at their length, or cancelled (stopped by id, or abandoned by their client);
 queue depth and busy slots are read from the engines at scrape time, so they are always
-current. docs/api.md lists every metric (a test checks it against /metrics).
+current. Requests routed to upstream servers are counted per upstream as well (the fleet's
+events), and the upstreams' state is read at scrape time. docs/api.md lists every metric
+(a test checks it against /metrics).
 """
 
 from __future__ import annotations
@@ -41,6 +43,95 @@ class _EngineCollector:
             queued.add_metric([name], stats.queued)
             cached.add_metric([name], stats.cached_prompts)
         yield from (slots, busy, queued, cached)
+
+
+class _FleetCollector:
+    """Each upstream's state, read from the fleet whenever /metrics is scraped."""
+
+    def __init__(self, fleet) -> None:
+        self._fleet = fleet
+
+    def collect(self):
+        in_flight = GaugeMetricFamily(
+            "hearth_upstream_in_flight", "Requests an upstream is serving for Hearth now", labels=["upstream"]
+        )
+        capacity = GaugeMetricFamily(
+            "hearth_upstream_capacity", "Requests an upstream generates at once", labels=["upstream"]
+        )
+        ejected = GaugeMetricFamily(
+            "hearth_upstream_ejected", "1 while an upstream is out of its pools", labels=["upstream"]
+        )
+        for upstream in self._fleet.upstreams:
+            members = list(upstream.members.values())
+            in_flight.add_metric([upstream.name], sum(m.in_flight for m in members))
+            capacity.add_metric([upstream.name], sum(m.capacity for m in members))
+            ejected.add_metric([upstream.name], 0 if upstream.up else 1)
+        yield from (in_flight, capacity, ejected)
+
+
+class _UpstreamEvents:
+    """The fleet's events (modules/engines/remote/fleet.py `FleetEvents`) as counters."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.requests = Counter(
+            "hearth_upstream_requests",
+            "Requests routed to each upstream that ended, by outcome",
+            ["upstream", "model", "outcome"],
+            registry=r,
+        )
+        self.failures = Counter(
+            "hearth_upstream_failures", "Failures of each upstream, by kind", ["upstream", "kind"], registry=r
+        )
+        self.retries = Counter(
+            "hearth_upstream_retries",
+            "Requests that failed on an upstream before their first byte and went to another",
+            ["upstream"],
+            registry=r,
+        )
+        self.prompt_tokens = Counter(
+            "hearth_upstream_prompt_tokens", "Prompt tokens sent to each upstream", ["upstream"], registry=r
+        )
+        self.generated_tokens = Counter(
+            "hearth_upstream_generated_tokens", "Tokens each upstream generated", ["upstream"], registry=r
+        )
+        self.first_token = Histogram(
+            "hearth_upstream_time_to_first_token_seconds",
+            "From sending a request to an upstream until its first token",
+            ["upstream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.duration = Histogram(
+            "hearth_upstream_request_duration_seconds",
+            "From sending a request to an upstream until its end",
+            ["upstream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def request_finished(
+        self,
+        upstream: str,
+        model: str,
+        outcome: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        first_token: float | None,
+        seconds: float,
+    ) -> None:
+        self.requests.labels(upstream, model, outcome).inc()
+        self.prompt_tokens.labels(upstream).inc(prompt_tokens)
+        self.generated_tokens.labels(upstream).inc(completion_tokens)
+        if first_token is not None:
+            self.first_token.labels(upstream).observe(first_token)
+        self.duration.labels(upstream).observe(seconds)
+
+    def request_failed(self, upstream: str, kind: str) -> None:
+        self.failures.labels(upstream, kind).inc()
+
+    def retried(self, upstream: str) -> None:
+        self.retries.labels(upstream).inc()
 
 
 class Metrics:
@@ -100,6 +191,15 @@ class Metrics:
 
     def watch(self, models: ModelManager) -> None:
         self.registry.register(_EngineCollector(models))
+
+    def upstream_events(self) -> _UpstreamEvents:
+        """Counters for the fleet of upstream servers (created when there is one)."""
+        if getattr(self, "_upstream_events", None) is None:
+            self._upstream_events = _UpstreamEvents(self.registry)
+        return self._upstream_events
+
+    def watch_fleet(self, fleet) -> None:
+        self.registry.register(_FleetCollector(fleet))
 
     def generation_finished(self, model: str, finish_reason: str, usage: Usage) -> None:
         self.generations.labels(model, finish_reason).inc()

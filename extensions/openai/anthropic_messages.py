@@ -117,6 +117,7 @@ def chat_turn(body: MessagesRequest) -> ChatTurn:
         localdocs=body.localdocs,
         history_id=body.history_id,
         id_prefix="msg_",
+        affinity=f"user:{body.metadata.user_id}" if body.metadata and body.metadata.user_id else None,
     )
 
 

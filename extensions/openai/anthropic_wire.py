@@ -119,6 +119,11 @@ class Thinking(ApiModel):
     budget_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
 
 
+class Metadata(ApiModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    user_id: str | None = Field(None, max_length=1024)
+
+
 class MessagesRequest(SamplingRequest, HearthChatFields):
     """Anthropic's fields, plus Hearth's sampling and chat fields as on chat completions."""
 
@@ -135,6 +140,9 @@ class MessagesRequest(SamplingRequest, HearthChatFields):
     thinking: Thinking | None = _field(
         None,
         "enabled or disabled: reaches templates that read `enable_thinking`; adaptive: the model's own.",
+    )
+    metadata: Metadata | None = _field(
+        None, "metadata.user_id: requests with the same one are served where the earlier ones were."
     )
 
     @field_validator("n")

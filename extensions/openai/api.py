@@ -270,7 +270,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "GET",
         "/v1/internal/model/info",
         internal.model_info,
-        "The model in use, its context, and how busy it is.",
+        "The model in use (or, with ?model=ID, that model, loaded if needed), its context, "
+        "its chat template, and how busy it is.",
         response=ModelInfoResponse,
     ),
     Endpoint(

@@ -290,6 +290,7 @@ class ModelCard(Out):
     keep_alive: float | None = _omit(
         None, "Hearth: how long a loaded model may stay idle, in seconds (-1: forever)."
     )
+    upstreams: list[str] | None = _omit(None, "Hearth (remote models): the upstream servers that serve it.")
 
 
 class ModelList(Out):
@@ -366,6 +367,9 @@ class ModelInfoResponse(Out):
     kv_cache_bytes: int | None = None
     kv_bytes_per_token: int | None = None
     args: dict | None = None
+    chat_template: str | None = Field(None, description="Hearth: the model's own chat template (Jinja).")
+    bos_token: str | None = None
+    eos_token: str | None = None
     stats: EngineStatsOut | None = None
     loaded: list[str] = []
 

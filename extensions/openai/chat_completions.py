@@ -67,6 +67,7 @@ def chat_turn(body: ChatCompletionRequest, prefix: str = "chatcmpl") -> ChatTurn
         localdocs=body.localdocs,
         history_id=body.history_id,
         id_prefix=prefix,
+        affinity=f"key:{body.prompt_cache_key}" if body.prompt_cache_key else None,
     )
 
 

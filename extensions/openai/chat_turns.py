@@ -19,7 +19,14 @@ from modules.app import services
 from modules.chat.chat_log import reply_message
 from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
 from modules.chat.service import ChatService
-from modules.engines.base import Generation, MediaPrompt, SamplingParams, TextEngine, new_request_id
+from modules.engines.base import (
+    Generation,
+    MediaPrompt,
+    SamplingParams,
+    TextEngine,
+    most_tokens,
+    new_request_id,
+)
 from modules.errors import ContextOverflow, HearthError, InvalidRequest
 from modules.image_input import ImageLimits, ImageReader, media_prompt
 from modules.serving.connection import client_gone_probe
@@ -58,6 +65,10 @@ class ChatTurn:
     id_prefix: str = "chatcmpl"
     # Stop when the client goes away; a background response has no client to follow.
     follow_client: bool = True
+    # The conversation the turn belongs to, when the protocol says (history_id, a Responses
+    # chain, prompt_cache_key, Anthropic's metadata.user_id): its turns are kept together on
+    # one engine slot or upstream server, where their prompt cache is.
+    affinity: str | None = None
 
 
 @dataclass
@@ -68,11 +79,19 @@ class StartedTurn:
     engine: TextEngine
     prepared: PreparedPrompt
     params: SamplingParams
-    prompt_tokens: int
     run: Run
     chat: ChatService  # kept for `keep`, which may run after the request's context is gone
     # What extensions added (LocalDocs' sources) and how many old messages were left out.
     extras: dict = field(default_factory=dict)
+    counted: int | None = None  # the prompt's tokens, once someone needed them
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The prompt's tokens, counted when first asked (Anthropic's message_start asks;
+        chat completions take the count from the engine's usage at the end)."""
+        if self.counted is None:
+            self.counted = self.engine.count_tokens(self.prepared.prompt)
+        return self.counted
 
     def keep(self, first: Collected) -> None:
         """With `history_id`: save the conversation with the first choice's reply (whole, or
@@ -157,10 +176,16 @@ def start(turn: ChatTurn) -> StartedTurn:
         raise InvalidRequest(
             "A forced tool call and a JSON response format cannot be combined.", param="response_format"
         )
-    prompt_tokens = engine.count_tokens(prepared.prompt)
+    prompt_tokens = None
     max_tokens = turn.max_tokens
-    if max_tokens is not None and turn.max_tokens_is_ceiling:
-        room = engine.info.n_ctx - prompt_tokens - 1  # the engine may add a BOS token
+    n_ctx = engine.info.n_ctx
+    if (
+        max_tokens is not None
+        and turn.max_tokens_is_ceiling
+        and most_tokens(prepared.prompt) + max_tokens >= n_ctx
+    ):
+        prompt_tokens = engine.count_tokens(prepared.prompt)  # only when it may not all fit
+        room = n_ctx - prompt_tokens - 1  # the engine may add a BOS token
         if room <= 0:
             raise ContextOverflow(
                 f"The prompt ({prompt_tokens} tokens) fills this model's context window "
@@ -181,14 +206,15 @@ def start(turn: ChatTurn) -> StartedTurn:
     def pieces(generation: Generation, index: int) -> Iterator[Piece]:
         return chat_pieces(generation, chat_service.reply_parser(turn.options, prepared), index)
 
-    requests = choice_requests(run_id, [engine_prompt(prepared)], params, turn.choices)
+    affinity = turn.affinity or (f"history:{turn.history_id}" if turn.history_id else None)
+    requests = choice_requests(run_id, [engine_prompt(prepared)], params, turn.choices, affinity=affinity)
     gone = client_gone_probe(request.environ) if turn.follow_client else never
     # n choices of one prompt: its tokens are counted once in usage
     run = Run(
         run_id, engine, requests, pieces, api_state().running, per_prompt=turn.choices, client_gone=gone
     )
     return StartedTurn(
-        turn, engine, prepared, params, prompt_tokens, run, chat_service, turn_extras(prepared)
+        turn, engine, prepared, params, run, chat_service, turn_extras(prepared), prompt_tokens
     )
 
 

@@ -29,7 +29,10 @@ def completions() -> Response:
     if wants_logprobs is None and per_prompt > body.choices:
         wants_logprobs = 0
     params = body.sampling(
-        max_tokens=body.max_new_tokens, n_vocab=engine.info.n_vocab, logprobs=wants_logprobs
+        max_tokens=body.max_new_tokens,
+        n_vocab=engine.info.n_vocab,
+        logprobs=wants_logprobs,
+        json_schema=body.json_schema,
     )
     run_id = new_request_id("cmpl")
     echo, suffix = bool(body.echo), body.suffix or ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from flask import Response
+from flask import Response, request
 
 from modules.app import services
 from modules.errors import InvalidRequest, NotFound, TooManyTokens
@@ -123,8 +123,11 @@ def stop_generation() -> Response:
 
 
 def model_info() -> Response:
+    """The model in use; with `?model=ID`, that one (loaded if needed, as a request for it
+    would): a Hearth in front of this one reads how to build its prompts here."""
     manager = services().models
-    engine = manager.get_loaded()
+    name = request.args.get("model")
+    engine = engine_for(name) if name else manager.get_loaded()
     loaded = manager.loaded_ids()
     if engine is None:
         return json_response(ModelInfoResponse(model_name=None, loaded=loaded))
@@ -147,6 +150,9 @@ def model_info() -> Response:
             kv_cache_bytes=info.kv_cache_bytes,
             kv_bytes_per_token=info.kv_bytes_per_token,
             args=args.given() if args is not None else {},
+            chat_template=info.chat_template,
+            bos_token=info.bos_token,
+            eos_token=info.eos_token,
             stats=EngineStatsOut(slots=stats.slots, busy_slots=stats.busy_slots, queued=stats.queued),
             loaded=loaded,
         )

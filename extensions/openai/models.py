@@ -24,21 +24,35 @@ from .state import api_state
 
 
 def text_models() -> list[ModelCard]:
-    """Every text model: loaded ones first, then the model folder, then the built-in one;
-    each with its state (loaded, loading with its progress, or unloaded)."""
-    manager = services().models
+    """Every text model: loaded ones first, then --model, the upstream servers' models, the
+    model folder, the built-in one; each with its state (loaded, loading with its progress,
+    or unloaded). A remote model lists its upstreams; it counts as loaded while one of them
+    is up."""
+    manager, fleet = services().models, services().fleet
     states = manager.model_states()
-    return [
-        ModelCard(
-            id=spec.id,
-            created=_created(spec.path),
-            kind="text",
-            loaded=states.get(spec.id, {}).get("state") == "loaded",
-            input_modalities=["text", "image"] if spec.mmproj else ["text"],
-            **_state(states.get(spec.id)),
-        )
-        for spec in manager.catalog()
-    ]
+    cards = []
+    for spec in manager.catalog():
+        if fleet is not None and spec.path is None:
+            up = any(m.up for m in fleet.members(spec.id))
+            card = ModelCard(
+                id=spec.id,
+                created=0,
+                kind="text",
+                loaded=up,
+                state="loaded" if up else "unloaded",
+                upstreams=fleet.upstream_names(spec.id),
+            )
+        else:
+            card = ModelCard(
+                id=spec.id,
+                created=_created(spec.path),
+                kind="text",
+                loaded=states.get(spec.id, {}).get("state") == "loaded",
+                input_modalities=["text", "image"] if spec.mmproj else ["text"],
+                **_state(states.get(spec.id)),
+            )
+        cards.append(card)
+    return cards
 
 
 def _state(state: dict | None) -> dict:
@@ -47,7 +61,9 @@ def _state(state: dict | None) -> dict:
     return {key: value for key, value in state.items() if key in ("state", "progress", "keep_alive")}
 
 
-def _created(path: Path) -> int:
+def _created(path: Path | None) -> int:
+    if path is None:
+        return 0
     try:
         return int(path.stat().st_mtime)
     except OSError:

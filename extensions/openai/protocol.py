@@ -228,6 +228,9 @@ class CompletionRequest(SamplingRequest):
         ge=1,
         le=MAX_CHOICES,
     )
+    json_schema: dict[str, Any] | None = _field(
+        None, "Hearth (as llama-server): a JSON schema the completion must follow, enforced by a grammar."
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -492,6 +495,12 @@ class ChatCompletionRequest(SamplingRequest, HearthChatFields):
     )
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = _field(
         None, "For reasoning models whose template reads it (gpt-oss and others); others ignore it."
+    )
+    prompt_cache_key: str | None = _field(
+        None,
+        "Requests with the same key are served where the earlier ones were, so that their prompt "
+        "cache is reused (with upstream servers: the same upstream).",
+        max_length=1024,
     )
 
     @model_validator(mode="after")

@@ -178,10 +178,21 @@ def chat_turn(body: ResponsesRequest, items: list[dict], *, follow_client: bool 
         history_id=body.history_id,
         id_prefix="resp_",
         follow_client=follow_client,
+        affinity=responses_affinity(body, items),
     )
 
 
 EARLIER_IMAGES = 64  # images of the turns a previous_response_id brings back
+
+
+def responses_affinity(body: ResponsesRequest, items: list[dict]) -> str | None:
+    """The client's prompt_cache_key; else, for a stored conversation, its first item's id,
+    which every response continuing it (previous_response_id) carries along."""
+    if body.prompt_cache_key:
+        return f"key:{body.prompt_cache_key}"
+    if (body.previous_response_id is not None or body.store is not False) and items and items[0].get("id"):
+        return f"chain:{items[0]['id']}"
+    return None
 
 
 def chat_messages(items: Sequence[dict], first_new: int = 0) -> list[ChatMessage]:

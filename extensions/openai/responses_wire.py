@@ -241,6 +241,12 @@ class ResponsesRequest(SamplingRequest, HearthChatFields):
         None, "disabled (default): an input too long for the context is a 400; auto: drop the oldest items."
     )
     store: bool | None = _field(None, "Keep the response for GET and previous_response_id (default true).")
+    prompt_cache_key: str | None = _field(
+        None,
+        "Requests with the same key are served where the earlier ones were, so that their prompt "
+        "cache is reused (with upstream servers: the same upstream).",
+        max_length=1024,
+    )
     background: bool | None = _field(None, "Answer at once with a queued response; poll GET for the result.")
     metadata: dict[str, str] | None = _field(None, "Up to 16 string pairs, stored with the response.")
     conversation: Any = _field(None, "Not supported: use previous_response_id.")

@@ -120,7 +120,13 @@ def _echo_offsets(text: str, entries: tuple[TokenLogprob, ...]) -> tuple[int, ..
 
 
 def choice_requests(
-    run_id: str, prompts: list, params: SamplingParams, per_prompt: int, *, echo: bool = False
+    run_id: str,
+    prompts: list,
+    params: SamplingParams,
+    per_prompt: int,
+    *,
+    echo: bool = False,
+    affinity: str | None = None,
 ) -> list[GenerationRequest]:
     """One generation per choice. Choice 0 has the run's id, choice i the id `<run id>-<i>`;
     with a seed, choice i uses seed + i so that choices differ but stay reproducible."""
@@ -135,6 +141,7 @@ def choice_requests(
                     params=dataclasses.replace(params, seed=seed),
                     echo=echo,
                     request_id=run_id if index == 0 else f"{run_id}-{index}",
+                    affinity=affinity,
                 )
             )
     return requests

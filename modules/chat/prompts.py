@@ -20,7 +20,7 @@ from modules.chat.messages import ChatMessage
 from modules.chat.placeholders import fill_placeholders
 from modules.chat.reasoning import split_reasoning, strip_reasoning
 from modules.chat.templates import InstructionTemplate, TemplateStore
-from modules.engines.base import ModelInfo
+from modules.engines.base import ModelInfo, most_tokens
 from modules.errors import ContextOverflow, InvalidRequest
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,8 @@ def fit(
 
     def attempt(cut: int) -> str | None:
         prompt = builder.build(history[cut:])
-        return prompt if count_tokens(prompt) <= budget else None
+        fits = most_tokens(prompt) <= budget or count_tokens(prompt) <= budget
+        return prompt if fits else None
 
     if (whole := attempt(0)) is not None:
         return Fitted(whole, 0)

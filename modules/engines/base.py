@@ -25,6 +25,14 @@ def new_request_id(prefix: str = "gen") -> str:
     return f"{prefix}{separator}{secrets.token_hex(12)}"
 
 
+def most_tokens(text: str) -> int:
+    """At least `count_tokens(text)`, for any engine, without asking it: no tokenizer makes
+    more tokens of a text than it has UTF-8 bytes, plus one for a leading space marker
+    (SentencePiece). Counting can cost a round trip to another machine; a text shorter than
+    the room it needs does not have to be counted."""
+    return len(text.encode("utf-8", "surrogatepass")) + 1
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """How to pick tokens and when to stop. Defaults mean "no effect"."""
@@ -89,6 +97,10 @@ class GenerationRequest:
     echo: bool = False  # first emit the prompt itself (with its logprobs, if asked)
     request_id: str = field(default_factory=new_request_id)
     timeout: float | None = None  # seconds from submission until the request is cancelled
+    # Requests with the same key belong together (one conversation): an engine with several
+    # places to run them (a pool of upstream servers) keeps them in one place, where the
+    # prompt cache of the earlier turns is. A hint; engines with one place ignore it.
+    affinity: str | None = None
 
 
 @dataclass(frozen=True)

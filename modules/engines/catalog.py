@@ -1,4 +1,4 @@
-"""The catalog of text models: the built-in one and every model file in the model folder.
+"""The catalog of local text models: the built-in one and every model file in the model folder.
 
 Clients name models by id: the file name without its extension ("Phi-3 Mini Instruct"
 for "Phi-3 Mini Instruct.gguf"). A projector (mmproj) beside a model is paired with it.
@@ -22,11 +22,15 @@ _SPLIT_PART = re.compile(r"-(\d{5})-of-\d{5}$")
 @dataclass(frozen=True)
 class ModelSpec:
     id: str
-    path: Path
+    path: Path | None  # None: the model is not a file here (it runs on upstream servers)
     loader: str
-    source: str  # "builtin", "model_dir" or "path"
+    source: str  # "builtin", "model_dir", "path" or "upstream"
     mmproj: Path | None = None  # its projector: the model then reads images
     mmproj_found: bool = False  # paired by its name and place, not named by the user
+
+    @property
+    def file_name(self) -> str:
+        return self.path.name if self.path is not None else ""
 
 
 def is_projector(path: Path) -> bool:

@@ -1,11 +1,15 @@
 """Which text models exist, which are loaded, and loading/unloading them on demand.
 
-The catalog (catalog.py) is the built-in model plus every model file in the model folder.
+The catalog (catalog.py) is the built-in model plus every model file in the model folder,
+and the models of the upstream servers (modules/engines/remote), unless Hearth serves no
+local models (--no-local-model). A model the upstreams serve wins over a local one of the
+same id (the upstreams were asked for; a local file stays reachable by its file name).
+
 A request for a model loads it if needed; one for a model that is loading waits for that
 load. At most `max_loaded` models stay loaded: loading another unloads the least recently
-used one that is idle, and waits while every loaded model is busy (residency.py). An
-idle model also goes once its keep-alive has passed (`unload_expired`, which the app's
-IdleUnloader calls).
+used one that is idle, and waits while every loaded model is busy (residency.py). Remote
+models hold no memory here and do not count. An idle model also goes once its keep-alive
+has passed (`unload_expired`, which the app's IdleUnloader calls).
 
 A load's options are layered: the server's (flags), the model's entry in models.yaml
 (model_table.py), and the `args` of the last load request for that model, which it keeps
@@ -23,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import HearthError, InvalidRequest, ModelNotFound, Unavailable, shown
 from ..model_table import ModelRule, settings_for
@@ -39,7 +44,7 @@ from .catalog import (
 )
 from .crossthread import Mailer
 from .load_args import LoadArgs, apply_args
-from .registry import Loader, LoadOptions
+from .registry import REMOTE, Loader, LoadOptions
 from .residency import Residency
 
 __all__ = [
@@ -69,6 +74,12 @@ ROOM_POLL_SECONDS = 0.05  # how often a load waiting for room looks again
 ROOM_WAIT_SECONDS = 600.0  # how long at most (the request's timeout when it has one)
 
 
+class ModelSource(Protocol):
+    """Models served elsewhere (the fleet of upstream servers)."""
+
+    def model_names(self) -> list[str]: ...
+
+
 class ModelManager:
     def __init__(
         self,
@@ -86,6 +97,8 @@ class ModelManager:
         model_table: Sequence[ModelRule] = (),
         lora_dir: Path | None = None,
         loras: Sequence[str] = (),
+        local: bool = True,
+        remote: ModelSource | None = None,
     ) -> None:
         if default_loader not in loaders:
             raise InvalidRequest(f"Unknown loader {default_loader!r}; known: {', '.join(loaders)}")
@@ -99,6 +112,8 @@ class ModelManager:
         self._model_table = tuple(model_table)
         self._lora_dir = lora_dir
         self._loras = tuple(loras)  # adapters every model runs under when it loads
+        self._local = local
+        self._remote = remote
         self._lock = threading.Lock()
         self._room = threading.Lock()  # one load at a time chooses whom to unload for room
         self._loaded: OrderedDict[str, TextEngine] = OrderedDict()  # least recently used first
@@ -112,8 +127,14 @@ class ModelManager:
         self.on_change: Callable[[], None] = lambda: None  # the idle unloader's wake-up
         self._preferred: ModelSpec | None = None
         self._mmproj = mmproj  # --mmproj: the projector of the --model (or default) model
+        self._preferred_name: str | None = None  # --model naming a remote model not listed yet
         if preferred:
-            self._preferred = self._spec_for_flag(preferred)
+            try:
+                self._preferred = self._spec_for_flag(preferred)
+            except ModelNotFound:
+                if self._remote is None:
+                    raise
+                self._preferred_name = preferred
 
     # --- The catalog --------------------------------------------------------------------------
 
@@ -134,19 +155,26 @@ class ModelManager:
         return self._default_loader
 
     def catalog(self) -> list[ModelSpec]:
-        """Every model Hearth can serve: loaded ones first, then the model folder, then built-in."""
+        """Every model Hearth can serve: loaded ones first, then --model, the upstreams'
+        models, the model folder, the built-in one."""
         specs: dict[str, ModelSpec] = {}
         if self._preferred:
             specs[self._preferred.id] = self._preferred
-        for spec in discover(self._model_dir, self._loaders):
-            specs.setdefault(spec.id, spec)
-        builtin = builtin_model_path()
-        if builtin:
-            specs.setdefault(BUILTIN_ID, ModelSpec(BUILTIN_ID, builtin, "llama.cpp", "builtin"))
-        if self._mmproj is not None:  # --mmproj names the default model's projector
-            first = self._preferred.id if self._preferred else BUILTIN_ID
-            if first in specs:
-                specs[first] = dataclasses.replace(specs[first], mmproj=self._mmproj, mmproj_found=False)
+        if self._remote is not None:
+            for name in self._remote.model_names():
+                specs[name] = ModelSpec(name, None, REMOTE, "upstream")
+        if self._local:
+            for spec in discover(self._model_dir, self._loaders):
+                if specs.get(spec.id, spec).path is None:  # a remote model has the id: use the file name
+                    spec = dataclasses.replace(spec, id=spec.path.name)
+                specs.setdefault(spec.id, spec)
+            builtin = builtin_model_path()
+            if builtin:
+                specs.setdefault(BUILTIN_ID, ModelSpec(BUILTIN_ID, builtin, "llama.cpp", "builtin"))
+            if self._mmproj is not None:  # --mmproj names the default model's projector
+                first = self._preferred.id if self._preferred else BUILTIN_ID
+                if first in specs:
+                    specs[first] = dataclasses.replace(specs[first], mmproj=self._mmproj, mmproj_found=False)
         loaded = [specs[name] for name in reversed(self._loaded) if name in specs]
         return loaded + [spec for spec in specs.values() if spec.id not in self._loaded]
 
@@ -154,8 +182,8 @@ class ModelManager:
         specs = self.catalog()
         for match in (
             lambda s: s.id == name,
-            lambda s: s.path.name == name,
-            lambda s: s.id.lower() == name.lower() or s.path.name.lower() == name.lower(),
+            lambda s: s.file_name == name,
+            lambda s: s.id.lower() == name.lower() or s.file_name.lower() == name.lower(),
         ):
             found = [spec for spec in specs if match(spec)]
             if found:
@@ -182,6 +210,8 @@ class ModelManager:
     def default_spec(self) -> ModelSpec:
         if self._preferred:
             return self._preferred
+        if self._preferred_name:
+            return self.resolve(self._preferred_name)
         specs = self.catalog()
         builtin = [s for s in specs if s.source == "builtin"]
         if builtin or specs:
@@ -325,11 +355,12 @@ class ModelManager:
         self._progress[spec.id] = 0.0
         reporter = LOAD_PROGRESS.set(lambda fraction: self._progress.__setitem__(spec.id, fraction))
         try:
-            with self._room:
-                self._make_room(spec.id, options.request_timeout or ROOM_WAIT_SECONDS)
-                with self._lock:
-                    self._admitted.add(spec.id)
-            log.info("loading model %s from %s", spec.id, spec.path)
+            if self._loaders[spec.loader].resident:
+                with self._room:
+                    self._make_room(spec.id, options.request_timeout or ROOM_WAIT_SECONDS)
+                    with self._lock:
+                        self._admitted.add(spec.id)
+            log.info("loading model %s from %s", spec.id, spec.path or "its upstream servers")
             engine = self._loaders[spec.loader].load(
                 spec.id, spec.path, options, self._mailer, self._observer
             )
@@ -355,7 +386,7 @@ class ModelManager:
     def _options_for(self, spec: ModelSpec, args: LoadArgs | None) -> LoadOptions:
         """The server's options, then the model's models.yaml settings, then the request's."""
         options = dataclasses.replace(self._options, mmproj=spec.mmproj, mmproj_optional=spec.mmproj_found)
-        for layer in (settings_for(self._model_table, spec.id, spec.path.name), args):
+        for layer in (settings_for(self._model_table, spec.id, spec.file_name), args):
             if layer is not None:
                 options = apply_args(options, layer, self.model_file, spec.id)
         return options
@@ -366,12 +397,11 @@ class ModelManager:
         deadline = time.monotonic() + patience
         while True:
             with self._lock:
-                others = len(self._loaded) + len(self._admitted - {loading})
+                resident = [n for n in self._loaded if self._is_resident(n)]
+                others = len(resident) + len(self._admitted - {loading})
                 if others < self._max_loaded:
                     return
-                victim = next(
-                    (n for n, engine in self._loaded.items() if not self._residency.busy(n, engine)), None
-                )
+                victim = next((n for n in resident if not self._residency.busy(n, self._loaded[n])), None)
             if victim is not None:
                 log.info("unloading %s to make room for %s", victim, loading)
                 self.unload(victim)
@@ -383,6 +413,10 @@ class ModelManager:
                     headers={"Retry-After": "5"},
                 )
             time.sleep(ROOM_POLL_SECONDS)
+
+    def _is_resident(self, name: str) -> bool:
+        loader = self._loaders.get(self._loaded[name].info.loader) if name in self._loaded else None
+        return loader.resident if loader is not None else True
 
     def unload(self, name: str | None = None) -> list[str]:
         """Unload one model (or all of them); their running generations are cancelled."""

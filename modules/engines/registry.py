@@ -66,7 +66,10 @@ class LoadOptions:
 class Loader:
     name: str
     suffixes: tuple[str, ...]  # model files this loader can open
-    load: Callable[[str, Path, LoadOptions, Mailer, GenerationObserver | None], TextEngine]
+    load: Callable[[str, Path | None, LoadOptions, Mailer, GenerationObserver | None], TextEngine]
+    # Whether a loaded model takes this machine's memory: only those count against the
+    # models kept loaded at once (a model on upstream servers takes none here).
+    resident: bool = True
 
 
 def _load_llamacpp(
@@ -110,6 +113,25 @@ def _load_llamacpp(
     return LlamaCppEngine(name, path, context, mailer, observer)
 
 
-def default_loaders() -> dict[str, Loader]:
+def _remote_loader(fleet) -> Loader:
+    def load(
+        name: str,
+        path: Path | None,
+        options: LoadOptions,
+        mailer: Mailer,
+        observer: GenerationObserver | None,
+    ) -> TextEngine:
+        return fleet.engine(name, options, observer)
+
+    return Loader(REMOTE, (), load, resident=False)
+
+
+REMOTE = "remote"
+
+
+def default_loaders(fleet=None) -> dict[str, Loader]:
+    """The loaders; with a fleet of upstream servers (modules/engines/remote), `remote` too."""
     loaders = [Loader("llama.cpp", (".gguf",), _load_llamacpp)]
+    if fleet is not None:
+        loaders.append(_remote_loader(fleet))
     return {loader.name: loader for loader in loaders}

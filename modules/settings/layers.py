@@ -62,8 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
         if _is_bool(annotation):
             parser.add_argument(meta["flag"], dest=meta["name"], help=help_text, action=_Switch)
         elif _is_list(annotation):
-            parser.add_argument(
-                meta["flag"], dest=meta["name"], help=help_text, nargs="*", metavar=meta["metavar"]
+            parser.add_argument(  # repeating the flag adds to the list
+                meta["flag"],
+                dest=meta["name"],
+                help=help_text,
+                nargs="*",
+                action="extend",
+                metavar=meta["metavar"],
             )
         else:
             default = meta["default"]

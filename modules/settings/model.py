@@ -178,6 +178,26 @@ class Settings(BaseModel):
         metavar="SECONDS",
     )
 
+    # --- Upstream servers (docs/deployment.md) ------------------------------------------
+    upstream: list[str] = _opt(
+        [],
+        "An OpenAI-compatible server whose models Hearth serves too (llama-server, vLLM, "
+        "Ollama, another Hearth): NAME=URL or URL, repeatable; servers with the same model form "
+        "one pool. Keys: HEARTH_UPSTREAM_<NAME>_KEY or the upstreams file.",
+        metavar="NAME=URL",
+    )
+    upstreams_file: Path | None = _opt(
+        None,
+        "File of upstream servers, their keys, capacities and health checks "
+        "(default: USER_DATA_DIR/upstreams.yaml if it exists).",
+        metavar="FILE",
+    )
+    local_model: bool = _opt(
+        True,
+        "Serve models from this machine (the model folder and the built-in model); "
+        "--no-local-model makes Hearth a front end for its upstream servers only.",
+    )
+
     # --- Web UI -----------------------------------------------------------------------
     listen: bool = _opt(False, "Listen on all network interfaces instead of loopback only.")
     listen_host: str | None = _opt(None, "Address to listen on (implies --listen).", metavar="HOST")

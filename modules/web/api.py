@@ -140,7 +140,7 @@ def _status_routes(api: Blueprint) -> None:
         catalog = []
         for spec in hearth.models.catalog():
             try:
-                size = spec.path.stat().st_size
+                size = spec.path.stat().st_size if spec.path is not None else None
             except OSError:
                 size = None
             state = states.get(spec.id, {"state": "unloaded"})
@@ -148,13 +148,16 @@ def _status_routes(api: Blueprint) -> None:
             catalog.append(
                 {
                     "id": spec.id,
-                    "file": spec.path.name,
+                    "file": spec.file_name,
                     "source": spec.source,
                     "loader": spec.loader,
                     "size": size,
                     "loaded": state["state"] == "loaded",
                     **state,
                     "args": args.given() if args is not None else {},
+                    "upstreams": hearth.fleet.upstream_names(spec.id)
+                    if hearth.fleet is not None and spec.path is None
+                    else None,
                 }
             )
         options = load_options(hearth.settings)  # what a load without arguments uses

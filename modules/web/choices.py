@@ -13,7 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from modules.chat.files import atomic_write
+from modules.chat.files import atomic_write, folder_lock
 from modules.chat.names import validate_name
 from modules.errors import InvalidRequest
 from modules.settings import Settings
@@ -73,6 +73,13 @@ def settings_file(settings: Settings) -> Path:
 
 
 def save_choices(path: Path, choices: UiChoices) -> None:
+    """Write the choices into the settings file, keeping its other keys. The folder's lock is
+    held from reading to writing: two workers saving at once both keep their change."""
+    with folder_lock(path.parent):
+        _save_choices(path, choices)
+
+
+def _save_choices(path: Path, choices: UiChoices) -> None:
     data: dict = {}
     if path.is_file():
         try:

@@ -32,7 +32,7 @@ from modules.chat.chat_log import (
 from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
 from modules.chat.replies import ContentDelta, ReasoningDelta
 from modules.chat.service import ChatService
-from modules.engines.base import Generation, GenerationRequest, TextEngine, Usage
+from modules.engines.base import Generation, GenerationRequest, TextEngine, Usage, most_tokens
 from modules.errors import HearthError, InvalidRequest
 
 from .presets import Sampling
@@ -167,10 +167,17 @@ def start_turn(chat: ChatService, engine: TextEngine, request: TurnRequest) -> T
         max_tokens=min(wanted, n_ctx // 2),
         request_state=request.state,
     )
-    prompt_tokens = engine.count_tokens(prepared.prompt) + 1  # + BOS
-    max_tokens = wanted if prompt_tokens + wanted <= n_ctx else None  # None: to the context's end
+
+    def room_for(tokens: int) -> bool:  # + BOS
+        return tokens + 1 + wanted <= n_ctx
+
+    # Counted only when it may not fit (counting a remote model's prompt is a round trip).
+    fits = room_for(most_tokens(prepared.prompt)) or room_for(engine.count_tokens(prepared.prompt))
+    max_tokens = wanted if fits else None  # None: to the context's end
     params = request.sampling.params(max_tokens=max_tokens, stop=prepared.stop, grammar=prepared.grammar)
-    generation = engine.generate(GenerationRequest(prepared.prompt, params))
+    # The chat's turns meet its prompt cache (on an engine with several places to run them).
+    affinity = f"chat:{request.mode}:{request.character}:{request.chat_id}"
+    generation = engine.generate(GenerationRequest(prepared.prompt, params, affinity=affinity))
     if request.action == "send" and request.text:
         shown = prepared.visible_text if prepared.visible_text is not None else request.text
         try:

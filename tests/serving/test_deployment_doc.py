@@ -12,13 +12,23 @@ from modules.settings import all_fields, load_settings
 
 DOC = (PROJECT_ROOT / "docs" / "deployment.md").read_text()
 ADDRESS = re.compile(r"ADDR|\d+\.\d+\.\d+\.\d+|::1|::")
-OTHER_TOOLS_FLAGS = {  # gunicorn's, cloudflared's, openssl's and curl's, quoted in the page
+OTHER_TOOLS_FLAGS = {  # other programs' flags quoted in the page: gunicorn, cloudflared, openssl, curl
     "--certfile",
     "--keyfile",
     "--graceful-timeout",
     "--no-autoupdate",
     "--url",
     "--cacert",
+    # llama-server's, vLLM's and llama-cpp-python's (--interrupt_requests, --logits_all), for
+    # the fleet's upstreams
+    "--alias",
+    "--host",
+    "--port",
+    "--jinja",
+    "--threads-http",
+    "--max-num-seqs",
+    "--interrupt",
+    "--logits",
 }
 
 

@@ -145,7 +145,7 @@ class Scheduler:
         self._projector.tokenize(parts, tokenized)
 
     def _check_room(self) -> None:
-        waiting = len(self._jobs) - sum(1 for slot in self._slots if slot.job is not None)
+        waiting = self._queued()
         if waiting >= self._options.queue_size:
             raise Overloaded(
                 f"The model is busy: {waiting} requests are already waiting. Retry shortly.",
@@ -177,9 +177,14 @@ class Scheduler:
         return EngineStats(
             slots=len(self._slots),
             busy_slots=busy,
-            queued=max(0, len(self._jobs) - busy),
+            queued=self._queued(),
             cached_prompts=len(self._prompt_cache),
         )
+
+    def _queued(self) -> int:
+        """Jobs that wait for a slot: those beyond the slots (one on its way to a free slot,
+        gathered with its burst, does not wait for one)."""
+        return max(0, len(self._jobs) - len(self._slots))
 
     def stop(self) -> None:
         """Cancel everything, free the context, and end the thread."""

@@ -31,8 +31,9 @@ function render(status) {
   if (!$("load-ctx").value) $("load-ctx").value = status.model?.n_ctx ?? defaults.ctx_size ?? "";
   if (!$("load-threads").value) $("load-threads").value = defaults.threads ?? "";
   const rows = catalog.map((m) => el("tr", {},
-    el("td", {}, el("strong", { text: m.id }), m.source === "builtin" ? el("span", { class: "badge", text: "Built-in" }) : null),
-    el("td", {}, el("code", { text: m.file })),
+    el("td", {}, el("strong", { text: m.id }), m.source === "builtin" ? el("span", { class: "badge", text: "Built-in" })
+      : m.source === "upstream" ? el("span", { class: "badge", text: "Remote" }) : null),
+    el("td", {}, m.upstreams ? el("span", { class: "muted", text: m.upstreams.join(", ") }) : el("code", { text: m.file })),
     el("td", { text: formatBytes(m.size) }),
     el("td", {}, stateBadge(m)),
     el("td", { class: "actions" }, m.loaded
