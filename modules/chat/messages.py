@@ -17,6 +17,25 @@ DEFAULT_CHAT_INSTRUCT_COMMAND = (
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file in a user message, read into text (modules/chat/documents.py). The prompt gets
+    the text (cut to fit the context where needed); the UI shows the name."""
+
+    name: str
+    kind: str  # "text" | "markdown" | "code" | "pdf" | "docx" | "html"
+    text: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Attachment:
+        return cls(
+            str(data.get("name") or "file"), str(data.get("kind") or "text"), str(data.get("text") or "")
+        )
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     role: str  # "system" | "user" | "assistant" | "tool"
     content: str
@@ -27,6 +46,14 @@ class ChatMessage:
     # A saved reply's data from extensions (the hooks' `state["extras"]`, e.g. LocalDocs'
     # sources): kept in the chat file, shown by the UI, never part of a prompt.
     extras: dict[str, Any] = field(default_factory=dict)
+    # Files the user attached (their text goes into the prompt, after the hooks).
+    attachments: tuple[Attachment, ...] = ()
+    # What a saved chat knows about its messages (never part of a prompt, and not part of a
+    # message's equality): its id in the chat (versions and edits name it), when it was
+    # written (seconds since the epoch) and which model wrote a reply.
+    id: int | None = field(default=None, compare=False)
+    time: float | None = field(default=None, compare=False)
+    model: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict:
         """The OpenAI message shape (only the fields that are set), plus `extras` if any."""
@@ -102,3 +129,5 @@ class PreparedPrompt:
     # it (chat_input_modifier's visible_text; None when the request had no new message).
     state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     visible_text: str | None = None
+    # What the user should know about this prompt: files cut or left out to fit the context.
+    notices: tuple[str, ...] = ()

@@ -37,11 +37,17 @@ def install_error_handlers(api: Blueprint) -> None:
             400: "The request could not be read.",
             404: "Not found.",
             405: f"{request.method} is not allowed here.",
-            413: f"The upload is too large (the limit is {MAX_UPLOAD_BYTES // (1024 * 1024)} MB).",
+            413: f"The upload is too large (the limit is {_upload_limit() // (1024 * 1024)} MB).",
         }
         return error_response(
             messages.get(error.code or 500, error.description or "Error."), error.code or 500
         )
+
+
+def _upload_limit() -> int:
+    """The endpoint's upload limit (its body limit less the room kept for form fields)."""
+    limit = request.max_content_length
+    return max(limit - 1024 * 1024, 1) if limit else MAX_UPLOAD_BYTES
 
 
 def json_body(model: type[Model]) -> Model:

@@ -50,7 +50,9 @@ def site(tmp_path_factory, model_dir):
 
 
 def open_chat(page, url: str) -> None:
-    page.goto(url)
+    """Open the chat page with the Assistant character (a newcomer without one starts in
+    instruct mode: test_ui_browser_first_minute.py)."""
+    page.goto(url if "?" in url else url + "?character=Assistant")
     page.wait_for_selector("#chat-list .chat-item.active")
     page.wait_for_selector("#messages .message, #messages .empty-chat")
 
@@ -263,7 +265,7 @@ def test_new_chat_switch_back_and_find_it_after_a_restart(ui_server, new_page):
 
     first_server.stop()
     second_server = ui_server()  # the same user_data, new ports
-    page.goto(second_server.ui_url + "/")
+    page.goto(second_server.ui_url + "/?character=Assistant")  # a new origin: a newcomer's page
     page.wait_for_selector("#chat-list .chat-item")
     titles = page.locator("#chat-list .chat-name").all_inner_texts()
     assert "The first chat" in titles and "The second chat" in titles

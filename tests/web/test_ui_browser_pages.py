@@ -350,7 +350,7 @@ def test_login_in_the_browser_guards_the_page_and_the_socket(ui_server, new_page
     page.fill("input[name=password]", "secret")
     page.click("button[type=submit]")
     page.wait_for_selector(".char-card")  # back where we wanted to go
-    page.goto(site.ui_url + "/")
+    page.goto(site.ui_url + "/?character=Assistant")
     page.wait_for_selector("#messages .message")
     page.fill("#param-max_tokens", "5")
     page.fill("#input", "Logged in")
