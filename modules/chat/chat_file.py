@@ -174,30 +174,37 @@ def textgen_messages(data: Mapping) -> tuple[tuple[ChatMessage, ...], tuple[Bran
         meta = metadata.get(f"{role}_{row}")
         meta = meta if isinstance(meta, dict) else {}
         parent = messages[-1].id if messages else None
-        message = ChatMessage(
-            role,
-            text,
-            id=next_free,
-            time=_textgen_time(meta.get("timestamp")),
-            model=str(meta["model_name"])[:200] if meta.get("model_name") else None,
-            attachments=tuple(
-                _textgen_attachment(a)
-                for a in meta.get("attachments") or ()
-                if isinstance(a, dict) and a.get("type") != "image"  # no image input yet
-            ),
-        )
-        next_free += 1
-        versions = [v for v in meta.get("versions") or () if isinstance(v, dict)]
+        # Ids follow its order of versions, so "2/3" there is 2/3 here.
+        found = meta.get("versions") or ()
+        others = [v for v in found if isinstance(v, dict) and isinstance(v.get("content"), str)]
         current = meta.get("current_version_index")
-        for k, version in enumerate(versions):
-            if k == current or not isinstance(version.get("content"), str) or version["content"] == text:
-                continue
-            other = ChatMessage(
-                role, version["content"], id=next_free, time=_textgen_time(version.get("timestamp"))
-            )
+        fits = isinstance(current, int) and 0 <= current < len(others) and others[current]["content"] == text
+        if not fits:
+            current = next((k for k, v in enumerate(others) if v["content"] == text), len(others))
+        own = None
+        for k in range(max(len(others), current + 1)):
+            if k == current:
+                own = next_free
+            else:
+                version = others[k]
+                when = _textgen_time(version.get("timestamp"))
+                other = ChatMessage(role, version["content"], id=next_free, time=when)
+                branches.append(Branch(other, parent))
             next_free += 1
-            branches.append(Branch(other, parent))
-        messages.append(message)
+        messages.append(
+            ChatMessage(
+                role,
+                text,
+                id=own,
+                time=_textgen_time(meta.get("timestamp")),
+                model=str(meta["model_name"])[:200] if meta.get("model_name") else None,
+                attachments=tuple(
+                    _textgen_attachment(a)
+                    for a in meta.get("attachments") or ()
+                    if isinstance(a, dict) and a.get("type") != "image"  # no image input yet
+                ),
+            )
+        )
 
     for row, pair in enumerate(pairs):
         if not isinstance(pair, list | tuple):

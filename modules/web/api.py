@@ -30,7 +30,7 @@ from .chat_transfer import MAX_IMPORT_BYTES, register_transfer_routes
 from .chats import register_chat_routes
 from .choices import UiChoices, save_choices, settings_file
 from .files import MAX_FILE_BYTES, register_file_routes
-from .http import install_error_handlers, json_body
+from .http import MAX_TEXT_JSON_BYTES, install_error_handlers, json_body
 from .notebook import register_notebook_routes
 from .pictures import MAX_UPLOAD_BYTES
 from .presets import Sampling
@@ -38,7 +38,13 @@ from .state import web_state
 
 log = logging.getLogger(__name__)
 
-BODY_LIMITS = {"web.api.read_file": MAX_FILE_BYTES, "web.api.import_chat": MAX_IMPORT_BYTES}
+BODY_LIMITS = {
+    "web.api.read_file": MAX_FILE_BYTES,
+    "web.api.import_chat": MAX_IMPORT_BYTES,
+    "web.api.new_notebook": MAX_TEXT_JSON_BYTES,
+    "web.api.save_notebook": MAX_TEXT_JSON_BYTES,
+    "web.api.prompt": MAX_TEXT_JSON_BYTES,
+}
 
 
 def create_api_blueprint() -> Blueprint:

@@ -21,7 +21,7 @@ from modules.chat.versions import edit_message, index_of, path_until, switch_ver
 
 from .chats import ChatPlace, chat_json, path_json, summary_json
 from .files import AttachmentIn
-from .http import json_body
+from .http import MAX_TEXT_JSON_BYTES, json_body
 from .presets import Sampling
 from .turns import TurnRequest, chat_options
 
@@ -105,7 +105,7 @@ def register_edit_routes(api: Blueprint) -> None:
     def prompt(chat_id: str):
         """The prompt the next reply would get (with the typed text as a new message), its
         size in tokens and the model's context; `{"model": null}` when none is loaded."""
-        body = json_body(PromptPreview)
+        body = json_body(PromptPreview, MAX_TEXT_JSON_BYTES)
         place = body.place()
         validate_history_id(chat_id)
         hearth = services()

@@ -17,6 +17,7 @@ from modules.inbound import json_object
 from .pictures import MAX_UPLOAD_BYTES
 
 MAX_JSON_BYTES = 1024 * 1024
+MAX_TEXT_JSON_BYTES = 12 * 1024 * 1024  # a notebook's text, a message's files: 2 million characters
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -50,10 +51,10 @@ def _upload_limit() -> int:
     return max(limit - 1024 * 1024, 1) if limit else MAX_UPLOAD_BYTES
 
 
-def json_body(model: type[Model]) -> Model:
+def json_body(model: type[Model], limit: int = MAX_JSON_BYTES) -> Model:
     raw = request.get_data(cache=False)
-    if len(raw) > MAX_JSON_BYTES:
-        raise PayloadTooLarge("The request is too large.")
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"The request is too large (the limit is {limit // (1024 * 1024)} MB).")
     return checked(model, json_object(raw or b"{}"))
 
 

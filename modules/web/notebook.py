@@ -25,7 +25,7 @@ from modules.engines.base import Generation, GenerationRequest, TextEngine, Usag
 from modules.errors import InvalidRequest
 from modules.notebooks import MAX_TEXT, MAX_TITLE, Notebook, NotebookStore, checked_text
 
-from .http import json_body
+from .http import MAX_TEXT_JSON_BYTES, json_body
 from .presets import Sampling
 from .state import web_state
 from .turns import TurnEvent
@@ -65,7 +65,7 @@ def register_notebook_routes(api: Blueprint) -> None:
 
     @api.post("/notebooks")
     def new_notebook():
-        body = json_body(NotebookNew)
+        body = json_body(NotebookNew, MAX_TEXT_JSON_BYTES)
         return jsonify(notebook_json(web_state().notebooks.new(title=body.title, text=body.text))), 201
 
     @api.get("/notebooks/<notebook_id>")
@@ -75,7 +75,7 @@ def register_notebook_routes(api: Blueprint) -> None:
     @api.put("/notebooks/<notebook_id>")
     def save_notebook(notebook_id: str):
         """Save the text and/or the title (the page saves as you type)."""
-        body = json_body(NotebookEdit)
+        body = json_body(NotebookEdit, MAX_TEXT_JSON_BYTES)
 
         def change(n: Notebook) -> Notebook:
             return dataclasses.replace(

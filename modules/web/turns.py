@@ -75,7 +75,7 @@ class Plan:
     after: int | None = None  # the reply follows this message (send, regenerate)
     grows: int | None = None  # continue: the message that grows
     user: ChatMessage | None = None  # send: the user's message to save at the start
-    user_at: int | None = None  # ...as a new version of the message at this place
+    replaces: int | None = None  # ...as a new version of this message (edit and send)
 
 
 class Turn:
@@ -235,14 +235,17 @@ def _save_user_message(store, request: TurnRequest, prepared: PreparedPrompt, pl
     assert user is not None
     if prepared.visible_text is not None:
         user = dataclasses.replace(user, content=prepared.visible_text)
-    if plan.user_at is None:
-        change = lambda c: append_exchange(c, user)  # noqa: E731
-    else:
-        at = plan.user_at
-        change = lambda c: add_version(c, at, user)  # noqa: E731
+    place: list[int] = []
+
+    def change(chat: Chat) -> Chat:
+        if plan.replaces is None:
+            place.append(len(chat.messages))
+            return append_exchange(chat, user)
+        place.append(index_of(chat, plan.replaces))  # where it is now (another tab may have edited)
+        return add_version(chat, place[0], user)
+
     saved = store.update(request.mode, request.character, request.chat_id, change)
-    mine = saved.messages[-1] if plan.user_at is None else saved.messages[plan.user_at]
-    return dataclasses.replace(plan, after=mine.id)
+    return dataclasses.replace(plan, after=saved.messages[place[0]].id)
 
 
 def plan_turn(current: Chat, request: TurnRequest) -> Plan:
@@ -260,7 +263,7 @@ def plan_turn(current: Chat, request: TurnRequest) -> Plan:
             if not text and not old.attachments:
                 raise InvalidRequest("Type a message first.", param="text")
             user = ChatMessage("user", text, attachments=request.attachments or old.attachments)
-            return Plan([*messages[:at], user], user=user, user_at=at)
+            return Plan([*messages[:at], user], user=user, replaces=old.id)
         if text or request.attachments:
             user = ChatMessage("user", text, attachments=request.attachments)
             return Plan([*messages, user], user=user)
