@@ -8,7 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
-from ui_helpers import new_chat, open_chat, screenshot, send, set_max_tokens, wait_reply_done
+from ui_helpers import (
+    THINKING_TEMPLATE,
+    new_chat,
+    open_chat,
+    screenshot,
+    send,
+    set_max_tokens,
+    wait_reply_done,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -149,3 +157,24 @@ def test_textgen_history_imports_with_times_and_model(site, new_page, tmp_path):
     bad.write_text("{nope")
     page.set_input_files("#import-input", str(bad))
     page.wait_for_selector(".toast-error:has-text('not valid JSON')")
+
+
+def test_the_thinking_switch_shows_where_the_template_reads_it(site, new_page):
+    folder = site.extra["user_data"] / "instruction-templates"
+    folder.mkdir(exist_ok=True)
+    (folder / "Thinker.yaml").write_text(THINKING_TEMPLATE)
+    page = new_page()
+    page.goto(site.ui_url + "/")
+    page.wait_for_selector("#chat-list .chat-item.active")
+    assert page.is_hidden("#thinking-field")  # the model's own template reads no switch
+    page.select_option("#template", "Thinker")
+    page.wait_for_selector("#thinking-field", state="visible")
+    assert page.is_hidden("#effort-field")
+    page.select_option("#thinking", "off")
+    page.click("#chat-menu-button")
+    page.click("[data-action='prompt']")
+    page.wait_for_selector("#prompt-dialog[open]")
+    assert "</think>" in page.inner_text("#prompt-text")
+    page.keyboard.press("Escape")
+    page.click("#mode-switch [data-mode='chat']")  # no template in chat mode: no switch
+    page.wait_for_selector("#thinking-field", state="hidden")

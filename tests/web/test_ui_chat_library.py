@@ -9,6 +9,7 @@ import logging
 
 import pytest
 from document_files import docx_bytes, pdf_bytes
+from ui_helpers import THINKING_TEMPLATE
 
 from modules.chat import chat_log, versions
 from modules.chat.messages import ChatMessage
@@ -267,3 +268,19 @@ def test_the_notebook_page_and_the_newcomers_mode(ui):
     assert page.status_code == 200 and b'id="notebook-text"' in page.data
     boot = json.loads(ui.get("/").data.split(b'id="boot">')[1].split(b"</script>")[0])
     assert boot["start_mode"] in ("chat", "instruct")
+
+
+def test_the_reasoning_switches_reach_templates_that_read_them(ui, web_app, user_data, chat):
+    folder = user_data / "instruction-templates"
+    folder.mkdir(exist_ok=True)
+    (folder / "Thinker.yaml").write_text(THINKING_TEMPLATE)
+    boot = json.loads(ui.get("/").data.split(b'id="boot">')[1].split(b"</script>")[0])
+    assert boot["template_switches"] == {"Thinker": ["enable_thinking"]}  # the shipped ones read none
+    web_app.extensions["hearth"].models.engine()
+    body = {**INSTRUCT, "instruction_template": "Thinker", "sampling": {"max_tokens": 32}}
+    plain = ui.post(f"/ui/api/chats/{chat}/prompt", json=body).get_json()["prompt"]
+    off = ui.post(f"/ui/api/chats/{chat}/prompt", json={**body, "enable_thinking": False})
+    off = off.get_json()["prompt"]
+    assert "<think>" not in plain and off.endswith("<think>\n\n</think>\n\n")
+    status = ui.get("/ui/api/status").get_json()
+    assert status["model"]["template_switches"] == []  # the tiny model's ChatML reads neither

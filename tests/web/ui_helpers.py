@@ -123,3 +123,17 @@ def wait_reply_done(page, timeout: float = 60_000) -> None:
 
 def last_reply(page) -> str:
     return page.locator(".message.assistant .content").last.inner_text()
+
+
+# A template that reads `enable_thinking` (as Qwen3's does): off, the reply starts after an
+# empty think block.
+THINKING_TEMPLATE = """instruction_template: |-
+  {%- for m in messages %}<|im_start|>{{ m.role }}
+  {{ m.content }}<|im_end|>
+  {% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
+  {% if enable_thinking is defined and enable_thinking is false %}<think>
+
+  </think>
+
+  {% endif %}{% endif %}
+"""

@@ -11,6 +11,7 @@ import {
   replacePathFrom, stickToBottom, views,
 } from "./chat-view.js";
 import { autosize, clearFiles, takeFiles } from "./composer.js";
+import { MarkdownStream } from "./markdown.js";
 
 const input = $("input");
 const sendButton = $("send");
@@ -182,7 +183,10 @@ function paint(gen) {
     autosize();
     return;
   }
-  if (gen.text) fillContent(gen.view, gen.text);
+  if (gen.text) {
+    gen.stream ??= new MarkdownStream(gen.view.content); // finished blocks are kept, not redone
+    gen.stream.update(gen.text);
+  }
   fillReasoning(gen.view, gen.reasoning);
   follow();
 }
@@ -198,8 +202,8 @@ function finishGeneration(message) {
     autosize();
     input.focus();
   } else if (gen.view && message.saved && message.messages && message.at != null) {
-    gen.view.article.remove();
-    replacePathFrom(message.at, message.messages);
+    const last = message.at + message.messages.length - 1; // the reply: the view it streamed into
+    replacePathFrom(message.at, message.messages, new Map([[last, gen.view]]));
     shown = views.get(state.chat.messages.length - 1) || null;
     if (shown) {
       fillReasoning(shown, gen.reasoning);
@@ -257,11 +261,12 @@ export function setBusy(busy) {
   sendButton.title = busy ? "Stop (Esc)" : "Send (Enter)";
   for (const id of ["new-chat", "new-incognito", "character-button"]) $(id).disabled = busy;
   $("mode-switch").querySelectorAll("button").forEach((b) => (b.disabled = busy));
-  updateToolbar();
+  updateToolbar(true);
 }
 
-/** The chips over the input box, and every message's actions. */
-export function updateToolbar() {
+/** The chips over the input box, and (when the page became busy or idle) every message's
+ * actions. */
+export function updateToolbar(messageActions = false) {
   const messages = state.chat?.messages || [];
   const hasUser = messages.some((m) => m.role === "user");
   const busy = Boolean(state.gen);
@@ -270,5 +275,5 @@ export function updateToolbar() {
   $("continue").disabled = busy || readOnly || messages.at(-1)?.role !== "assistant";
   $("impersonate").disabled = busy || !state.chat;
   $("remove-last").disabled = busy || readOnly || !hasUser;
-  if (state.chat) refreshActions();
+  if (state.chat && messageActions) refreshActions();
 }

@@ -1,15 +1,18 @@
 // The messages of the chat shown: each message's view (author, model, time, files, text,
 // its versions ‹ 2/3 ›, its actions), editing a message in place, and following the stream.
 //
-// Long chats stay quick: only the last BATCH messages are built when a chat opens; older
-// ones are built, a batch at a time, as the view scrolls up to them. Untrusted text (messages,
+// Long chats stay quick: only the last FIRST_BATCH messages are built when a chat opens;
+// older ones are built, a batch at a time, as the view scrolls up to them. Code is
+// highlighted when the page is idle (markdown.js). Untrusted text (messages,
 // names, file names) reaches the page as text nodes or through the sanitizing renderer.
 
 import { $, api, avatar, copyText, el, icon, iconButton, toast } from "./common.js";
 import { actions, botName, chatPlace, currentCharacter, state, userName } from "./chat-state.js";
-import { renderMarkdown } from "./markdown.js";
+import { highlightSoon, renderMarkdown } from "./markdown.js";
 
-const BATCH = 40;
+// Messages built when a chat opens, and then each time the view nears the oldest one built.
+const FIRST_BATCH = 16;
+const BATCH = 12;
 
 const messagesBox = $("messages");
 const jumpButton = $("jump-latest");
@@ -39,21 +42,28 @@ export function authorName(role) {
   return role === "tool" ? "Tool" : "System";
 }
 
+// Formatters made once: making one per message is most of the cost of a long chat's times.
+const FORMATS = {
+  time: new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" }),
+  day: new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" }),
+  year: new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" }),
+  full: new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" }),
+};
+
 /** "14:03" today, "Mar 3, 14:03" this year, else with the year. */
 export function shortTime(seconds) {
   const date = new Date(seconds * 1000);
   const now = new Date();
-  const time = date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  const time = FORMATS.time.format(date);
   if (date.toDateString() === now.toDateString()) return time;
-  const options = { month: "short", day: "numeric" };
-  if (date.getFullYear() !== now.getFullYear()) options.year = "numeric";
-  return `${date.toLocaleDateString(undefined, options)}, ${time}`;
+  const day = (date.getFullYear() === now.getFullYear() ? FORMATS.day : FORMATS.year).format(date);
+  return `${day}, ${time}`;
 }
 
 function timeNode(seconds) {
   if (!seconds) return null;
   const date = new Date(seconds * 1000);
-  return el("time", { class: "msg-time", datetime: date.toISOString(), title: date.toLocaleString(), text: shortTime(seconds) });
+  return el("time", { class: "msg-time", datetime: date.toISOString(), title: FORMATS.full.format(date), text: shortTime(seconds) });
 }
 
 // --- One message ------------------------------------------------------------------------------
@@ -70,32 +80,57 @@ function fileSize(file) {
   return `${(file.chars || 0).toLocaleString()} characters`;
 }
 
+/** The line over a message: who wrote it, with which model and when (replies), its stats. */
+function metaOf(message, stats) {
+  const meta = el("div", { class: "meta" }, el("span", { class: "author", text: authorName(message.role) }));
+  if (message.role === "assistant" && message.model) meta.append(el("span", { class: "model-tag", text: message.model }));
+  const when = message.role === "user" ? null : timeNode(message.time);
+  if (when) meta.append(when);
+  meta.append(stats);
+  return meta;
+}
+
 export function messageView(message, index) {
   const role = message.role;
   const content = el("div", { class: role === "assistant" ? "content markdown" : "content plain" });
   const reasoning = el("details", { class: "reasoning", hidden: true },
     el("summary", { text: "Thinking" }), el("div", { class: "reasoning-body" }));
   const stats = el("span", { class: "stats" });
-  const meta = el("div", { class: "meta" }, el("span", { class: "author", text: authorName(role) }));
-  if (role === "assistant" && message.model) meta.append(el("span", { class: "model-tag", text: message.model }));
-  const when = timeNode(message.time);
-  if (when && role !== "user") meta.append(when);
-  meta.append(stats);
+  const meta = metaOf(message, stats);
   const files = message.attachments?.length ? el("ul", { class: "attachments in-message" }, ...fileChips(message.attachments)) : null;
   const actionsRow = el("div", { class: "message-actions" });
   const article = el("article", {
     class: `message ${role}`, "aria-label": authorName(role), dataset: { index: String(index), id: String(message.id ?? "") },
   }, messageAvatar(role),
   el("div", { class: "message-body" }, el("div", { class: "bubble" }, meta, files, reasoning, content), actionsRow));
-  const view = { article, content, reasoning, stats, actions: actionsRow, message, index, when };
+  const when = role === "user" ? timeNode(message.time) : null; // a reply's time is in its meta
+  const view = { article, meta, content, reasoning, stats, actions: actionsRow, message, index, when };
   fillContent(view, message.content);
-  fillActions(view);
+  if (state.chat) fillActions(view);
+  return view;
+}
+
+/** A view the page already shows (the reply that was streamed into it) as the saved message. */
+function adoptView(view, message, index) {
+  view.message = message;
+  view.index = index;
+  Object.assign(view.article.dataset, { index: String(index), id: String(message.id ?? "") });
+  view.article.classList.remove("streaming");
+  view.article.removeAttribute("aria-busy");
+  const meta = metaOf(message, view.stats);
+  view.meta.replaceWith(meta);
+  view.meta = meta;
+  fillContent(view, message.content);
   return view;
 }
 
 export function fillContent(view, text) {
-  if (view.message.role === "assistant") view.content.replaceChildren(renderMarkdown(text));
-  else view.content.textContent = text;
+  if (view.message.role === "assistant") {
+    view.content.replaceChildren(renderMarkdown(text));
+    highlightSoon(view.content);
+  } else {
+    view.content.textContent = text;
+  }
 }
 
 export function fillReasoning(view, text) {
@@ -110,6 +145,7 @@ export function fillActions(view) {
   const busy = Boolean(state.gen);
   const last = index === state.chat.messages.length - 1;
   const row = [];
+  view.article.classList.toggle("has-versions", message.versions > 1); // its ‹ › always shown
   if (message.versions > 1) row.push(versionSwitch(view));
   const copy = iconButton("copy", "Copy message", async () => {
     const ok = await copyText(view.message.content);
@@ -269,7 +305,7 @@ function build(from, to, settled = true) {
 export function renderMessages() {
   views.clear();
   const messages = state.chat?.messages || [];
-  firstBuilt = Math.max(0, messages.length - BATCH);
+  firstBuilt = Math.max(0, messages.length - FIRST_BATCH);
   const built = build(firstBuilt, messages.length);
   const nodes = built.map((v) => v.article);
   if (!nodes.length) nodes.push(emptyState());
@@ -283,23 +319,35 @@ export function renderMessages() {
 /** Build the batch of older messages above the first one shown, keeping the view still. */
 function buildOlder() {
   if (firstBuilt === 0 || !state.chat) return;
+  const below = firstBuilt;
   const from = Math.max(0, firstBuilt - BATCH);
   const built = build(from, firstBuilt);
   firstBuilt = from;
-  const height = messagesBox.scrollHeight;
-  const top = messagesBox.scrollTop;
+  // Keep what is in view where it is (the browser's scroll anchoring does this too, except at
+  // the very top; measuring makes it right either way).
+  const anchor = views.get(below) ?? [...views.values()].find((v) => v.index > below);
+  const before = anchor?.article.getBoundingClientRect().top;
   sentinel.after(...built.map((v) => v.article));
   if (firstBuilt === 0) sentinel.remove();
-  messagesBox.scrollTop = top + (messagesBox.scrollHeight - height);
+  if (anchor) messagesBox.scrollTop += anchor.article.getBoundingClientRect().top - before;
   built.forEach(announceMessage);
+  requestAnimationFrame(() => { // a short batch may leave the top still near: one more
+    if (firstBuilt > 0 && sentinel.isConnected && nearTop()) buildOlder();
+  });
+}
+
+function nearTop() {
+  return sentinel.getBoundingClientRect().bottom > messagesBox.getBoundingClientRect().top - 800;
 }
 
 new IntersectionObserver((entries) => {
   if (entries.some((e) => e.isIntersecting)) buildOlder();
 }, { root: messagesBox, rootMargin: "800px 0px 0px 0px" }).observe(sentinel);
 
-/** The path from place `at` on is now `messages` (after a reply, an edit, a version switch). */
-export function replacePathFrom(at, messages) {
+/** The path from place `at` on is now `messages` (after a reply, an edit, a version switch).
+ * `reuse` maps places to views already on the page that show those messages (a streamed
+ * reply): they are kept rather than built again. */
+export function replacePathFrom(at, messages, reuse = new Map()) {
   const path = state.chat.messages;
   path.splice(at, path.length - at, ...messages);
   if (at < firstBuilt) {
@@ -307,16 +355,22 @@ export function replacePathFrom(at, messages) {
     return;
   }
   for (const [i, view] of [...views]) {
-    if (i >= at) {
+    if (i >= at && ![...reuse.values()].includes(view)) {
       view.article.remove();
       views.delete(i);
     }
   }
   messagesBox.querySelector(".empty-chat")?.remove();
-  const built = build(at, path.length, false);
-  messagesBox.append(...built.map((v) => v.article));
+  const shown = [];
+  for (let i = at; i < path.length; i += 1) {
+    if (!shownAt(i)) continue;
+    const view = reuse.has(i) ? adoptView(reuse.get(i), path[i], i) : messageView(path[i], i);
+    views.set(i, view);
+    messagesBox.append(view.article); // in order (a kept view moves to its place)
+    shown.push(view);
+  }
   if (!views.size) messagesBox.append(emptyState());
-  built.forEach(announceMessage);
+  shown.forEach(announceMessage);
   refreshActions();
   follow();
 }
