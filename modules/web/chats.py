@@ -161,7 +161,7 @@ def register_chat_routes(api: Blueprint) -> None:
         listed = services().chat.history.list(place.mode, place.character)
         return jsonify(chats=[summary_json(c) for c in listed])
 
-    @api.get("/chats/search")
+    @api.get("/search")
     def search():
         """Saved chats of every mode and character whose title or messages hold the words."""
         query = request.args.get("q", "")

@@ -85,10 +85,10 @@ def test_search_finds_a_word_from_the_middle(ui, chat, history):
     history.update(
         "instruct", None, chat, lambda c: chat_log.append_exchange(c, "tell me about otters", "they float")
     )
-    found = ui.get("/ui/api/chats/search?q=OTTERS").get_json()["results"]
+    found = ui.get("/ui/api/search?q=OTTERS").get_json()["results"]
     assert [r["id"] for r in found] == [chat] and "otters" in found[0]["snippet"]
-    assert ui.get("/ui/api/chats/search?q=").get_json()["results"] == []
-    assert ui.get("/ui/api/chats/search?q=" + "x" * 201).status_code == 400
+    assert ui.get("/ui/api/search?q=").get_json()["results"] == []
+    assert ui.get("/ui/api/search?q=" + "x" * 201).status_code == 400
 
 
 def test_incognito_chats_never_reach_the_disk(ui, user_data):

@@ -144,7 +144,7 @@ async function runSearch() {
   }
   const seq = ++searchSeq;
   try {
-    const data = await api(`/ui/api/chats/search?q=${encodeURIComponent(query)}`);
+    const data = await api(`/ui/api/search?q=${encodeURIComponent(query)}`);
     if (seq !== searchSeq || search.value.trim() !== query) return;
     const words = query.toLocaleLowerCase().split(/\s+/).filter(Boolean);
     $("chats-title").textContent = data.results.length

@@ -362,11 +362,17 @@ export function replacePathFrom(at, messages, reuse = new Map()) {
   }
   messagesBox.querySelector(".empty-chat")?.remove();
   const shown = [];
+  // New views go before a kept one (the streamed reply is last): a kept view is never moved,
+  // which would replay its animation.
+  const kept = [...reuse.values()].find((v) => v.article.isConnected)?.article ?? null;
   for (let i = at; i < path.length; i += 1) {
     if (!shownAt(i)) continue;
     const view = reuse.has(i) ? adoptView(reuse.get(i), path[i], i) : messageView(path[i], i);
     views.set(i, view);
-    messagesBox.append(view.article); // in order (a kept view moves to its place)
+    if (!view.article.isConnected) {
+      if (kept?.isConnected) kept.before(view.article);
+      else messagesBox.append(view.article);
+    }
     shown.push(view);
   }
   if (!views.size) messagesBox.append(emptyState());
