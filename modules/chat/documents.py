@@ -22,7 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
-MAX_DOCX_XML = 64 * 1024 * 1024  # bytes of document.xml, unpacked
+MAX_DOCX_XML = 32 * 1024 * 1024  # bytes of document.xml, unpacked
 
 PDF = frozenset({".pdf"})
 DOCX = frozenset({".docx"})
