@@ -1,7 +1,7 @@
 """Reading documents into chunks: which files, how each type is read, and how text is split.
 
-Text, Markdown and source code are split by lines (prose at blank lines where it can),
-HTML has its tags stripped (stdlib html.parser), PDFs are read page by page with pypdf.
+Text, Markdown and source code are split by lines (prose at blank lines where it can);
+HTML, PDF and Word files are read into text by modules/chat/documents.py (PDFs page by page).
 A chunk is at most `size` characters; neighbouring chunks share about `overlap` characters,
 so a sentence cut at a boundary is whole in one of them. Each chunk knows where it came
 from ("lines 12-40", "page 3") for the sources list.
@@ -9,91 +9,26 @@ from ("lines 12-40", "page 3") for the sources list.
 
 from __future__ import annotations
 
-import html.parser
-import io
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from modules.chat.documents import (
+    CODE,
+    SUFFIXES,
+    UnreadableFile,
+    decode,
+    docx_text,
+    html_text,
+    kind_of,
+    pdf_pages,
+)
+
 log = logging.getLogger(__name__)
 
-PROSE = frozenset({".txt", ".md", ".markdown", ".rst", ".org", ".tex", ".csv", ".tsv", ".log"})
-HTML = frozenset({".html", ".htm", ".xhtml"})
-PDF = frozenset({".pdf"})
-CODE = frozenset(
-    {
-        ".py",
-        ".pyi",
-        ".js",
-        ".mjs",
-        ".cjs",
-        ".ts",
-        ".tsx",
-        ".jsx",
-        ".java",
-        ".kt",
-        ".kts",
-        ".scala",
-        ".c",
-        ".h",
-        ".cc",
-        ".cpp",
-        ".cxx",
-        ".hpp",
-        ".hh",
-        ".cs",
-        ".go",
-        ".rs",
-        ".rb",
-        ".php",
-        ".swift",
-        ".m",
-        ".mm",
-        ".lua",
-        ".r",
-        ".jl",
-        ".pl",
-        ".pm",
-        ".sh",
-        ".bash",
-        ".zsh",
-        ".fish",
-        ".ps1",
-        ".sql",
-        ".css",
-        ".scss",
-        ".less",
-        ".vue",
-        ".svelte",
-        ".json",
-        ".yaml",
-        ".yml",
-        ".toml",
-        ".ini",
-        ".cfg",
-        ".conf",
-        ".xml",
-        ".gradle",
-        ".cmake",
-        ".dart",
-        ".ex",
-        ".exs",
-        ".erl",
-        ".hs",
-        ".ml",
-        ".clj",
-        ".el",
-        ".vim",
-        ".proto",
-        ".graphql",
-        ".tf",
-        ".nix",
-        ".zig",
-    }
-)
-SUFFIXES = PROSE | HTML | PDF | CODE
+__all__ = ["Chunk", "UnreadableFile", "is_document", "read_chunks", "split_text"]
+
 EXACT_NAMES = frozenset({"Makefile", "Dockerfile", "README", "LICENSE", "CMakeLists.txt"})
 
 
@@ -107,119 +42,25 @@ class Chunk:
     location: str  # "lines 3-20", "page 2", "page 2, lines 1-30"
 
 
-class UnreadableFile(Exception):
-    """A file that cannot be read as a document (binary, a broken PDF): skipped, and shown."""
-
-
-# --- Reading -------------------------------------------------------------------------------------
+# --- Reading (modules/chat/documents.py reads each kind of file) ---------------------------------
 
 
 def read_chunks(path: Path, data: bytes, size: int, overlap: int) -> list[Chunk]:
     """The chunks of one file, from its bytes (read once, also for its hash)."""
-    suffix = path.suffix.lower()
-    if suffix in PDF:
-        return list(_pdf_chunks(data, size, overlap))
+    kind = kind_of(path.name)
+    if kind == "pdf":
+        pages = pdf_pages(data)
+        return [
+            Chunk(chunk.text, f"page {number}" if len(pages) > 1 else chunk.location)
+            for number, text in enumerate(pages, 1)
+            for chunk in split_text(text, size, overlap, prose=True)
+        ]
+    if kind == "docx":
+        return split_text(docx_text(data), size, overlap, prose=True)
     text = decode(data)
-    if suffix in HTML:
-        text = html_text(text)
-        return split_text(text, size, overlap, prose=True)
-    return split_text(text, size, overlap, prose=suffix not in CODE)
-
-
-def decode(data: bytes) -> str:
-    if b"\0" in data[:8192]:
-        raise UnreadableFile("a binary file")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")  # never fails; old Windows text files are usually this
-
-
-def _pdf_chunks(data: bytes, size: int, overlap: int) -> Iterator[Chunk]:
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            raise UnreadableFile("an encrypted PDF")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise UnreadableFile(f"an unreadable PDF ({exc})") from exc
-    for number, text in enumerate(pages, 1):
-        for chunk in split_text(text, size, overlap, prose=True):
-            yield Chunk(chunk.text, f"page {number}" if len(pages) > 1 else chunk.location)
-
-
-class _TextOfHtml(html.parser.HTMLParser):
-    BLOCKS = frozenset(
-        {
-            "p",
-            "div",
-            "br",
-            "li",
-            "tr",
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-            "h5",
-            "h6",
-            "pre",
-            "section",
-            "article",
-            "header",
-            "footer",
-            "blockquote",
-            "table",
-            "ul",
-            "ol",
-            "dt",
-            "dd",
-            "hr",
-            "title",
-        }
-    )
-    SKIP = frozenset({"script", "style", "noscript", "template", "svg", "head"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-        self._title = False
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "title":
-            self._title = True
-        elif tag in self.SKIP:
-            self._skipping += 1
-        if tag in self.BLOCKS:
-            self.parts.append(
-                "\n\n" if tag in ("p", "div", "section", "article", "table") or tag.startswith("h") else "\n"
-            )
-
-    def handle_endtag(self, tag):
-        if tag == "title":
-            self._title = False
-            self.parts.append("\n\n")
-        elif tag in self.SKIP and self._skipping:
-            self._skipping -= 1
-        elif tag in self.BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data):
-        if self._title or not self._skipping:
-            self.parts.append(data)
-
-
-def html_text(markup: str) -> str:
-    parser = _TextOfHtml()
-    parser.feed(markup)
-    parser.close()
-    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    if kind == "html":
+        return split_text(html_text(text), size, overlap, prose=True)
+    return split_text(text, size, overlap, prose=path.suffix.lower() not in CODE)
 
 
 # --- Splitting -----------------------------------------------------------------------------------

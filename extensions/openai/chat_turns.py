@@ -101,7 +101,8 @@ class StartedTurn:
             return
         calls = [collected_call(i, c) for i, c in sorted(first.calls.items())]
         text = "".join(first.text)
-        reply = reply_message(text, self.prepared.state.get("extras"), calls) if text or calls else None
+        extras = self.prepared.state.get("extras")
+        reply = reply_message(text, extras, calls, model=self.engine.info.name) if text or calls else None
         try:
             self.chat.record(turn.history_id, turn.messages, turn.options, self.prepared, reply)
         except (HearthError, OSError) as e:

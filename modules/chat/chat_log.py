@@ -1,9 +1,11 @@
 """One saved conversation, and the edits the UI makes to it (pure functions: a new Chat).
 
-The file keeps text-generation-webui's `internal` / `visible` pairs (the first pair is
-["<|BEGIN-VISIBLE-CHAT|>", greeting] when there is a greeting; `visible` is HTML-escaped)
-and, as the source of truth, `messages` in the OpenAI shape, which also holds what the
-pairs cannot: system messages, tool calls and tool results.
+A chat is a tree of messages: `messages` is the current path (what the UI shows and the
+prompt is built from), and `branches` holds every other version of a message and what
+followed it (modules/chat/versions.py edits them). The file format is in chat_file.py.
+
+Every message of a chat has an id, unique in the chat and growing with each message
+added; edits give new messages their id and time (`_with`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,19 @@ log = logging.getLogger(__name__)
 
 BEGIN_VISIBLE = "<|BEGIN-VISIBLE-CHAT|>"
 TITLE_LENGTH = 60
+FORMAT = 2  # the chat file format this Hearth writes (chat_file.py)
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A message off the current path: another version of a message, or what followed one.
+
+    `parent` is the id of the message it answers (None: it opens the chat); `next` the id
+    of the message that followed it on its own branch, if any."""
+
+    message: ChatMessage
+    parent: int | None
+    next: int | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,8 @@ class Chat:
     title: str = ""  # set by a rename; else the first user message stands in
     created: float = 0.0
     updated: float = 0.0
+    branches: tuple[Branch, ...] = ()
+    format: int = FORMAT  # of the file it was read from; a newer one is never rewritten
 
     @property
     def display_title(self) -> str:
@@ -61,6 +78,9 @@ class Chat:
     def visible(self) -> list[list[str]]:
         return [[u if u == BEGIN_VISIBLE else html.escape(u), html.escape(b)] for u, b in self.internal()]
 
+    def all_messages(self) -> list[ChatMessage]:
+        return [*self.messages, *(b.message for b in self.branches)]
+
 
 def messages_from_internal(
     internal: Sequence[Sequence[str]],
@@ -76,8 +96,43 @@ def messages_from_internal(
     return tuple(out)
 
 
-def _with(chat: Chat, messages: Sequence[ChatMessage]) -> Chat:
-    return dataclasses.replace(chat, messages=tuple(messages), updated=time.time())
+# --- Ids ---------------------------------------------------------------------------------------
+
+
+def next_id(chat: Chat) -> int:
+    return max((m.id or 0 for m in chat.all_messages()), default=0) + 1
+
+
+def numbered(chat: Chat, *, stamp: float | None = None) -> Chat:
+    """The chat with an id on every message that has none (in path order, then branches),
+    and, with `stamp`, that time on them: they are new."""
+    if all(m.id is not None for m in chat.all_messages()):
+        return chat
+    counter = iter(range(next_id(chat), 1 << 62))
+
+    def fresh(m: ChatMessage) -> ChatMessage:
+        if m.id is not None:
+            return m
+        return dataclasses.replace(m, id=next(counter), time=m.time if stamp is None else m.time or stamp)
+
+    messages = tuple(fresh(m) for m in chat.messages)
+    branches = tuple(dataclasses.replace(b, message=fresh(b.message)) for b in chat.branches)
+    return dataclasses.replace(chat, messages=messages, branches=branches)
+
+
+def _with(chat: Chat, messages: Sequence[ChatMessage], branches: Sequence[Branch] | None = None) -> Chat:
+    """The chat with a new path (and branches); new messages get their id and time."""
+    now = time.time()
+    changed = dataclasses.replace(
+        chat,
+        messages=tuple(messages),
+        branches=chat.branches if branches is None else tuple(branches),
+        updated=now,
+    )
+    return numbered(changed, stamp=now)
+
+
+# --- The UI's edits at the end of the chat -------------------------------------------------------
 
 
 def append_exchange(chat: Chat, user: str | ChatMessage, *replies: ChatMessage | str) -> Chat:
@@ -88,7 +143,7 @@ def append_exchange(chat: Chat, user: str | ChatMessage, *replies: ChatMessage |
 
 
 def reply_message(
-    content: str, extras: Mapping | None = None, tool_calls: Sequence[dict] = ()
+    content: str, extras: Mapping | None = None, tool_calls: Sequence[dict] = (), model: str | None = None
 ) -> ChatMessage:
     """A reply to save, with what extensions added for it (`state["extras"]`) as far as it
     can be saved as JSON: an extension's odd value never costs the chat."""
@@ -98,7 +153,7 @@ def reply_message(
             saved[str(key)] = json.loads(json.dumps(value))
         except (TypeError, ValueError) as e:
             log.warning("extras[%r] of a reply is not JSON (%s); it is not saved with the chat", key, e)
-    return ChatMessage("assistant", content, tool_calls=tuple(tool_calls), extras=saved)
+    return ChatMessage("assistant", content, tool_calls=tuple(tool_calls), extras=saved, model=model)
 
 
 def append_reply(chat: Chat, reply: ChatMessage | str) -> Chat:
@@ -106,7 +161,7 @@ def append_reply(chat: Chat, reply: ChatMessage | str) -> Chat:
     return _with(chat, [*chat.messages, reply])
 
 
-def _last_user_index(chat: Chat) -> int:
+def last_user_index(chat: Chat) -> int:
     for i in range(len(chat.messages) - 1, -1, -1):
         if chat.messages[i].role == "user":
             return i
@@ -114,25 +169,29 @@ def _last_user_index(chat: Chat) -> int:
 
 
 def remove_last_exchange(chat: Chat) -> tuple[Chat, str]:
-    """The chat without its last user message and everything after; and that message's text
-    (the UI puts it back into the input box). The greeting is never removed."""
-    i = _last_user_index(chat)
+    """The chat without its last user message and everything after (their other versions
+    too); and that message's text (the UI puts it back into the input box). The greeting is
+    never removed."""
+    from modules.chat.versions import cut_path
+
+    i = last_user_index(chat)
     if i < 0:
         raise InvalidRequest("There is no exchange to remove.", param="history_id")
-    return _with(chat, chat.messages[:i]), chat.messages[i].content
+    return cut_path(chat, i), chat.messages[i].content
 
 
 def drop_last_reply(chat: Chat) -> Chat:
-    """For regenerate: everything after the last user message goes; build the prompt from the
-    result, then `append_reply` the new answer."""
-    i = _last_user_index(chat)
+    """The conversation a new version of the last reply answers: everything after the last
+    user message goes (build the prompt from it; `versions.add_version` saves the answer)."""
+    i = last_user_index(chat)
     if i < 0:
         raise InvalidRequest("There is no reply to regenerate.", param="history_id")
-    return _with(chat, chat.messages[: i + 1])
+    return dataclasses.replace(chat, messages=chat.messages[: i + 1])
 
 
 def replace_last_reply(chat: Chat, text: str) -> Chat:
-    """For continue: the last assistant message's text becomes `text` (old + continuation)."""
+    """For continue: the last assistant message's text becomes `text` (old + continuation).
+    Only the version shown changes; the others keep their text."""
     if not chat.messages or chat.messages[-1].role != "assistant":
         raise InvalidRequest("The last message is not a reply to continue.", param="history_id")
     last = dataclasses.replace(chat.messages[-1], content=text)

@@ -3,9 +3,10 @@
 Ids are made by the server (or chosen by an API caller) and checked on every access, like
 character names, so no request can reach outside the logs folder.
 
-Every write is atomic (a crash, SIGKILL included, leaves the old file or the new one), and
-every change holds its folder's lock from reading to writing, across threads and processes:
-two servers or workers sharing user_data that add turns to one chat never lose one.
+The file format (versions and branches included) is chat_file.py's. Every write is atomic
+(a crash, SIGKILL included, leaves the old file or the new one), and every change holds its
+folder's lock from reading to writing, across threads and processes: two servers or workers
+sharing user_data that add turns to one chat never lose one.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from modules.chat.chat_log import Chat, messages_from_internal
+from modules.chat.chat_file import chat_from_json, chat_to_json
+from modules.chat.chat_log import FORMAT, Chat, numbered
 from modules.chat.files import TEMP_SUFFIX, atomic_write, folder_lock
 from modules.chat.messages import MODES, ChatMessage
 from modules.chat.names import child_path, validate_history_id, validate_name
+from modules.chat.versions import merge_path
 from modules.errors import InvalidRequest, NotFound
 
 log = logging.getLogger(__name__)
@@ -68,20 +71,37 @@ class HistoryStore:
 
     def list(self, mode: str, character: str | None = None) -> list[ChatSummary]:
         """The saved chats of a mode (and character), newest first."""
+        chats = [
+            ChatSummary(chat.id, chat.mode, chat.character, chat.display_title, chat.updated)
+            for chat in self.chats(mode, character)
+        ]
+        return sorted(chats, key=lambda c: (c.updated, c.id), reverse=True)
+
+    def chats(self, mode: str, character: str | None = None) -> Iterator[Chat]:
+        """Every readable chat of a mode's (and character's) folder, in no order."""
         folder = self.folder(mode, character)
         if not folder.is_dir():
-            return []
-        chats = []
+            return
         for path in folder.glob("*.json"):
             if path.name.startswith(".") or path.name.endswith(TEMP_SUFFIX):
                 continue
             try:
-                chat = self._read(path, mode, character)
+                yield self._read(path, mode, character)
             except InvalidRequest as e:
                 log.warning("Skipping chat history %s: %s", path, e.message)
-                continue
-            chats.append(ChatSummary(chat.id, chat.mode, chat.character, chat.display_title, chat.updated))
-        return sorted(chats, key=lambda c: (c.updated, c.id), reverse=True)
+
+    def places(self) -> Iterator[tuple[str, str | None]]:
+        """Every folder that holds chats: ("instruct", None), then ("chat", key) for each
+        character folder (chat and chat-instruct chats share it)."""
+        yield "instruct", None
+        folder = self.root / "chat"
+        if folder.is_dir():
+            for sub in sorted(folder.iterdir()):
+                try:
+                    if sub.is_dir():
+                        yield "chat", validate_name(sub.name)
+                except InvalidRequest:
+                    continue
 
     def load(self, mode: str, character: str | None, history_id: str) -> Chat:
         path = self.path(mode, character, history_id)
@@ -104,7 +124,7 @@ class HistoryStore:
     ) -> Chat:
         """A new, saved chat (opening with the greeting, if any)."""
         now = time.time()
-        messages = (ChatMessage("assistant", greeting),) if greeting.strip() else ()
+        messages = (ChatMessage("assistant", greeting, time=now),) if greeting.strip() else ()
         chat = Chat(
             self.new_id(),
             mode,
@@ -118,8 +138,13 @@ class HistoryStore:
 
     def save(self, chat: Chat) -> Chat:
         """Write `chat` atomically (a crash leaves the old file or the new one, whole)."""
+        _check_format(chat)
         with self._locked(chat.mode, chat.character):
             return self._write(chat)
+
+    def add(self, chat: Chat) -> Chat:
+        """Save `chat` as a new chat of its place, under a new id (import, branch here)."""
+        return self.save(dataclasses.replace(chat, id=self.new_id(), format=FORMAT))
 
     def update(
         self,
@@ -130,7 +155,9 @@ class HistoryStore:
     ) -> Chat:
         """Load, change and save one chat, with no other change (from any process) in between."""
         with self._locked(mode, character):
-            return self._write(change(self.load(mode, character, history_id)))
+            current = self.load(mode, character, history_id)
+            _check_format(current)
+            return self._write(change(current))
 
     def rename(self, mode: str, character: str | None, history_id: str, title: str) -> Chat:
         title = " ".join(title.split())[:200]
@@ -156,9 +183,11 @@ class HistoryStore:
     ) -> Chat:
         """Save an API conversation under the caller's `history_id` (created if new).
 
-        The request carries the whole conversation, so the saved chat becomes exactly its
-        messages plus the reply, opened by the greeting when the request did not start
-        with one. The title and creation time of an existing chat are kept.
+        The request carries the whole conversation, so the chat shown becomes its messages
+        plus the reply, opened by the greeting when the request did not start with one.
+        An existing chat keeps its title, creation time and versions: the messages it
+        already had keep their ids and times, and where the request differs (an edited or
+        regenerated message), the saved rest stays as another version (versions.merge_path).
         """
         character = character if mode != "instruct" else None
         self.path(mode, character, history_id)  # validate before anything else
@@ -173,11 +202,10 @@ class HistoryStore:
             now = time.time()
             try:
                 old = self.load(mode, character, history_id)
-                title, created = old.title, old.created
             except (NotFound, InvalidRequest):
-                title, created = "", now
-            chat = Chat(history_id, mode, character, tuple(messages), title, created, now)
-            return self._write(chat)
+                old = Chat(history_id, mode, character, (), "", now, now)
+            _check_format(old)
+            return self._write(dataclasses.replace(merge_path(old, messages), mode=mode))
 
     # --- files -----------------------------------------------------------------------------
 
@@ -189,43 +217,30 @@ class HistoryStore:
     def _write(self, chat: Chat) -> Chat:
         path = self.path(chat.mode, chat.character, chat.id)
         now = time.time()
-        chat = dataclasses.replace(chat, created=chat.created or now, updated=chat.updated or now)
-        atomic_write(path, json.dumps(_to_json(chat), ensure_ascii=False, indent=1).encode())
+        chat = numbered(dataclasses.replace(chat, created=chat.created or now, updated=chat.updated or now))
+        chat = dataclasses.replace(chat, format=FORMAT)
+        atomic_write(path, json.dumps(chat_to_json(chat), ensure_ascii=False, indent=1).encode())
         return chat
 
     @staticmethod
     def _read(path: Path, mode: str, character: str | None) -> Chat:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise InvalidRequest(f"The chat history {path.name} cannot be read: {e}") from e
-        if not isinstance(data, dict):
-            raise InvalidRequest(f"The chat history {path.name} is not a JSON object.")
-        if isinstance(data.get("messages"), list):
-            messages = tuple(ChatMessage.from_dict(m) for m in data["messages"] if isinstance(m, dict))
-        else:  # a text-generation-webui log: only the pairs
-            messages = messages_from_internal(data.get("internal") or [])
-        mtime = path.stat().st_mtime
-        return Chat(
-            id=path.stem,
-            mode=str(data.get("mode") or mode),
-            character=character if mode != "instruct" else None,
-            messages=messages,
-            title=str(data.get("title") or ""),
-            created=float(data.get("created") or mtime),
-            updated=float(data.get("updated") or mtime),
+        try:
+            return chat_from_json(
+                data, id=path.stem, mode=mode, character=character, mtime=path.stat().st_mtime
+            )
+        except InvalidRequest as e:
+            raise InvalidRequest(f"The chat history {path.name} cannot be read: {e.message}") from e
+
+
+def _check_format(chat: Chat) -> None:
+    if chat.format > FORMAT:
+        raise InvalidRequest(
+            f"This chat was saved by a newer Hearth (chat format {chat.format}; this one writes "
+            f"{FORMAT}). It can be read here but not changed, so that nothing the newer "
+            "version saved is lost.",
+            param="history_id",
         )
-
-
-def _to_json(chat: Chat) -> dict:
-    return {
-        "id": chat.id,
-        "mode": chat.mode,
-        "character": chat.character,
-        "title": chat.title,
-        "created": chat.created,
-        "updated": chat.updated,
-        "internal": chat.internal(),
-        "visible": chat.visible(),
-        "messages": [m.to_dict() for m in chat.messages],
-    }

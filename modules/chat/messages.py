@@ -19,6 +19,25 @@ DEFAULT_CHAT_INSTRUCT_COMMAND = (
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file in a user message, read into text (modules/chat/documents.py). The prompt gets
+    the text (cut to fit the context where needed); the UI shows the name."""
+
+    name: str
+    kind: str  # "text" | "markdown" | "code" | "pdf" | "docx" | "html"
+    text: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Attachment:
+        return cls(
+            str(data.get("name") or "file"), str(data.get("kind") or "text"), str(data.get("text") or "")
+        )
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     role: str  # "system" | "user" | "assistant" | "tool"
     content: str
@@ -32,6 +51,14 @@ class ChatMessage:
     # Images of the message, in order; the content holds a marker (image_input.MARKER) where
     # each one goes. Only for models with a projector.
     images: tuple[ImageInput, ...] = ()
+    # Files the user attached (their text goes into the prompt, after the hooks).
+    attachments: tuple[Attachment, ...] = ()
+    # What a saved chat knows about its messages (never part of a prompt, and not part of a
+    # message's equality): its id in the chat (versions and edits name it), when it was
+    # written (seconds since the epoch) and which model wrote a reply.
+    id: int | None = field(default=None, compare=False)
+    time: float | None = field(default=None, compare=False)
+    model: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict:
         """The OpenAI message shape (only the fields that are set), plus `extras` if any."""
@@ -108,3 +135,5 @@ class PreparedPrompt:
     state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     visible_text: str | None = None
     images: tuple[ImageInput, ...] = ()  # the prompt's images, one per marker, in order
+    # What the user should know about this prompt: files cut or left out to fit the context.
+    notices: tuple[str, ...] = ()

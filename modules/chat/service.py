@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from modules.chat import tools as toolbox
+from modules.chat.attachments import fit_files, with_files
 from modules.chat.characters import Character, CharacterStore
 from modules.chat.chat_log import Chat
 from modules.chat.grammar import tool_call_grammar
@@ -103,6 +104,7 @@ class ChatService:
         state = self.hooks.state_modifier(state)
         history, visible_text = self._modified_history(messages, options, state)
         builder, history = self._builder(history, options, model, character, setup, state)
+        history, notices = _files_in(history, builder, budget, count_tokens)
 
         custom = self.hooks.custom_generate_chat_prompt(history, state)
         if custom is not None:
@@ -128,6 +130,7 @@ class ChatService:
             state=state,
             visible_text=visible_text,
             images=images,
+            notices=tuple(notices),
         )
 
     def reply_parser(self, options: ChatOptions, prepared: PreparedPrompt) -> ReplyParser:
@@ -292,3 +295,25 @@ class ChatService:
             **common,
         )
         return builder, turns
+
+
+def _files_in(
+    history: list[ChatMessage], builder: PromptBuilder, budget: int, count_tokens: Callable[[str], int]
+) -> tuple[list[ChatMessage], list[str]]:
+    """The history with the text of attached files in the messages (modules/chat/attachments.py):
+    the newest user message's files cut to the room the prompt leaves, older ones whole."""
+    newest = max((i for i, m in enumerate(history) if m.role == "user" and m.attachments), default=None)
+    if newest is None:
+        return history, []
+    if newest != max(i for i, m in enumerate(history) if m.role == "user"):
+        newest = None  # the files are in an older message: truncation decides
+    out, notices = [], []
+    for i, message in enumerate(history):
+        if i != newest:
+            out.append(with_files(message))
+            continue
+        empty = with_files(message, ["" for _ in message.attachments])
+        base = count_tokens(builder.build([empty, *(with_files(m) for m in history[i + 1 :])]))
+        texts, notices = fit_files(message.attachments, budget - base, count_tokens)
+        out.append(with_files(message, texts))
+    return out, notices

@@ -11,6 +11,7 @@ that matches, and Alpaca (with a warning) when nothing else applies.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,9 +49,24 @@ class InstructionTemplate:
         return "tools" in sandbox.variables_used(self.source)
 
     @property
+    def reasoning_switches(self) -> tuple[str, ...]:
+        """Which reasoning switches the template reads: `enable_thinking` (Qwen3 and others),
+        `reasoning_effort` (gpt-oss). The UI offers only those."""
+        return reasoning_switches(self.source)
+
+    @property
     def renders_tool_messages(self) -> bool:
         """Whether the template handles `tool` messages and assistant `tool_calls`."""
         return "tool_calls" in self.source and "tool" in self.source.replace("tool_calls", "")
+
+
+REASONING_SWITCHES = ("enable_thinking", "reasoning_effort")
+
+
+@functools.lru_cache(maxsize=64)
+def reasoning_switches(source: str) -> tuple[str, ...]:
+    used = sandbox.variables_used(source)
+    return tuple(name for name in REASONING_SWITCHES if name in used)
 
 
 class TemplateStore:

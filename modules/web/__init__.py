@@ -2,14 +2,19 @@
 
 `init_web(app, hearth)` is called by `create_app` unless `--nowebui`. Layout:
 
-    pages.py       /, /characters, /models, /settings, /login, /logout
+    pages.py       /, /notebook, /characters, /models, /settings, /login, /logout
     api.py         /ui/api/...: status, models, presets, settings, extensions
     characters.py  /ui/api/characters/...: gallery, pictures, import, export
-    chats.py       /ui/api/chats/...: the sidebar's chats
+    chats.py       /ui/api/chats/...: the sidebar's chats, search
+    chat_edits.py  edit a message, switch versions, branch, the next prompt
+    chat_transfer.py  export and import
+    files.py       /ui/api/files (a file read into text), /ui/api/tokens
+    notebook.py    /ui/api/notebooks/..., and a notebook's completion
     http.py        JSON bodies and error messages for all of them
-    socket.py      /ui/ws: generate / stop, streamed deltas
+    socket.py      /ui/ws: generate / complete / stop, streamed deltas
     extension_routes.py  /ui/extensions.css, .js, and the panels' params
     turns.py       one chat turn: prompt (ChatService), generation, saving
+    incognito.py   chats kept in memory only
     security.py    login, same-origin checks, CSP and other headers
     presets.py, choices.py, pictures.py, state.py
 """
@@ -26,10 +31,10 @@ from flask_sock import Sock
 from werkzeug.exceptions import HTTPException
 
 from modules.errors import HearthError
+from modules.notebooks import NotebookStore
 from modules.settings import PROJECT_ROOT
 
 from .api import create_api_blueprint
-from .chats import summary_json
 from .choices import choices_from
 from .extension_routes import register_extension_routes
 from .pages import register_pages
@@ -41,7 +46,7 @@ from .state import EXTENSION_KEY, WebState, web_state
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-MAX_SOCKET_MESSAGE = 1024 * 1024
+MAX_SOCKET_MESSAGE = 8 * 1024 * 1024  # a message with its files' text (socket.py's limits)
 
 
 def init_web(app: Flask, hearth, extension_blueprints: Sequence[Blueprint] = ()) -> None:
@@ -55,6 +60,8 @@ def init_web(app: Flask, hearth, extension_blueprints: Sequence[Blueprint] = ())
         ),
         guard=guard,
         choices=choices_from(settings),
+        notebooks=NotebookStore(root=settings.user_data_dir / "notebooks"),
+        mode_chosen="mode" in settings.model_fields_set,
     )
     if guard.login_required:
         app.secret_key = guard.secret
@@ -135,4 +142,4 @@ def _register_socket(web: Blueprint) -> None:
     def chat_socket(ws):
         from modules.app import services
 
-        ChatSocket(ws, services(), summary_json).serve()
+        ChatSocket(ws, services(), web_state()).serve()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
@@ -17,25 +18,37 @@ from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from modules.app import Services, load_options, services
-from modules.chat.templates import FALLBACK_TEMPLATE
+from modules.chat.templates import FALLBACK_TEMPLATE, reasoning_switches
 from modules.chat.templates import MODEL as MODEL_TEMPLATE
 from modules.engines.base import ModelInfo
 from modules.engines.load_args import LoadArgs
 from modules.engines.registry import LoadOptions
-from modules.errors import NotFound
+from modules.errors import HearthError, NotFound
 from modules.extensions import available_extensions, extension_dirs
 from modules.serving.access import management
 from modules.settings import PROJECT_ROOT
 
 from .characters import register_character_routes
+from .chat_edits import register_edit_routes
+from .chat_transfer import MAX_IMPORT_BYTES, register_transfer_routes
 from .chats import register_chat_routes
 from .choices import UiChoices, save_choices, settings_file
-from .http import install_error_handlers, json_body
+from .files import MAX_FILE_BYTES, register_file_routes
+from .http import MAX_TEXT_JSON_BYTES, install_error_handlers, json_body
+from .notebook import register_notebook_routes
 from .pictures import MAX_UPLOAD_BYTES
 from .presets import Sampling
 from .state import web_state
 
 log = logging.getLogger(__name__)
+
+BODY_LIMITS = {
+    "web.api.read_file": MAX_FILE_BYTES,
+    "web.api.import_chat": MAX_IMPORT_BYTES,
+    "web.api.new_notebook": MAX_TEXT_JSON_BYTES,
+    "web.api.save_notebook": MAX_TEXT_JSON_BYTES,
+    "web.api.prompt": MAX_TEXT_JSON_BYTES,
+}
 
 
 def create_api_blueprint() -> Blueprint:
@@ -43,12 +56,18 @@ def create_api_blueprint() -> Blueprint:
 
     @api.before_request
     def limit_body_size():
-        request.max_content_length = MAX_UPLOAD_BYTES + 1024 * 1024  # a picture plus form fields
+        # the upload an endpoint takes (a picture by default), plus room for form fields
+        limit = BODY_LIMITS.get(request.endpoint or "", MAX_UPLOAD_BYTES)
+        request.max_content_length = limit + 1024 * 1024
 
     install_error_handlers(api)
     _status_routes(api)
     register_character_routes(api)
     register_chat_routes(api)
+    register_edit_routes(api)
+    register_transfer_routes(api)
+    register_file_routes(api)
+    register_notebook_routes(api)
     _preset_routes(api)
     _settings_routes(api)
 
@@ -71,6 +90,44 @@ def automatic_template(hearth: Services, info: ModelInfo) -> str:
     return hearth.chat.templates.match_model(info) or FALLBACK_TEMPLATE
 
 
+def automatic_switches(hearth: Services, info: ModelInfo, template: str) -> list[str]:
+    """The reasoning switches the automatic template reads (see templates.reasoning_switches)."""
+    if template == MODEL_TEMPLATE and info.chat_template:
+        return list(reasoning_switches(info.chat_template))
+    try:
+        return list(hearth.chat.templates.get(template).reasoning_switches)
+    except HearthError:
+        return []
+
+
+def template_switches(hearth: Services) -> dict[str, list[str]]:
+    """For each named template, the reasoning switches it reads (only those that read any)."""
+    out = {}
+    for name in hearth.chat.templates.names():
+        try:
+            switches = hearth.chat.templates.get(name).reasoning_switches
+        except HearthError:
+            continue
+        if switches:
+            out[name] = list(switches)
+    return out
+
+
+def instruction_tuned(hearth: Services) -> bool:
+    """Whether the model the chat uses answers instructions (it has a chat template, or its
+    name says so): the UI then opens in instruct mode for a newcomer."""
+    engine = hearth.models.get_loaded()
+    if engine is not None:
+        return bool(engine.info.chat_template) or INSTRUCT_NAME.search(engine.info.name) is not None
+    try:
+        return INSTRUCT_NAME.search(hearth.models.default_spec().id) is not None
+    except HearthError:
+        return False
+
+
+INSTRUCT_NAME = re.compile(r"instruct|chat|-it\b|\bit\b", re.IGNORECASE)
+
+
 def status_json(hearth: Services) -> dict:
     models = hearth.models
     loaded = models.loaded_ids()
@@ -87,6 +144,7 @@ def status_json(hearth: Services) -> dict:
             "cache_type": info.cache_type,
             "kv_cache_bytes": info.kv_cache_bytes,
             "loras": [a.name for a in getattr(engine, "adapters", ())],
+            "template_switches": automatic_switches(hearth, info, template),
         }
     return {
         "model": current,
@@ -263,6 +321,7 @@ def _settings_routes(api: Blueprint) -> None:
         hearth, web = services(), web_state()
         save_choices(settings_file(hearth.settings), choices)
         web.choices = choices
+        web.mode_chosen = True
         log.info("saved the UI's choices to %s", settings_file(hearth.settings))
         return jsonify(choices=choices.model_dump(), file=str(settings_file(hearth.settings)))
 

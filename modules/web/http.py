@@ -17,6 +17,7 @@ from modules.inbound import json_object
 from .pictures import MAX_UPLOAD_BYTES
 
 MAX_JSON_BYTES = 1024 * 1024
+MAX_TEXT_JSON_BYTES = 12 * 1024 * 1024  # a notebook's text, a message's files: 2 million characters
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -37,17 +38,23 @@ def install_error_handlers(api: Blueprint) -> None:
             400: "The request could not be read.",
             404: "Not found.",
             405: f"{request.method} is not allowed here.",
-            413: f"The upload is too large (the limit is {MAX_UPLOAD_BYTES // (1024 * 1024)} MB).",
+            413: f"The upload is too large (the limit is {_upload_limit() // (1024 * 1024)} MB).",
         }
         return error_response(
             messages.get(error.code or 500, error.description or "Error."), error.code or 500
         )
 
 
-def json_body(model: type[Model]) -> Model:
+def _upload_limit() -> int:
+    """The endpoint's upload limit (its body limit less the room kept for form fields)."""
+    limit = request.max_content_length
+    return max(limit - 1024 * 1024, 1) if limit else MAX_UPLOAD_BYTES
+
+
+def json_body(model: type[Model], limit: int = MAX_JSON_BYTES) -> Model:
     raw = request.get_data(cache=False)
-    if len(raw) > MAX_JSON_BYTES:
-        raise PayloadTooLarge("The request is too large.")
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"The request is too large (the limit is {limit // (1024 * 1024)} MB).")
     return checked(model, json_object(raw or b"{}"))
 
 

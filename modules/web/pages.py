@@ -1,4 +1,4 @@
-"""The UI's pages: chat, characters, model, settings, and the login page.
+"""The UI's pages: chat, notebook, characters, model, settings, and the login page.
 
 Pages are Jinja templates (autoescaped) that hand their start-up data to the page's script
 as a JSON data block (`<script type="application/json">`, never executed). Everything else
@@ -14,8 +14,9 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 
 from modules.app import services
 
-from .api import status_json
+from .api import instruction_tuned, status_json, template_switches
 from .characters import character_json
+from .notebook import notebook_json
 from .security import safe_next, same_origin
 from .state import web_state
 
@@ -44,6 +45,16 @@ def page(name: str, title: str, **extra):
     )
 
 
+def start_mode(hearth) -> str:
+    """The mode a newcomer's page opens in (one that has chosen keeps its choice, in the
+    browser): the settings' mode when it was chosen; else instruct for an instruction-tuned
+    model, whose answers are best there, and chat for a base model."""
+    web = web_state()
+    if web.mode_chosen:
+        return web.choices.mode
+    return "instruct" if instruction_tuned(hearth) else "chat"
+
+
 def register_pages(bp: Blueprint) -> None:
     @bp.get("/")
     def chat_page():
@@ -54,6 +65,18 @@ def register_pages(bp: Blueprint) -> None:
             characters=[character_json(c) for c in hearth.chat.characters.list()],
             presets=[p.to_json() for p in web.presets.list()],
             templates=hearth.chat.templates.names(),
+            template_switches=template_switches(hearth),
+            start_mode=start_mode(hearth),
+        )
+
+    @bp.get("/notebook")
+    def notebook_page():
+        web = web_state()
+        return page(
+            "notebook",
+            "Notebook",
+            presets=[p.to_json() for p in web.presets.list()],
+            notebooks=[notebook_json(n, text=False) for n in web.notebooks.list()],
         )
 
     @bp.get("/characters")

@@ -1,23 +1,28 @@
-"""The chat websocket (`/ui/ws`): generate replies and stream them to the page.
+"""The chat websocket (`/ui/ws`): generate replies and notebook text, stream them to the page.
 
-Client -> server (JSON text frames):
+Client -> server (JSON text frames; docs/ui.md has the whole reference):
 
     {"type": "generate", "id": "g1", "action": "send" | "regenerate" | "continue" | "impersonate",
-     "chat": {"mode": "chat", "character": "Ada", "id": "20250101-..."},
+     "chat": {"mode": "chat", "character": "Ada", "id": "20250101-...", "incognito": false},
      "text": "...", "sampling": {...preset fields...},
      "user_name": "", "user_bio": "", "instruction_template": "",
+     "message": 7,                     (optional: the message to edit and send, or to regenerate)
+     "attachments": [{"name", "kind", "text"}],       (optional: files, as /ui/api/files read them)
+     "reasoning_effort": "low", "enable_thinking": false,      (optional, for templates that read them)
      "extensions": {"localdocs": ["notes"]}}   (optional: state for extensions' hooks)
+    {"type": "complete", "id": "n1", "notebook": "<id>", "text": "...", "sampling": {...}}
     {"type": "stop", "id": "g1"}
     {"type": "ping"}
 
 Server -> client:
 
     {"type": "status", "id": "g1", "message": "Loading SmolLM2-135M-Instruct…"}
-    {"type": "start", "id": "g1", "action": "send", "model": "...", "template": "ChatML"}
+    {"type": "start", "id": "g1", "action": "send", "model": "...", "template": "ChatML", "notices": []}
     {"type": "delta", "id": "g1", "text": "Hel"}          (reply text, in order)
     {"type": "reasoning", "id": "g1", "text": "..."}      (inside <think>, if the model thinks)
     {"type": "done", "id": "g1", "finish_reason": "stop" | "length" | "cancelled",
      "text": "<the whole message>", "saved": true, "chat": {...summary...}, "stats": {...},
+     "at": 4, "messages": [...the path from place 4 on...], "notices": [...],
      "extras": {...}}                                     (what extensions add, e.g. "localdocs")
     {"type": "error", "id": "g1" | null, "message": "..."}
     {"type": "pong"}
@@ -38,16 +43,21 @@ import re
 import threading
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from simple_websocket import ConnectionClosed
 
+from modules.chat.attachments import MAX_FILES, MAX_MESSAGE_FILE_CHARS
 from modules.chat.messages import MODES
 from modules.chat.names import validate_history_id, validate_name
+from modules.engines.base import TextEngine
 from modules.errors import HearthError, InvalidRequest
 from modules.inbound import check_inbound, parse_json
 
+from .chats import path_json, summary_json
+from .files import AttachmentIn
+from .notebook import MAX_TEXT_NOTEBOOK, completion_request, notebook_json, start_completion
 from .presets import Sampling
-from .turns import Turn, TurnRequest, start_turn
+from .turns import TurnRequest, start_turn
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,7 @@ class ChatRef(BaseModel):
     mode: Literal["chat", "chat-instruct", "instruct"]
     character: str | None = None
     id: str
+    incognito: bool = False
 
 
 class GenerateMessage(BaseModel):
@@ -78,6 +89,30 @@ class GenerateMessage(BaseModel):
     extensions: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")], Any] = Field(
         default_factory=dict, max_length=32
     )
+    # The message the action is about: send with it edits that user message (a new version)
+    # and answers it; regenerate with it writes a new version of that reply.
+    message: int | None = Field(None, ge=1)
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=MAX_FILES)
+    # For templates that read them (reasoning models): None leaves the template's default.
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    enable_thinking: bool | None = None
+
+    @model_validator(mode="after")
+    def _files(self) -> GenerateMessage:
+        if sum(len(a.text) for a in self.attachments) > MAX_MESSAGE_FILE_CHARS:
+            raise ValueError(f"the files hold more than {MAX_MESSAGE_FILE_CHARS:,} characters in all")
+        return self
+
+
+class CompleteMessage(BaseModel):
+    """The notebook: continue a page of text (saved first, then with the model's text)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["complete"]
+    id: Annotated[str, Field(pattern=_ID.pattern)]
+    notebook: str = Field(min_length=1, max_length=128)
+    text: str = Field(max_length=MAX_TEXT_NOTEBOOK)
+    sampling: Sampling = Field(default_factory=Sampling)
 
 
 class StopMessage(BaseModel):
@@ -91,15 +126,18 @@ class PingMessage(BaseModel):
     type: Literal["ping"]
 
 
-Message = Annotated[GenerateMessage | StopMessage | PingMessage, Field(discriminator="type")]
+Message = Annotated[
+    GenerateMessage | CompleteMessage | StopMessage | PingMessage, Field(discriminator="type")
+]
+TYPES = ("generate", "complete", "stop", "ping")
 
 
-def parse_message(raw: Any) -> GenerateMessage | StopMessage | PingMessage:
+def parse_message(raw: Any) -> GenerateMessage | CompleteMessage | StopMessage | PingMessage:
     if not isinstance(raw, str):
         raise InvalidRequest("Send JSON text messages.")
     data = parse_json(raw, "the message")
-    if not isinstance(data, dict) or data.get("type") not in ("generate", "stop", "ping"):
-        raise InvalidRequest("Unknown message type: use generate, stop or ping.")
+    if not isinstance(data, dict) or data.get("type") not in TYPES:
+        raise InvalidRequest("Unknown message type: use generate, complete, stop or ping.")
     check_inbound(data)
     try:
         from pydantic import TypeAdapter
@@ -130,15 +168,19 @@ def turn_request(message: GenerateMessage) -> TurnRequest:
         user_bio=message.user_bio.strip(),
         instruction_template=message.instruction_template,
         state=dict(message.extensions),
+        message=message.message,
+        attachments=tuple(a.attachment() for a in message.attachments),
+        reasoning_effort=message.reasoning_effort,
+        enable_thinking=message.enable_thinking,
     )
 
 
 class ChatSocket:
-    def __init__(self, ws, hearth, summarize) -> None:
+    def __init__(self, ws, hearth, web) -> None:
         self.ws = ws
         self.hearth = hearth
-        self.summarize = summarize  # Chat -> the JSON summary the sidebar shows
-        self.current: tuple[str, Turn | None] | None = None  # (id, turn once started)
+        self.web = web  # the UI's state: the incognito chats and the notebooks live there
+        self.current: tuple[str, Any] | None = None  # (id, the turn once started)
         self.worker: threading.Thread | None = None
         self.closed = False
         self._send_lock = threading.Lock()
@@ -192,10 +234,10 @@ class ChatSocket:
         if self.current and self.current[1] is not None:
             self.current[1].cancel()
 
-    def _generate(self, message: GenerateMessage) -> None:
+    def _generate(self, message: GenerateMessage | CompleteMessage) -> None:
         gid = message.id
         try:
-            self._run_turn(message)
+            self._run(message)
         except HearthError as e:
             self.send(type="error", id=gid, message=e.message)
         except Exception:  # a bug: keep the socket usable and say so
@@ -205,25 +247,38 @@ class ChatSocket:
             self.current = None
             self._stop_requested.discard(gid)
 
-    def _run_turn(self, message: GenerateMessage) -> None:
-        gid = message.id
+    def _start(self, message: GenerateMessage | CompleteMessage, engine: TextEngine) -> tuple[Any, dict]:
+        """The turn's generation, started, and what the page's start event says of it."""
+        if isinstance(message, CompleteMessage):
+            turn = start_completion(self.web.notebooks, engine, completion_request(message))
+            return turn, {"action": "complete", "model": engine.info.name, "cut": turn.cut}
         request = turn_request(message)
+        store = self.web.incognito if message.chat.incognito else self.hearth.chat.history
+        turn = start_turn(self.hearth.chat, store, engine, request)
+        return turn, {
+            "action": request.action,
+            "model": engine.info.name,
+            "template": turn.prepared.template_name,
+            "notices": list(turn.prepared.notices),
+        }
+
+    def _engine(self, gid: str):
+        """The model manager, having told the page when a model must load first."""
         models = self.hearth.models
         if models.get_loaded() is None:
             name = models.default_spec().id
             self.send(type="status", id=gid, message=f"Loading {name}…")
-        with models.using() as engine:  # held until its generation runs: never unloaded meanwhile
-            turn = start_turn(self.hearth.chat, engine, request)
+        return models
+
+    def _run(self, message: GenerateMessage | CompleteMessage) -> None:
+        gid = message.id
+        # held until its generation runs: never unloaded meanwhile
+        with self._engine(gid).using() as engine:
+            turn, start = self._start(message, engine)
         self.current = (gid, turn)
         if gid in self._stop_requested or self.closed:
             turn.cancel()
-        self.send(
-            type="start",
-            id=gid,
-            action=request.action,
-            model=engine.info.name,
-            template=turn.prepared.template_name,
-        )
+        self.send(type="start", id=gid, **start)
         error: HearthError | None = None
         try:
             for event in turn.events():
@@ -237,15 +292,26 @@ class ChatSocket:
         if error is not None:
             self.send(type="error", id=gid, message=error.message, saved=saved is not None)
             return
+        done = {
+            "finish_reason": turn.finish_reason or "cancelled",
+            "text": turn.text,
+            "saved": saved is not None,
+            "stats": turn.stats(),
+        }
+        if isinstance(message, CompleteMessage):
+            self.send(type="done", id=gid, **done, notebook=notebook_json(saved) if saved else None)
+            return
         self.send(
             type="done",
             id=gid,
-            finish_reason=turn.finish_reason or "cancelled",
-            text=turn.text,
+            **done,
             reasoning=turn.reasoning,
-            saved=saved is not None,
             truncated=turn.prepared.truncated,
-            chat=self.summarize(saved) if saved is not None else None,
-            stats=turn.stats(),
+            notices=list(turn.prepared.notices),
+            chat=summary_json(saved) if saved is not None else None,
+            at=turn.saved_at,
+            messages=path_json(saved, turn.saved_at)
+            if saved is not None and turn.saved_at is not None
+            else None,
             extras=turn.prepared.state.get("extras") or {},
         )

@@ -1,13 +1,16 @@
 """One turn of a UI chat: build the prompt, stream the model's reply, save the result.
 
 The prompt comes from `ChatService.prepare`, the same path the API takes; the edits to the
-saved chat are `chat_log`'s pure functions, applied through `HistoryStore.update` so two
-writers (two tabs, or the API recording into the same chat) never lose each other's change.
+saved chat are pure functions (chat_log, versions), applied through the store's `update` so
+two writers (two tabs, or the API recording into the same chat) never lose each other's
+change. The store is the history (saved chats) or the incognito chats (memory only).
 
 - send: the user's message is saved when the generation starts; the reply when it ends.
-- regenerate: the prompt is the chat without its last reply; the old reply is replaced only
-  when the new one ends (stopping before any text keeps the old one).
-- continue: the last reply grows by what the model writes.
+  With `message` (a user message's id): the text is a new version of that message (edit and
+  send); what followed the old version stays with it.
+- regenerate: a new version of the last reply, or of the reply `message`; the old versions
+  stay (‹ 2/3 ›). Stopping before any text saves nothing.
+- continue: the reply shown grows by what the model writes; its other versions keep theirs.
 - impersonate: the model writes the user's next message (starting from the text already in
   the input box); nothing is saved, the text goes back into the input box.
 Stopped or interrupted replies are saved as far as they got.
@@ -15,23 +18,18 @@ Stopped or interrupted replies are saved as far as they got.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from modules.chat.chat_log import (
-    Chat,
-    append_exchange,
-    append_reply,
-    drop_last_reply,
-    replace_last_reply,
-    reply_message,
-)
-from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
+from modules.chat.chat_log import Chat, append_exchange, last_user_index, reply_message
+from modules.chat.messages import Attachment, ChatMessage, ChatOptions, PreparedPrompt
 from modules.chat.replies import ContentDelta, ReasoningDelta
 from modules.chat.service import ChatService
+from modules.chat.versions import add_after, add_version, grow_message, index_of
 from modules.engines.base import Generation, GenerationRequest, TextEngine, Usage, most_tokens
 from modules.errors import HearthError, InvalidRequest
 
@@ -54,6 +52,10 @@ class TurnRequest:
     user_bio: str = ""
     instruction_template: str = ""
     state: dict[str, Any] = field(default_factory=dict, compare=False)  # for extensions' hooks
+    message: int | None = None  # the message the action is about (send: edit it; regenerate)
+    attachments: tuple[Attachment, ...] = ()
+    reasoning_effort: str | None = None
+    enable_thinking: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -62,35 +64,57 @@ class TurnEvent:
     text: str
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a turn builds its prompt from and where its result goes."""
+
+    messages: list[ChatMessage]  # the conversation the prompt is built from
+    base: str = ""  # text the reply continues (continue, impersonate)
+    continue_: bool = False
+    impersonate: bool = False
+    after: int | None = None  # the reply follows this message (send, regenerate)
+    grows: int | None = None  # continue: the message that grows
+    user: ChatMessage | None = None  # send: the user's message to save at the start
+    replaces: int | None = None  # ...as a new version of this message (edit and send)
+
+
 class Turn:
     """A running turn. Iterate `events()`, then call `save()` (also after a stop or error)."""
 
     def __init__(
         self,
         chat: ChatService,
+        store,
         request: TurnRequest,
         generation: Generation,
         prepared: PreparedPrompt,
         options: ChatOptions,
-        base: str,
+        plan: Plan,
+        model: str,
     ) -> None:
         self.request = request
         self.generation = generation
         self.prepared = prepared
-        self.base = base  # text the reply continues (continue, impersonate)
+        self.plan = plan
+        self.model = model
         self.content = ""
         self.reasoning = ""
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.started = time.monotonic()
         self.first_text_at: float | None = None
-        self._chat = chat
+        self.saved_at: int | None = None  # where on the path the saved messages start
+        self._store = store
         self._parser = chat.reply_parser(options, prepared)
+
+    @property
+    def base(self) -> str:
+        return self.plan.base
 
     @property
     def text(self) -> str:
         """The whole message the turn produced (for continue: the old text and the new)."""
-        return self.base + self.content
+        return self.plan.base + self.content
 
     def events(self) -> Iterator[TurnEvent]:
         for delta in self.generation:
@@ -115,18 +139,22 @@ class Turn:
 
     def save(self) -> Chat | None:
         """Save what the turn produced; returns the saved chat (None when nothing changed)."""
-        request, history = self.request, self._chat.history
+        request, plan = self.request, self.plan
         if request.action == "impersonate" or not self.content.strip():
             return None
-        reply = reply_message(self.content, self.prepared.state.get("extras"))
-        if request.action == "send":
-            change = lambda chat: append_reply(chat, reply)  # noqa: E731
-        elif request.action == "regenerate":
-            change = lambda chat: append_reply(drop_last_reply(chat), reply)  # noqa: E731
-        else:  # continue: the reply keeps what extensions added when it was first written
-            text = self.text
-            change = lambda chat: replace_last_reply(chat, text)  # noqa: E731
-        return history.update(request.mode, request.character, request.chat_id, change)
+        if request.action == "continue":
+            text = self.text  # the reply keeps what extensions added when it was first written
+            change = lambda chat: grow_message(chat, plan.grows, text)  # noqa: E731
+            target = plan.grows
+        else:
+            reply = reply_message(self.content, self.prepared.state.get("extras"), model=self.model)
+            change = lambda chat: add_after(chat, plan.after, reply)  # noqa: E731
+            target = None
+        chat = self._store.update(request.mode, request.character, request.chat_id, change)
+        if target is None:  # send: from the user's message on; regenerate: the new version
+            target = plan.after if plan.user is not None else _child_of(chat, plan.after)
+        self.saved_at = _place(chat, target)
+        return chat
 
     def stats(self) -> dict:
         elapsed = time.monotonic() - self.started
@@ -140,27 +168,34 @@ class Turn:
         return out
 
 
-def start_turn(chat: ChatService, engine: TextEngine, request: TurnRequest) -> Turn:
+def _child_of(chat: Chat, parent: int | None) -> int | None:
+    if parent is None:
+        return chat.messages[0].id if chat.messages else None
+    for i, m in enumerate(chat.messages[:-1]):
+        if m.id == parent:
+            return chat.messages[i + 1].id
+    return None
+
+
+def _place(chat: Chat, message_id: int | None) -> int | None:
+    for i, m in enumerate(chat.messages):
+        if m.id == message_id:
+            return i
+    return None
+
+
+def start_turn(chat: ChatService, store, engine: TextEngine, request: TurnRequest) -> Turn:
     """Build the prompt, start the generation and (for send) save the user's message."""
     if request.action not in ACTIONS:
         raise InvalidRequest(f"Unknown action {request.action!r}.", param="action")
-    history = chat.history
-    current = history.load(request.mode, request.character, request.chat_id)
-    messages, base, continue_, impersonate = _conversation(current, request)
-    options = ChatOptions(
-        mode=request.mode,
-        character=request.character,
-        instruction_template=request.instruction_template or None,
-        user_name=request.user_name or None,
-        user_bio=request.user_bio or None,
-        continue_=continue_,
-        impersonate=impersonate,
-    )
+    current = store.load(request.mode, request.character, request.chat_id)
+    plan = plan_turn(current, request)
+    options = chat_options(request, continue_=plan.continue_, impersonate=plan.impersonate)
     n_ctx = engine.info.n_ctx
     wanted = request.sampling.max_tokens
     # History is trimmed to leave room for the reply, but never more than half the context.
     prepared = chat.prepare(
-        messages,
+        plan.messages,
         options,
         engine.info,
         count_tokens=engine.count_tokens,
@@ -178,35 +213,84 @@ def start_turn(chat: ChatService, engine: TextEngine, request: TurnRequest) -> T
     # The chat's turns meet its prompt cache (on an engine with several places to run them).
     affinity = f"chat:{request.mode}:{request.character}:{request.chat_id}"
     generation = engine.generate(GenerationRequest(prepared.prompt, params, affinity=affinity))
-    if request.action == "send" and request.text:
-        shown = prepared.visible_text if prepared.visible_text is not None else request.text
+    if plan.user is not None:
         try:
-            history.update(
-                request.mode, request.character, request.chat_id, lambda c: append_exchange(c, shown)
-            )
+            plan = _save_user_message(store, request, prepared, plan)
         except HearthError:
             generation.close()
             raise
-    return Turn(chat, request, generation, prepared, options, base)
+    return Turn(chat, store, request, generation, prepared, options, plan, engine.info.name)
 
 
-def _conversation(current: Chat, request: TurnRequest) -> tuple[list[ChatMessage], str, bool, bool]:
-    """The messages to build the prompt from, the text the reply continues, and the flags."""
+def chat_options(request: TurnRequest, *, continue_: bool = False, impersonate: bool = False) -> ChatOptions:
+    return ChatOptions(
+        mode=request.mode,
+        character=request.character,
+        instruction_template=request.instruction_template or None,
+        user_name=request.user_name or None,
+        user_bio=request.user_bio or None,
+        continue_=continue_,
+        impersonate=impersonate,
+        reasoning_effort=request.reasoning_effort,
+        enable_thinking=request.enable_thinking,
+    )
+
+
+def _save_user_message(store, request: TurnRequest, prepared: PreparedPrompt, plan: Plan) -> Plan:
+    """Save the user's message (as the hooks want it shown); the reply will follow it."""
+    user = plan.user
+    assert user is not None
+    if prepared.visible_text is not None:
+        user = dataclasses.replace(user, content=prepared.visible_text)
+    place: list[int] = []
+
+    def change(chat: Chat) -> Chat:
+        if plan.replaces is None:
+            place.append(len(chat.messages))
+            return append_exchange(chat, user)
+        place.append(index_of(chat, plan.replaces))  # where it is now (another tab may have edited)
+        return add_version(chat, place[0], user)
+
+    saved = store.update(request.mode, request.character, request.chat_id, change)
+    return dataclasses.replace(plan, after=saved.messages[place[0]].id)
+
+
+def plan_turn(current: Chat, request: TurnRequest) -> Plan:
+    """The messages to build the prompt from, the text the reply continues, and where the
+    result goes."""
     messages = list(current.messages)
     last = messages[-1] if messages else None
     action, text = request.action, request.text
     if action == "send":
-        if text:
-            return [*messages, ChatMessage("user", text)], "", False, False
+        if request.message is not None:  # edit and send: a new version of a user message
+            at = index_of(current, request.message)
+            old = messages[at]
+            if old.role != "user":
+                raise InvalidRequest("Only your own messages can be edited and sent again.", param="message")
+            if not text and not old.attachments:
+                raise InvalidRequest("Type a message first.", param="text")
+            user = ChatMessage("user", text, attachments=request.attachments or old.attachments)
+            return Plan([*messages[:at], user], user=user, replaces=old.id)
+        if text or request.attachments:
+            user = ChatMessage("user", text, attachments=request.attachments)
+            return Plan([*messages, user], user=user)
         if last is not None and last.role == "user":  # e.g. after a failed reply: answer it now
-            return messages, "", False, False
+            return Plan(messages, after=last.id)
         raise InvalidRequest("Type a message first.", param="text")
     if action == "regenerate":
-        return list(drop_last_reply(current).messages), "", False, False
+        if request.message is not None:
+            at = index_of(current, request.message)
+            if messages[at].role != "assistant" or at == 0:
+                raise InvalidRequest("Only a reply to a message can be written again.", param="message")
+        else:
+            at = last_user_index(current) + 1
+            if at == 0:
+                raise InvalidRequest("There is no reply to regenerate.", param="history_id")
+        return Plan(messages[:at], after=messages[at - 1].id)
     if action == "continue":
         if last is None or last.role != "assistant":
             raise InvalidRequest("There is no reply to continue.", param="action")
-        return messages, last.content, True, False
+        return Plan(messages, base=last.content, continue_=True, grows=last.id)
     if text:  # impersonate, continuing what the user has typed
-        return [*messages, ChatMessage("user", text)], text, True, True
-    return messages, "", False, True
+        return Plan([*messages, ChatMessage("user", text)], base=text, continue_=True, impersonate=True)
+    return Plan(messages, impersonate=True)

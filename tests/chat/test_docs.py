@@ -26,3 +26,19 @@ def test_hook_table_lists_every_hook():
     documented = re.findall(r"^\| `(\w+)\(", section, re.MULTILINE)
     hooks = [name for name in vars(ChatHooks) if not name.startswith("_")]
     assert sorted(documented) == sorted(hooks)
+
+
+def test_the_chat_file_example_reads_as_it_says():
+    import json
+
+    from modules.chat.chat_file import chat_from_json
+    from modules.chat.versions import switch_version, version_numbers
+
+    section = DOC[DOC.index("## History") :]
+    example = json.loads(section.split("```json\n")[1].split("```")[0])
+    chat = chat_from_json(example, id=example["id"], mode="chat", character="Ada", mtime=0.0)
+    assert [m.content for m in chat.messages] == ["Hello!", "1 < 2?", "Yes."]
+    assert version_numbers(chat)[2] == (2, 2)  # "message 4 is version 2/2 of the reply to message 2"
+    assert switch_version(chat, 2, 1).messages[2].content == "Indeed it is."
+    assert chat.messages[1].attachments[0].name == "notes.txt"
+    assert chat.internal() == example["internal"] and chat.visible() == example["visible"]

@@ -1,38 +1,13 @@
-"""Folders of mixed documents for the LocalDocs tests, and a tiny PDF writer."""
+"""Folders of mixed documents for the LocalDocs tests."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from document_files import pdf_bytes
 
-def pdf_bytes(lines: list[str]) -> bytes:
-    """A one-page PDF showing `lines` in Helvetica (enough for pypdf to extract the text)."""
-    text = (
-        "BT /F1 12 Tf 72 720 Td 14 TL "
-        + " ".join(
-            "(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") '" for line in lines
-        )
-        + " ET"
-    )
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text.encode("latin-1")),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+__all__ = ["pdf_bytes"]
 
 
 FILES = {

@@ -35,7 +35,7 @@ def test_the_localdocs_panel_from_a_new_collection_to_saved_sources(server, user
     allow_folders(user_data, tmp_path)
     proc = server("--extensions", "localdocs", "--ctx-size", "2048", wait_for="ui")
     page = new_page()
-    page.goto(proc.ui_url + "/")
+    page.goto(proc.ui_url + "/?character=Assistant")  # chat mode: the chat is saved under Assistant
     page.wait_for_selector("#chat-list .chat-item.active")
     panel = page.locator(".localdocs-panel")
     expect(panel).to_contain_text("No collections yet.")

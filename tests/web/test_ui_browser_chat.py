@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from ui_helpers import screenshot
+from ui_helpers import last_reply, new_chat, open_chat, screenshot, send, set_max_tokens, wait_reply_done
 
 pytestmark = pytest.mark.browser
 
@@ -47,41 +47,6 @@ def site(tmp_path_factory, model_dir):
     yield proc
     proc.stop()
     assert "Traceback" not in proc.log(), proc.log()[-3000:]
-
-
-def open_chat(page, url: str) -> None:
-    page.goto(url)
-    page.wait_for_selector("#chat-list .chat-item.active")
-    page.wait_for_selector("#messages .message, #messages .empty-chat")
-
-
-def new_chat(page) -> None:
-    """Start a new chat and wait until it is the one shown."""
-    old = page.evaluate("() => new URL(location.href).searchParams.get('chat')")
-    page.click("#new-chat")
-    page.wait_for_function(
-        "old => new URL(location.href).searchParams.get('chat') !== old"
-        " && document.querySelectorAll('.message.user').length === 0",
-        arg=old,
-    )
-
-
-def set_max_tokens(page, value: int) -> None:
-    page.fill("#param-max_tokens", str(value))
-
-
-def send(page, text: str) -> None:
-    page.fill("#input", text)
-    page.press("#input", "Enter")
-
-
-def wait_reply_done(page, timeout: float = 60_000) -> None:
-    page.wait_for_selector(".message.streaming", state="detached", timeout=timeout)
-    page.wait_for_function("() => document.querySelector('#send').getAttribute('aria-label') === 'Send'")
-
-
-def last_reply(page) -> str:
-    return page.locator(".message.assistant .content").last.inner_text()
 
 
 def test_tokens_arrive_incrementally_and_the_reply_is_saved(site, new_page):
@@ -263,7 +228,7 @@ def test_new_chat_switch_back_and_find_it_after_a_restart(ui_server, new_page):
 
     first_server.stop()
     second_server = ui_server()  # the same user_data, new ports
-    page.goto(second_server.ui_url + "/")
+    page.goto(second_server.ui_url + "/?character=Assistant")  # a new origin: a newcomer's page
     page.wait_for_selector("#chat-list .chat-item")
     titles = page.locator("#chat-list .chat-name").all_inner_texts()
     assert "The first chat" in titles and "The second chat" in titles

@@ -230,7 +230,7 @@ def test_phone_width(site, new_page):
     page.wait_for_selector(".message.streaming", state="detached")
     assert page.evaluate("document.documentElement.scrollWidth <= 390")
     screenshot(page, "phone-tiny")
-    for path in ("/characters", "/models", "/settings"):
+    for path in ("/notebook", "/characters", "/models", "/settings"):
         page.goto(site.ui_url + path)
         page.wait_for_load_state("networkidle")
         assert page.evaluate("document.documentElement.scrollWidth <= 390"), path
@@ -268,6 +268,8 @@ LAYOUT_PROBLEMS = """() => {
 
 PAGES = {
     "/": "#messages .message, #messages .empty-chat",
+    "/?character=Assistant": "#messages .message",
+    "/notebook": "#notebook-text",
     "/characters": ".char-card",
     "/models": "#model-table tbody tr",
     "/settings": "#extensions-table tbody tr",
@@ -283,7 +285,8 @@ def test_every_control_stays_inside_its_card_and_the_screen(site, new_page, widt
         page.wait_for_load_state("networkidle")
         assert page.evaluate(LAYOUT_PROBLEMS) == [], (width, path)
         assert page.evaluate("document.documentElement.scrollWidth") <= width, path
-        screenshot(page, f"width-{width}-{path.strip('/') or 'chat'}-tiny")
+        name = path.strip("/?").replace("=", "-") or "chat"
+        screenshot(page, f"width-{width}-{name}-tiny")
 
 
 @pytest.mark.parametrize("width", [360, 390, 1280])
@@ -350,7 +353,7 @@ def test_login_in_the_browser_guards_the_page_and_the_socket(ui_server, new_page
     page.fill("input[name=password]", "secret")
     page.click("button[type=submit]")
     page.wait_for_selector(".char-card")  # back where we wanted to go
-    page.goto(site.ui_url + "/")
+    page.goto(site.ui_url + "/?character=Assistant")
     page.wait_for_selector("#messages .message")
     page.fill("#param-max_tokens", "5")
     page.fill("#input", "Logged in")

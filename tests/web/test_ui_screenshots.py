@@ -105,7 +105,68 @@ def ask(page, text: str) -> None:
     page.wait_for_selector(".message.streaming", state="detached", timeout=120_000)
 
 
-def test_screenshots(site, new_page):
+def versions_and_search(page) -> None:
+    """Two more versions of the last reply, the second shown; then a search."""
+    page.fill("#param-temperature", "0.9")
+    for seed in ("11", "12"):
+        page.fill("#param-seed", seed)
+        page.click("#regenerate")
+        page.wait_for_selector(".message.streaming")
+        page.wait_for_selector(".message.streaming", state="detached", timeout=120_000)
+    page.click(".message.assistant >> nth=-1 >> button[aria-label='Previous version']")
+    page.wait_for_function("() => document.querySelector('.version-count').textContent === '2/3'")
+    page.locator(".message.assistant").last.hover()
+    screenshot(page, "versions", FOLDER)
+    page.fill("#chat-search", "palindrome")
+    page.wait_for_selector(".search-hit mark")
+    screenshot(page, "search", FOLDER)
+    page.press("#chat-search", "Escape")
+    deterministic(page)
+    page.fill("#param-seed", "-1")
+
+
+def files_in_a_message(page, folder: Path) -> None:
+    """A text file and a PDF sent with a question the model answers from them."""
+    from document_files import pdf_bytes
+
+    notes = folder / "offsite-notes.txt"
+    notes.write_text(
+        "Team offsite\n\nDate: Thursday 14 March\nPlace: the lighthouse museum in Portland\n"
+        "Bring: walking shoes and a rain jacket\n"
+    )
+    agenda = folder / "agenda.pdf"
+    agenda.write_bytes(pdf_bytes(["Agenda", "10:00 Welcome and coffee", "11:00 Tour of the lighthouse"]))
+    page.click("#new-chat")
+    page.wait_for_selector(".empty-chat")
+    page.set_input_files("#file-input", [str(notes), str(agenda)])
+    page.wait_for_function("() => document.querySelectorAll('#attachments .file-chip').length === 2")
+    page.wait_for_timeout(500)
+    ask(page, "Where is the team offsite, and what should I bring?")
+    screenshot(page, "files", FOLDER)
+
+
+def notebook(page, url: str) -> None:
+    page.goto(url + "/notebook")
+    page.wait_for_selector("#notebook-list .chat-item.active")
+    page.fill("#notebook-title", "The keeper's log")
+    page.fill(
+        "#notebook-text",
+        "The Keeper's Log\n\nOnce upon a time, in a small village by the sea, there lived an old "
+        "lighthouse keeper named Tom. Every night,",
+    )
+    if not page.is_visible("#param-max_tokens"):
+        page.click("#params-toggle")  # the chat closed the panel: the choice is shared
+    page.select_option("#preset", "Default")
+    page.fill("#param-seed", "7")
+    page.fill("#param-max_tokens", "160")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("() => document.querySelector('#notebook-text').readOnly")
+    page.wait_for_function("() => !document.querySelector('#notebook-text').readOnly", timeout=120_000)
+    page.wait_for_timeout(600)  # the token count
+    screenshot(page, "notebook", FOLDER)
+
+
+def test_screenshots(site, new_page, tmp_path):
     page = new_page(width=1280, height=860)
     page.goto(site.ui_url + "/")
     page.wait_for_selector("#chat-list .chat-item")
@@ -117,6 +178,9 @@ def test_screenshots(site, new_page):
     assert "Paris" in page.locator(".message.assistant .content").last.inner_text()
     page.locator(".message.user").last.hover()
     screenshot(page, "chat", FOLDER)
+
+    versions_and_search(page)
+    files_in_a_message(page, tmp_path)
 
     page.click("#mode-switch [data-mode='chat']")
     page.click("#character-button")
@@ -131,6 +195,8 @@ def test_screenshots(site, new_page):
     page.wait_for_timeout(300)
     screenshot(page, "chat-dark", FOLDER)
     page.click("#theme-toggle")  # back to automatic
+
+    notebook(page, site.ui_url)
 
     page.goto(site.ui_url + "/characters")
     page.wait_for_selector(".char-card[data-key='Dr. Lin'] img")

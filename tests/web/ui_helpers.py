@@ -1,4 +1,5 @@
-"""Helpers for the UI tests that talk to a real server: its JSON API and its websocket."""
+"""Helpers for the UI tests that talk to a real server: its JSON API, its websocket, and the
+chat page in a browser."""
 
 from __future__ import annotations
 
@@ -82,3 +83,57 @@ def screenshot(page, name: str, folder: Path = ARTIFACTS) -> Path:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+# --- The chat page in a browser ---------------------------------------------------------------
+
+
+def open_chat(page, url: str) -> None:
+    """Open the chat page with the Assistant character (a newcomer without one starts in
+    instruct mode: test_ui_browser_first_minute.py)."""
+    page.goto(url if "?" in url else url + "?character=Assistant")
+    page.wait_for_selector("#chat-list .chat-item.active")
+    page.wait_for_selector("#messages .message, #messages .empty-chat")
+
+
+def new_chat(page) -> None:
+    """Start a new chat and wait until it is the one shown."""
+    old = page.evaluate("() => new URL(location.href).searchParams.get('chat')")
+    page.click("#new-chat")
+    page.wait_for_function(
+        "old => new URL(location.href).searchParams.get('chat') !== old"
+        " && document.querySelectorAll('.message.user').length === 0",
+        arg=old,
+    )
+
+
+def set_max_tokens(page, value: int) -> None:
+    page.fill("#param-max_tokens", str(value))
+
+
+def send(page, text: str) -> None:
+    page.fill("#input", text)
+    page.press("#input", "Enter")
+
+
+def wait_reply_done(page, timeout: float = 60_000) -> None:
+    page.wait_for_selector(".message.streaming", state="detached", timeout=timeout)
+    page.wait_for_function("() => document.querySelector('#send').getAttribute('aria-label') === 'Send'")
+
+
+def last_reply(page) -> str:
+    return page.locator(".message.assistant .content").last.inner_text()
+
+
+# A template that reads `enable_thinking` (as Qwen3's does): off, the reply starts after an
+# empty think block.
+THINKING_TEMPLATE = """instruction_template: |-
+  {%- for m in messages %}<|im_start|>{{ m.role }}
+  {{ m.content }}<|im_end|>
+  {% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
+  {% if enable_thinking is defined and enable_thinking is false %}<think>
+
+  </think>
+
+  {% endif %}{% endif %}
+"""

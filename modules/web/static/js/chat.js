@@ -1,524 +1,56 @@
-// The chat page: the sidebar of chats, the messages, the composer, the parameters panel, and
-// the websocket that streams replies. Untrusted text (messages, names, titles) only ever
-// reaches the page as text nodes or through the sanitizing Markdown renderer.
+// The chat page: opening chats, mode and character, the chat bar's menu (export, import, the
+// prompt), incognito chats, the drawers on narrow screens, and the start. The messages are
+// chat-view.js's, replies chat-generation.js's, the sidebar chat-list.js's, the input box
+// composer.js's, the parameters panel params.js's.
 
+import { $, api, avatar, boot, el, onStatus, toast } from "./common.js";
 import {
-  $, api, avatar, boot, confirmAction, copyText, el, icon, iconButton, store, timeAgo, toast,
-} from "./common.js";
-import { Socket } from "./chat-socket.js";
-import { renderMarkdown } from "./markdown.js";
-import { FALLBACK_SAMPLING, initParams, presetByName, setParamsOpen } from "./params.js";
+  MODES, actions, botName, characterKey, chatPlace, currentCharacter, placeKey, placeQuery,
+  promptChoices, remember, state, templateSwitches,
+} from "./chat-state.js";
+import { clearSearch, loadChats, renderChatList, updateSummary } from "./chat-list.js";
+import { generate, setBusy, stopGeneration, updateToolbar } from "./chat-generation.js";
+import { renderMessages } from "./chat-view.js";
+import { autosize, refreshContext, resetComposer } from "./composer.js";
+import { initParams, setParamsOpen } from "./params.js";
 
-const STORE_KEY = "hearth.ui";
-const MODES = ["chat", "chat-instruct", "instruct"];
-// --- State ------------------------------------------------------------------------------------
-
-const saved = store.load(STORE_KEY);
-const choices = boot.choices;
-const state = {
-  characters: boot.characters || [],
-  presets: boot.presets || [],
-  templates: boot.templates || [],
-  mode: MODES.includes(saved.mode) ? saved.mode : choices.mode,
-  character: saved.character ?? choices.character,
-  preset: saved.preset ?? choices.preset,
-  sampling: null,
-  template: saved.template ?? choices.instruction_template,
-  userName: saved.userName ?? choices.user_name,
-  userBio: saved.userBio ?? choices.user_bio,
-  lastChats: saved.lastChats ?? {},
-  paramsOpen: saved.paramsOpen ?? window.matchMedia("(min-width: 1200px)").matches,
-  chats: [],
-  chat: null, // {id, mode, character, title, messages: [{role, content}]}
-  gen: null, // the reply being written
-};
-state.sampling = { ...FALLBACK_SAMPLING, ...(presetByName(state.presets, state.preset)?.sampling || {}), ...(saved.sampling || {}) };
-
-function remember() {
-  store.save(STORE_KEY, {
-    mode: state.mode, character: state.character, preset: state.preset, sampling: state.sampling,
-    template: state.template, userName: state.userName, userBio: state.userBio,
-    lastChats: state.lastChats, paramsOpen: state.paramsOpen,
-  });
-}
-
-function currentCharacter() {
-  return state.characters.find((c) => c.key === state.character) || null;
-}
-
-function characterKey() {
-  return state.mode === "instruct" ? null : state.character;
-}
-
-function placeKey() {
-  return state.mode === "instruct" ? "instruct" : `chat|${state.character}`;
-}
-
-function userName() {
-  return state.userName || currentCharacter()?.user_name || "You";
-}
-
-function botName() {
-  if (state.mode === "instruct") return "Assistant";
-  return currentCharacter()?.name || state.character;
-}
-
-// --- Elements ---------------------------------------------------------------------------------
-
-const messagesBox = $("messages");
 const input = $("input");
-const sendButton = $("send");
-const jumpButton = $("jump-latest");
 const layout = $("chat-layout");
+let status = null;
 
-// --- Rendering messages ------------------------------------------------------------------------
+// --- Opening chats ----------------------------------------------------------------------------
 
-function messageAvatar(role) {
-  if (role === "user") return avatar(userName(), null, "avatar me");
-  if (role === "assistant") {
-    if (state.mode === "instruct") {
-      return el("img", { class: "avatar", src: document.querySelector(".brand img").src, alt: "" });
-    }
-    const character = currentCharacter();
-    return avatar(botName(), character?.picture, "avatar");
-  }
-  return el("span", { class: "avatar initials system", "aria-hidden": "true", text: role === "tool" ? "⚙" : "i" });
-}
-
-function authorName(role) {
-  if (role === "user") return userName();
-  if (role === "assistant") return botName();
-  return role === "tool" ? "Tool" : "System";
-}
-
-function messageView(message) {
-  const content = el("div", { class: message.role === "assistant" ? "content markdown" : "content plain" });
-  const reasoning = el("details", { class: "reasoning", hidden: true },
-    el("summary", { text: "Thinking" }), el("div", { class: "reasoning-body" }));
-  const stats = el("span", { class: "stats" });
-  const copy = iconButton("copy", "Copy message", async () => {
-    const ok = await copyText(view.message.content);
-    copy.replaceChildren(icon(ok ? "check" : "alert"));
-    setTimeout(() => copy.replaceChildren(icon("copy")), 1500);
-  }, "icon-btn small");
-  const actions = el("div", { class: "message-actions" }, copy);
-  const article = el("article", { class: `message ${message.role}`, "aria-label": authorName(message.role) },
-    messageAvatar(message.role),
-    el("div", { class: "message-body" },
-      el("div", { class: "bubble" },
-        el("div", { class: "meta" }, el("span", { class: "author", text: authorName(message.role) }), stats),
-        reasoning, content),
-      actions));
-  const view = { article, content, reasoning, stats, actions, message };
-  fillContent(view, message.content);
-  return view;
-}
-
-function fillContent(view, text) {
-  if (view.message.role === "assistant") view.content.replaceChildren(renderMarkdown(text));
-  else view.content.textContent = text;
-}
-
-function fillReasoning(view, text) {
-  view.reasoning.hidden = !text;
-  if (text) view.reasoning.querySelector(".reasoning-body").textContent = text;
-}
-
-let views = [];
-
-/** Tell extension scripts a message is shown whole, with its saved `extras`. */
-function announceMessage(view) {
-  document.dispatchEvent(new CustomEvent("hearth:message", { detail: { message: view.message, element: view.article } }));
-}
-
-function renderMessages() {
-  views = (state.chat?.messages || []).map(messageView);
-  const nodes = views.map((v) => v.article);
-  if (!nodes.length) nodes.push(emptyState());
-  messagesBox.replaceChildren(...nodes);
-  views.forEach(announceMessage);
-  updateLastActions();
-  stick = true;
-  follow();
-}
-
-function emptyState() {
-  const character = state.mode === "instruct" ? null : currentCharacter();
-  return el("div", { class: "empty-chat" },
-    state.mode === "instruct"
-      ? el("img", { class: "avatar xl", src: document.querySelector(".brand img").src, alt: "" })
-      : avatar(botName(), character?.picture, "avatar xl"),
-    el("h2", { text: state.mode === "instruct" ? "How can I help?" : botName() }),
-    el("p", { class: "muted", text: "Write a message below to start." }));
-}
-
-function appendView(message) {
-  messagesBox.querySelector(".empty-chat")?.remove();
-  const view = messageView(message);
-  views.push(view);
-  messagesBox.append(view.article);
-  return view;
-}
-
-/** Regenerate and continue buttons on the last reply (and nowhere else). */
-function updateLastActions() {
-  for (const view of views) view.actions.querySelectorAll(".last-only").forEach((b) => b.remove());
-  const last = views.at(-1);
-  if (last && last.message.role === "assistant" && !state.gen) {
-    last.actions.append(
-      iconButton("regenerate", "Regenerate", () => generate("regenerate"), "icon-btn small last-only"),
-      iconButton("continue", "Continue", () => generate("continue"), "icon-btn small last-only"));
-  }
-  const messages = state.chat?.messages || [];
-  const hasUser = messages.some((m) => m.role === "user");
-  const busy = Boolean(state.gen);
-  $("regenerate").disabled = busy || !hasUser;
-  $("continue").disabled = busy || messages.at(-1)?.role !== "assistant";
-  $("impersonate").disabled = busy || !state.chat;
-  $("remove-last").disabled = busy || !hasUser;
-}
-
-// --- Following the stream ----------------------------------------------------------------------
-
-let stick = true;
-
-function distanceFromBottom() {
-  return messagesBox.scrollHeight - messagesBox.scrollTop - messagesBox.clientHeight;
-}
-
-function follow() {
-  if (stick) messagesBox.scrollTop = messagesBox.scrollHeight;
-  jumpButton.hidden = stick || distanceFromBottom() < 48;
-}
-
-messagesBox.addEventListener("scroll", () => {
-  stick = distanceFromBottom() < 48;
-  jumpButton.hidden = stick;
-});
-messagesBox.addEventListener("wheel", (event) => {
-  if (event.deltaY < 0) stick = false;
-}, { passive: true });
-jumpButton.addEventListener("click", () => {
-  stick = true;
-  follow();
-});
-
-// --- Generation over the websocket -------------------------------------------------------------
-
-const socket = new Socket(onServerMessage, () => {
-  if (state.gen) failGeneration("The connection to the server was lost; the reply is saved as far as it got.");
-});
-
-function newGenerationId() {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return "g" + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function generate(action) {
-  if (state.gen || !state.chat) return;
-  const messages = state.chat.messages;
-  const typed = input.value.trim();
-  if (action === "send" && !typed && messages.at(-1)?.role !== "user") {
-    input.focus();
-    return;
-  }
-  const gen = { id: newGenerationId(), action, text: "", reasoning: "", started: false, typed, view: null };
-  if (action === "send") {
-    if (typed) {
-      const message = { role: "user", content: typed };
-      messages.push(message);
-      appendView(message);
-    }
-    input.value = "";
-    autosize();
-    gen.view = appendView({ role: "assistant", content: "" });
-  } else if (action === "regenerate") {
-    const lastUser = messages.map((m) => m.role).lastIndexOf("user");
-    messages.splice(lastUser + 1);
-    views.splice(lastUser + 1).forEach((v) => v.article.remove());
-    gen.view = appendView({ role: "assistant", content: "" });
-  } else if (action === "continue") {
-    gen.view = views.at(-1);
-    gen.text = gen.view.message.content;
-  } else if (action === "impersonate") {
-    gen.text = typed;
-  }
-  if (gen.view) {
-    gen.view.article.classList.add("streaming");
-    gen.view.article.setAttribute("aria-busy", "true");
-    if (!gen.text) gen.view.content.replaceChildren(typingDots());
-  }
-  state.gen = gen;
-  setBusy(true);
-  stick = true;
-  follow();
-  // Extensions' scripts may add per-request state for their hooks (docs/extensions.md).
-  const extensions = {};
-  const chatRef = { mode: state.mode, character: characterKey(), id: state.chat.id };
-  document.dispatchEvent(new CustomEvent("hearth:generate", { detail: { action, chat: chatRef, extensions } }));
-  try {
-    socket.send({
-      type: "generate", id: gen.id, action,
-      chat: chatRef,
-      ...(Object.keys(extensions).length ? { extensions } : {}),
-      text: action === "send" || action === "impersonate" ? typed : "",
-      sampling: state.sampling,
-      user_name: state.userName || "",
-      user_bio: state.userBio || "",
-      instruction_template: state.template || "",
-    });
-  } catch (error) {
-    failGeneration(error.message);
-  }
-}
-
-function typingDots() {
-  return el("span", { class: "typing", "aria-label": "Writing" }, el("i"), el("i"), el("i"));
-}
-
-function stopGeneration() {
-  const gen = state.gen;
-  if (!gen || gen.stopping) return;
-  gen.stopping = true;
-  sendButton.setAttribute("aria-label", "Stopping");
-  try {
-    socket.send({ type: "stop", id: gen.id });
-  } catch {
-    /* the socket is gone: the server stops it when it notices */
-  }
-}
-
-function onServerMessage(message) {
-  const gen = state.gen;
-  if (message.type === "pong") return;
-  if (!gen || message.id !== gen.id) {
-    if (message.type === "error" && !message.id) toast(message.message, "error");
-    return;
-  }
-  if (message.type === "status") {
-    if (gen.view) gen.view.stats.textContent = message.message;
-  } else if (message.type === "start") {
-    gen.started = true;
-    if (gen.view) gen.view.stats.textContent = "";
-  } else if (message.type === "delta") {
-    gen.text += message.text;
-    scheduleRender();
-  } else if (message.type === "reasoning") {
-    gen.reasoning += message.text;
-    scheduleRender();
-  } else if (message.type === "done") {
-    finishGeneration(message);
-  } else if (message.type === "error") {
-    failGeneration(message.message);
-  }
-}
-
-// Deltas can arrive thousands of times a second; the page repaints at most once a frame, and
-// less often when rendering a long reply gets expensive.
-let renderQueued = false;
-let renderCost = 0;
-let lastRender = 0;
-
-function scheduleRender() {
-  if (renderQueued) return;
-  renderQueued = true;
-  requestAnimationFrame(renderStream);
-}
-
-function renderStream(now) {
-  renderQueued = false;
-  const gen = state.gen;
-  if (!gen) return;
-  if (now - lastRender < renderCost * 2) {
-    scheduleRender();
-    return;
-  }
-  const started = performance.now();
-  paint(gen);
-  renderCost = performance.now() - started;
-  lastRender = now;
-}
-
-function paint(gen) {
-  if (gen.action === "impersonate") {
-    input.value = gen.text;
-    autosize();
-    return;
-  }
-  if (gen.text) fillContent(gen.view, gen.text);
-  fillReasoning(gen.view, gen.reasoning);
-  follow();
-}
-
-function finishGeneration(message) {
-  const gen = state.gen;
-  gen.text = message.text;
-  gen.reasoning = message.reasoning || gen.reasoning;
-  state.gen = null;
-  if (gen.action === "impersonate") {
-    input.value = message.text;
-    autosize();
-    input.focus();
-  } else if (gen.view) {
-    gen.view.message.content = message.text;
-    // A continued reply keeps the extras it was saved with; a new one gets this turn's.
-    if (Object.keys(message.extras || {}).length) gen.view.message.extras = message.extras;
-    if (gen.action === "send" || gen.action === "regenerate") state.chat.messages.push(gen.view.message);
-    fillContent(gen.view, message.text);
-    fillReasoning(gen.view, gen.reasoning);
-    gen.view.article.classList.remove("streaming");
-    gen.view.article.removeAttribute("aria-busy");
-    gen.view.stats.textContent = statsText(message);
-  }
-  setBusy(false);
-  if (gen.view && gen.action !== "impersonate") announceMessage(gen.view);
-  document.dispatchEvent(new CustomEvent("hearth:reply", {
-    detail: { action: gen.action, message, element: gen.action === "impersonate" ? null : gen.view?.article || null },
-  }));
-  if (message.chat) updateSummary(message.chat);
-  if (!message.saved && gen.action !== "impersonate") reloadChat();
-  follow();
-}
-
-function statsText(message) {
-  const parts = [];
-  const s = message.stats || {};
-  if (s.completion_tokens) parts.push(`${s.completion_tokens} tokens`);
-  if (s.tokens_per_second) parts.push(`${s.tokens_per_second} tok/s`);
-  if (message.finish_reason === "cancelled") parts.push("stopped");
-  if (message.finish_reason === "length") parts.push("max tokens reached");
-  if (message.truncated) parts.push("older messages left out");
-  return parts.join(" · ");
-}
-
-function failGeneration(text) {
-  const gen = state.gen;
-  if (!gen) return;
-  state.gen = null;
-  setBusy(false);
-  toast(text, "error");
-  if (gen.action === "send" && !gen.started && gen.typed && !input.value) {
-    input.value = gen.typed; // nothing was saved: give the message back
-    autosize();
-  }
-  reloadChat();
-}
-
-function setBusy(busy) {
-  sendButton.classList.toggle("stop", busy);
-  sendButton.replaceChildren(icon(busy ? "stop" : "send"));
-  sendButton.setAttribute("aria-label", busy ? "Stop" : "Send");
-  sendButton.title = busy ? "Stop (Esc)" : "Send (Enter)";
-  for (const id of ["new-chat", "character-button"]) $(id).disabled = busy;
-  $("mode-switch").querySelectorAll("button").forEach((b) => (b.disabled = busy));
-  updateLastActions();
-}
-
-// --- Chats -------------------------------------------------------------------------------------
-
-function placeQuery() {
-  const params = new URLSearchParams({ mode: state.mode });
-  if (characterKey()) params.set("character", characterKey());
-  return params.toString();
-}
-
-async function loadChats() {
-  const data = await api(`/ui/api/chats?${placeQuery()}`);
-  state.chats = data.chats;
-  renderChatList();
-}
-
-function renderChatList() {
-  const list = $("chat-list");
-  if (!state.chats.length) {
-    list.replaceChildren(el("li", { class: "chat-empty muted", text: "No chats yet" }));
-    return;
-  }
-  list.replaceChildren(...state.chats.map(chatItem));
-}
-
-function chatItem(summary) {
-  const active = summary.id === state.chat?.id;
-  const link = el("button", {
-    type: "button", class: "chat-link", "aria-current": active ? "true" : null,
-    onclick: () => switchChat(summary.id),
-  }, el("span", { class: "chat-name", text: summary.title }), el("time", { class: "chat-time", text: timeAgo(summary.updated) }));
-  const item = el("li", { class: `chat-item${active ? " active" : ""}`, dataset: { id: summary.id } }, link,
-    el("div", { class: "chat-item-actions" },
-      iconButton("edit", "Rename chat", () => startRename(item, summary), "icon-btn small"),
-      iconButton("trash", "Delete chat", () => deleteChat(summary), "icon-btn small")));
-  return item;
-}
-
-function startRename(item, summary) {
-  const field = el("input", { class: "rename-input", value: summary.title, maxlength: "200", "aria-label": "Chat name" });
-  let done = false;
-  const finish = async (save) => {
-    if (done) return;
-    done = true;
-    const title = field.value.trim();
-    if (save && title && title !== summary.title) {
-      try {
-        updateSummary(await api(`/ui/api/chats/${summary.id}`, {
-          method: "PATCH", json: { mode: state.mode, character: characterKey(), title },
-        }));
-      } catch (error) {
-        toast(error.message, "error");
-      }
-    }
-    renderChatList();
-  };
-  field.addEventListener("keydown", (event) => {
-    if (event.key === "Enter") finish(true);
-    if (event.key === "Escape") finish(false);
-  });
-  field.addEventListener("blur", () => finish(true));
-  item.replaceChildren(field);
-  field.focus();
-  field.select();
-}
-
-async function deleteChat(summary) {
-  if (!(await confirmAction(`“${summary.title}” will be deleted for good.`, { title: "Delete this chat?" }))) return;
-  try {
-    await api(`/ui/api/chats/${summary.id}?${placeQuery()}`, { method: "DELETE" });
-  } catch (error) {
-    toast(error.message, "error");
-    return;
-  }
-  state.chats = state.chats.filter((c) => c.id !== summary.id);
-  if (state.chat?.id === summary.id) {
-    if (state.chats.length) await openChat(state.chats[0].id);
-    else await newChat();
-  } else {
-    renderChatList();
-  }
-}
-
-function updateSummary(summary) {
-  if (summary.mode === "instruct" ? state.mode !== "instruct" : summary.character !== characterKey()) return;
-  state.chats = [summary, ...state.chats.filter((c) => c.id !== summary.id)];
-  state.chats.sort((a, b) => b.updated - a.updated);
-  if (state.chat?.id === summary.id) {
-    state.chat.title = summary.title;
-    $("chat-title").textContent = summary.title;
-  }
-  renderChatList();
-}
-
-async function openChat(id) {
-  const chat = await api(`/ui/api/chats/${id}?${placeQuery()}`);
+function showChat(chat) {
   state.chat = chat;
-  state.lastChats[placeKey()] = id;
+  if (!chat.incognito) {
+    state.lastChats[placeKey()] = chat.id;
+    if (!state.chats.some((c) => c.id === chat.id)) {
+      const { messages: _, ...summary } = chat;
+      state.chats.unshift(summary); // a new, branched or imported chat
+    }
+  }
   remember();
   $("chat-title").textContent = chat.title;
+  $("incognito-badge").hidden = !chat.incognito;
+  $("incognito-bar").hidden = !chat.incognito;
   const url = new URL(location.href);
-  url.searchParams.set("chat", id);
+  if (chat.incognito) url.searchParams.delete("chat");
+  else url.searchParams.set("chat", chat.id);
   url.searchParams.delete("character");
   history.replaceState(null, "", url);
   renderChatList();
   renderMessages();
-  document.dispatchEvent(new CustomEvent("hearth:chat", { detail: { mode: state.mode, character: characterKey(), id } }));
+  updateToolbar();
+  resetComposer();
+  refreshContext();
+  if (chat.read_only) toast("This chat was saved by a newer Hearth: it is shown here but cannot be changed.", "info");
+  document.dispatchEvent(new CustomEvent("hearth:chat", { detail: { mode: state.mode, character: characterKey(), id: chat.id } }));
+}
+
+async function openChat(id, known = null) {
+  await leaveIncognito(id);
+  const chat = known || await api(`/ui/api/chats/${id}?${placeQuery()}`);
+  showChat(chat);
 }
 
 async function reloadChat() {
@@ -528,18 +60,31 @@ async function reloadChat() {
     if (state.gen) return;
     state.chat = chat;
     renderMessages();
+    updateToolbar();
   } catch (error) {
-    toast(error.message, "error");
+    toast(error.message, "error"); // an incognito chat the server forgot: its text stays shown
   }
 }
 
-async function newChat() {
+/** Leaving an incognito chat forgets it on the server too. */
+async function leaveIncognito(nextId = null) {
+  const chat = state.chat;
+  if (!chat?.incognito || chat.id === nextId) return;
   try {
+    await api(`/ui/api/chats/${chat.id}?${placeQuery()}`, { method: "DELETE" });
+  } catch {
+    /* already gone */
+  }
+}
+
+async function newChat(asIncognito = false) {
+  try {
+    await leaveIncognito();
     const chat = await api("/ui/api/chats", {
-      method: "POST", json: { mode: state.mode, character: characterKey(), user_name: state.userName || "" },
+      method: "POST",
+      json: { mode: state.mode, character: characterKey(), user_name: state.userName || "", incognito: asIncognito },
     });
-    state.chats.unshift(chat);
-    await openChat(chat.id);
+    showChat(chat);
     closeSidebar();
     input.focus();
   } catch (error) {
@@ -574,12 +119,12 @@ async function enterPlace(preferred) {
 async function removeLast() {
   if (state.gen || !state.chat) return;
   try {
-    const data = await api(`/ui/api/chats/${state.chat.id}/remove-last`, {
-      method: "POST", json: { mode: state.mode, character: characterKey() },
-    });
+    const data = await api(`/ui/api/chats/${state.chat.id}/remove-last`, { method: "POST", json: chatPlace() });
     state.chat = data.chat;
     renderMessages();
+    updateToolbar();
     updateSummary(data.chat);
+    refreshContext();
     if (!input.value.trim()) {
       input.value = data.text;
       autosize();
@@ -590,7 +135,98 @@ async function removeLast() {
   }
 }
 
-// --- Mode and character ------------------------------------------------------------------------
+// --- The chat bar's menu: export, import, the prompt -------------------------------------------
+
+const menu = $("chat-menu");
+const menuButton = $("chat-menu-button");
+
+function setMenuOpen(open) {
+  menu.hidden = !open;
+  menuButton.setAttribute("aria-expanded", String(open));
+  if (open) menu.querySelector("button")?.focus();
+}
+
+menuButton.addEventListener("click", () => setMenuOpen(menu.hidden));
+document.addEventListener("click", (event) => {
+  if (!menu.hidden && !event.target.closest(".menu-wrap")) setMenuOpen(false);
+});
+menu.addEventListener("keydown", (event) => {
+  const items = [...menu.querySelectorAll("button")];
+  const step = { ArrowDown: 1, ArrowUp: -1 }[event.key];
+  if (step) {
+    event.preventDefault();
+    items[(items.indexOf(document.activeElement) + step + items.length) % items.length].focus();
+  } else if (event.key === "Escape") {
+    event.stopPropagation();
+    setMenuOpen(false);
+    menuButton.focus();
+  }
+});
+menu.addEventListener("click", (event) => {
+  const item = event.target.closest("button[data-action]");
+  if (!item) return;
+  setMenuOpen(false);
+  const run = { "export-markdown": () => exportChat("markdown"), "export-json": () => exportChat("json"),
+    import: () => $("import-input").click(), prompt: showPrompt }[item.dataset.action];
+  run?.();
+});
+
+function exportChat(format) {
+  if (!state.chat) return;
+  const query = new URLSearchParams(placeQuery());
+  query.set("format", format);
+  if (format === "markdown" && state.userName) query.set("user_name", state.userName);
+  const link = el("a", { href: `/ui/api/chats/${state.chat.id}/export?${query}`, download: "" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+$("import-input").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  event.target.value = "";
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  form.append("mode", state.mode);
+  if (characterKey()) form.append("character", characterKey());
+  try {
+    const chat = await api("/ui/api/chats/import", { method: "POST", form });
+    await leaveIncognito();
+    showChat(chat);
+    toast(`Imported “${chat.title}”.`, "success");
+  } catch (error) {
+    toast(error.message, "error");
+  }
+});
+
+async function showPrompt() {
+  if (!state.chat) return;
+  try {
+    const data = await api(`/ui/api/chats/${state.chat.id}/prompt`, {
+      method: "POST",
+      json: {
+        ...chatPlace(), ...promptChoices(status), text: input.value.trim(),
+        attachments: state.files.filter((f) => !f.pending).map(({ name, kind, text }) => ({ name, kind, text })),
+      },
+    });
+    if (!data.model) {
+      toast("No model is loaded yet: the prompt is built when one is (send a message, or load one on the Model page).", "info");
+      return;
+    }
+    const facts = [`${data.tokens.toLocaleString()} of ${data.n_ctx.toLocaleString()} tokens`,
+      `${data.reply_room.toLocaleString()} kept for the reply`, data.model];
+    if (data.template) facts.push(`template: ${data.template === "model" ? "the model's own" : data.template}`);
+    if (data.dropped_messages) facts.push(`${data.dropped_messages} older messages left out`);
+    $("prompt-facts").textContent = facts.join(" · ");
+    $("prompt-text").textContent = data.prompt;
+    $("prompt-dialog").showModal();
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+// --- Mode and character -----------------------------------------------------------------------
 
 function renderPlace() {
   for (const button of $("mode-switch").querySelectorAll("button")) {
@@ -598,18 +234,19 @@ function renderPlace() {
     button.tabIndex = button.dataset.mode === state.mode ? 0 : -1;
   }
   const character = currentCharacter();
-  const characterButton = $("character-button");
-  characterButton.classList.toggle("muted-out", state.mode === "instruct");
+  $("character-button").classList.toggle("muted-out", state.mode === "instruct");
   $("character-name").textContent = state.mode === "instruct" ? "None (instruct)" : botName();
   $("character-avatar").replaceChildren(
     state.mode === "instruct"
       ? el("img", { class: "avatar", src: document.querySelector(".brand img").src, alt: "" })
       : avatar(botName(), character?.picture, "avatar"));
   input.placeholder = state.mode === "instruct" ? "Ask anything" : `Message ${botName()}`;
+  renderSwitches();
 }
 
 async function setMode(mode) {
   if (mode === state.mode || state.gen) return;
+  await leaveIncognito();
   state.mode = mode;
   remember();
   await enterPlace();
@@ -617,6 +254,7 @@ async function setMode(mode) {
 
 async function setCharacter(key) {
   if (state.gen) return;
+  await leaveIncognito();
   state.character = key;
   if (state.mode === "instruct") state.mode = "chat";
   remember();
@@ -649,20 +287,39 @@ $("mode-switch").addEventListener("keydown", (event) => {
 });
 $("character-button").addEventListener("click", openPicker);
 
-// --- Composer and keyboard ---------------------------------------------------------------------
+// --- The reasoning switches, where the template reads them ---------------------------------
 
-function autosize() {
-  input.style.height = "auto";
-  input.style.height = `${Math.min(input.scrollHeight, window.innerHeight * 0.4)}px`;
+function renderSwitches() {
+  const switches = templateSwitches(status);
+  $("thinking-field").hidden = !switches.includes("enable_thinking");
+  $("effort-field").hidden = !switches.includes("reasoning_effort");
 }
 
-input.addEventListener("input", autosize);
-input.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    if (!state.gen) generate("send");
-  }
+$("thinking").value = state.thinking;
+$("effort").value = state.effort;
+$("thinking").addEventListener("change", (event) => {
+  state.thinking = event.target.value;
+  remember();
+  refreshContext();
 });
+$("effort").addEventListener("change", (event) => {
+  state.effort = event.target.value;
+  remember();
+  refreshContext();
+});
+$("template").addEventListener("change", () => setTimeout(() => { // after params.js took the choice
+  renderSwitches();
+  refreshContext();
+}));
+onStatus((s) => {
+  const loadedNow = !status?.model && s?.model;
+  status = s;
+  renderSwitches();
+  if (loadedNow) refreshContext();
+});
+
+// --- Composer buttons and keys ----------------------------------------------------------------
+
 $("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   if (state.gen) stopGeneration();
@@ -672,16 +329,24 @@ $("regenerate").addEventListener("click", () => generate("regenerate"));
 $("continue").addEventListener("click", () => generate("continue"));
 $("impersonate").addEventListener("click", () => generate("impersonate"));
 $("remove-last").addEventListener("click", removeLast);
-$("new-chat").addEventListener("click", newChat);
+$("new-chat").addEventListener("click", () => newChat(false));
+$("new-incognito").addEventListener("click", () => newChat(true));
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && state.gen && !document.querySelector("dialog[open]")) stopGeneration();
   if (event.key === "Escape") {
     closeSidebar();
+    setMenuOpen(false);
     if (!window.matchMedia("(min-width: 1200px)").matches && state.paramsOpen) setParamsOpen(false);
   }
 });
+window.addEventListener("pagehide", () => {
+  // an incognito chat ends with the page (keepalive: the request outlives the page)
+  if (state.chat?.incognito) {
+    fetch(`/ui/api/chats/${state.chat.id}?${placeQuery()}`, { method: "DELETE", keepalive: true, credentials: "same-origin" });
+  }
+});
 
-// --- The drawer on narrow screens --------------------------------------------------------------
+// --- The drawer on narrow screens ---------------------------------------------------------------
 
 function closeSidebar() {
   layout.classList.remove("sidebar-open");
@@ -701,7 +366,11 @@ $("scrim").addEventListener("click", () => {
   if (!window.matchMedia("(min-width: 1200px)").matches) setParamsOpen(false);
 });
 
-// --- Start -------------------------------------------------------------------------------------
+// --- Start ------------------------------------------------------------------------------------
+
+Object.assign(actions, {
+  openChat, reloadChat, enterPlace, generate, updateSummary, switchChat, newChat, closeSidebar,
+});
 
 function start() {
   const params = new URLSearchParams(location.search);
@@ -711,11 +380,13 @@ function start() {
     if (state.mode === "instruct") state.mode = "chat";
   }
   if (!state.characters.some((c) => c.key === state.character)) {
-    state.character = state.characters.some((c) => c.key === choices.character)
-      ? choices.character : state.characters[0]?.key || "Assistant";
+    state.character = state.characters.some((c) => c.key === boot.choices?.character)
+      ? boot.choices.character : state.characters[0]?.key || "Assistant";
   }
+  remember(); // a newcomer's first mode is now their choice, until they make another
   initParams(state, remember);
   setBusy(false);
+  clearSearch();
   enterPlace(params.get("chat"));
 }
 

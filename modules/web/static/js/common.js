@@ -24,15 +24,22 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
+const iconPrototypes = new Map(); // cloning one is much cheaper than building it (long chats)
+
 export function icon(name, cls = "icon") {
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("class", cls);
-  svg.setAttribute("aria-hidden", "true");
-  svg.setAttribute("focusable", "false");
-  const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
-  use.setAttribute("href", `${ICONS}#${name}`);
-  svg.append(use);
-  return svg;
+  const key = `${name} ${cls}`;
+  let svg = iconPrototypes.get(key);
+  if (!svg) {
+    svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("class", cls);
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
+    use.setAttribute("href", `${ICONS}#${name}`);
+    svg.append(use);
+    iconPrototypes.set(key, svg);
+  }
+  return svg.cloneNode(true);
 }
 
 export function iconButton(name, label, onclick, cls = "icon-btn") {

@@ -1,5 +1,6 @@
-// The chat page's parameters panel: sampling values and presets, the instruction template,
-// the user's name and bio. It edits the chat page's state and calls `remember` to keep it.
+// The parameters panel of the chat and notebook pages: sampling values and presets, and on
+// the chat page the instruction template and the user's name and bio. It edits the page's
+// state and calls `remember` to keep it.
 
 import { $, api, confirmAction, el, onStatus, showStatus, toast } from "./common.js";
 
@@ -96,6 +97,7 @@ function normalize(sampling) {
 }
 
 function renderTemplates() {
+  if (!$("template")) return; // the notebook has no template
   const status = currentStatus;
   const chosen = status?.model?.template;
   const auto = !chosen || chosen === "model" ? "the model's own" : chosen;
@@ -114,8 +116,7 @@ export function initParams(chatState, save) {
   syncSamplingFields();
   renderPresets();
   renderTemplates();
-  $("user-name").value = state.userName || "";
-  $("user-bio").value = state.userBio || "";
+  if ($("user-name")) initPromptFields();
 
   $("preset").addEventListener("change", (event) => {
     state.preset = event.target.value;
@@ -128,19 +129,6 @@ export function initParams(chatState, save) {
   $("stop").addEventListener("input", (event) => {
     state.sampling.stop = event.target.value.split("\n").filter((s) => s.length).slice(0, 16);
     markPresetChanged();
-    remember();
-  });
-  $("template").addEventListener("change", (event) => {
-    state.template = event.target.value;
-    remember();
-    showStatus(currentStatus);
-  });
-  $("user-name").addEventListener("input", (event) => {
-    state.userName = event.target.value.trim();
-    remember();
-  });
-  $("user-bio").addEventListener("input", (event) => {
-    state.userBio = event.target.value;
     remember();
   });
   $("preset-save").addEventListener("click", () => {
@@ -182,6 +170,24 @@ export function initParams(chatState, save) {
   setParamsOpen(state.paramsOpen);
   $("params-toggle").addEventListener("click", () => setParamsOpen(!state.paramsOpen));
   $("params-close").addEventListener("click", () => setParamsOpen(false));
+}
+
+function initPromptFields() {
+  $("user-name").value = state.userName || "";
+  $("user-bio").value = state.userBio || "";
+  $("template").addEventListener("change", (event) => {
+    state.template = event.target.value;
+    remember();
+    showStatus(currentStatus);
+  });
+  $("user-name").addEventListener("input", (event) => {
+    state.userName = event.target.value.trim();
+    remember();
+  });
+  $("user-bio").addEventListener("input", (event) => {
+    state.userBio = event.target.value;
+    remember();
+  });
 }
 
 export function setParamsOpen(open) {
