@@ -59,6 +59,12 @@ def media_prompt(text: str, images: tuple[ImageInput, ...]) -> MediaPrompt:
     return MediaPrompt(tuple(parts))
 
 
+def engine_prompt(text: str, images: tuple[ImageInput, ...]) -> str | MediaPrompt:
+    """What the engine gets: the prompt's text, or with images its text cut at each marker,
+    the images between."""
+    return media_prompt(text, images) if images else text
+
+
 def unreadable(where: str, kind: str) -> InvalidRequest:
     """The error for a content part no model here reads (audio, files, documents)."""
     return InvalidRequest(f"Hearth reads text and images; {where} is of type {kind!r}.", param=where)

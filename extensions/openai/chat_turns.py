@@ -21,14 +21,13 @@ from modules.chat.messages import ChatMessage, ChatOptions, PreparedPrompt
 from modules.chat.service import ChatService
 from modules.engines.base import (
     Generation,
-    MediaPrompt,
     SamplingParams,
     TextEngine,
     most_tokens,
     new_request_id,
 )
 from modules.errors import ContextOverflow, HearthError, InvalidRequest
-from modules.image_input import ImageLimits, ImageReader, media_prompt
+from modules.image_input import ImageLimits, ImageReader, engine_prompt
 from modules.serving.connection import client_gone_probe
 
 from .models import engine_for
@@ -208,7 +207,9 @@ def start(turn: ChatTurn) -> StartedTurn:
         return chat_pieces(generation, chat_service.reply_parser(turn.options, prepared), index)
 
     affinity = turn.affinity or (f"history:{turn.history_id}" if turn.history_id else None)
-    requests = choice_requests(run_id, [engine_prompt(prepared)], params, turn.choices, affinity=affinity)
+    requests = choice_requests(
+        run_id, [engine_prompt(prepared.prompt, prepared.images)], params, turn.choices, affinity=affinity
+    )
     gone = client_gone_probe(request.environ) if turn.follow_client else never
     # n choices of one prompt: its tokens are counted once in usage
     run = Run(
@@ -222,13 +223,6 @@ def start(turn: ChatTurn) -> StartedTurn:
 def image_reader() -> ImageReader:
     """Reads one request's images, within the limits and the server's remote-URL setting."""
     return ImageReader(ImageLimits(allow_remote=services().settings.allow_remote_images))
-
-
-def engine_prompt(prepared: PreparedPrompt) -> str | MediaPrompt:
-    """The prompt text, or with images: the text cut at each image's marker, images between."""
-    if not prepared.images:
-        return prepared.prompt
-    return media_prompt(prepared.prompt, prepared.images)
 
 
 def never() -> bool:

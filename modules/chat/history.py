@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -168,8 +169,37 @@ class HistoryStore:
         try:
             with self._locked(mode, character):
                 path.unlink()
+                shutil.rmtree(self._files_folder(mode, character, history_id), ignore_errors=True)
         except FileNotFoundError:
             raise NotFound(f"The chat history '{history_id}' does not exist.", param="history_id") from None
+
+    # --- a chat's files (its images: chat_images.py) ------------------------------------------
+
+    def _files_folder(self, mode: str, character: str | None, history_id: str) -> Path:
+        validate_history_id(history_id)
+        return child_path(self.folder(mode, character), f"{history_id}.files")
+
+    def write_file(self, mode: str, character: str | None, history_id: str, name: str, data: bytes) -> None:
+        """Save a file with the chat (the chat must exist); the same name is the same bytes."""
+        self.load(mode, character, history_id)
+        folder = self._files_folder(mode, character, history_id)
+        path = child_path(folder, validate_name(name, what="file"))
+        if not path.is_file():
+            folder.mkdir(exist_ok=True)
+            atomic_write(path, data)
+
+    def read_file(self, mode: str, character: str | None, history_id: str, name: str) -> bytes:
+        folder = self._files_folder(mode, character, history_id)
+        try:
+            return child_path(folder, validate_name(name, what="file")).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"The chat has no file {name[:80]!r}.", param="file") from None
+
+    def copy_files(self, mode: str, character: str | None, source: str, target: str) -> None:
+        """A branch's files: those of the chat it came from."""
+        folder = self._files_folder(mode, character, source)
+        if folder.is_dir():
+            shutil.copytree(folder, self._files_folder(mode, character, target), dirs_exist_ok=True)
 
     def record(
         self,

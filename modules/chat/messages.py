@@ -21,19 +21,28 @@ DEFAULT_CHAT_INSTRUCT_COMMAND = (
 @dataclass(frozen=True)
 class Attachment:
     """A file in a user message, read into text (modules/chat/documents.py). The prompt gets
-    the text (cut to fit the context where needed); the UI shows the name."""
+    the text (cut to fit the context where needed); the UI shows the name. An image (kind
+    "image") has no text: its `file` is saved with the chat (chat_images.py) and the prompt
+    gets its pixels, for models that read images."""
 
     name: str
-    kind: str  # "text" | "markdown" | "code" | "pdf" | "docx" | "html"
+    kind: str  # "text" | "markdown" | "code" | "pdf" | "docx" | "html" | "image"
     text: str
+    file: str = ""  # an image's file among the chat's files
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "text": self.text}
+        out = {"name": self.name, "kind": self.kind, "text": self.text}
+        if self.file:
+            out["file"] = self.file
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> Attachment:
         return cls(
-            str(data.get("name") or "file"), str(data.get("kind") or "text"), str(data.get("text") or "")
+            str(data.get("name") or "file"),
+            str(data.get("kind") or "text"),
+            str(data.get("text") or ""),
+            str(data.get("file") or ""),
         )
 
 

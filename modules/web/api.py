@@ -35,6 +35,7 @@ from .chats import register_chat_routes
 from .choices import UiChoices, save_choices, settings_file
 from .files import MAX_FILE_BYTES, register_file_routes
 from .http import MAX_TEXT_JSON_BYTES, install_error_handlers, json_body
+from .images import register_image_routes
 from .notebook import register_notebook_routes
 from .pictures import MAX_UPLOAD_BYTES
 from .presets import Sampling
@@ -67,6 +68,7 @@ def create_api_blueprint() -> Blueprint:
     register_edit_routes(api)
     register_transfer_routes(api)
     register_file_routes(api)
+    register_image_routes(api)
     register_notebook_routes(api)
     _preset_routes(api)
     _settings_routes(api)
@@ -141,6 +143,7 @@ def status_json(hearth: Services) -> dict:
             "n_ctx": info.n_ctx,
             "template": template,
             "has_own_template": bool(info.chat_template),
+            "vision": info.vision,
             "cache_type": info.cache_type,
             "kv_cache_bytes": info.kv_cache_bytes,
             "loras": [a.name for a in getattr(engine, "adapters", ())],
@@ -208,6 +211,7 @@ def _status_routes(api: Blueprint) -> None:
                     "id": spec.id,
                     "file": spec.file_name,
                     "source": spec.source,
+                    "vision": spec.mmproj is not None,
                     "loader": spec.loader,
                     "size": size,
                     "loaded": state["state"] == "loaded",

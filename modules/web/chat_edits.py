@@ -23,7 +23,7 @@ from .chats import ChatPlace, chat_json, path_json, summary_json
 from .files import AttachmentIn
 from .http import MAX_TEXT_JSON_BYTES, json_body
 from .presets import Sampling
-from .turns import TurnRequest, chat_options
+from .turns import TurnRequest, chat_options, prompt_messages
 
 MAX_TEXT = 100_000
 
@@ -99,7 +99,9 @@ def register_edit_routes(api: Blueprint) -> None:
         messages = tuple(dataclasses.replace(m, id=None) for m in path_until(chat, body.message))
         title = f"{chat.display_title} (branch)"[:200]
         fork = Chat("", chat.mode, chat.character, messages, title, chat.created, 0.0)
-        return jsonify(chat_json(place.store.add(dataclasses.replace(fork, updated=0.0)))), 201
+        added = place.store.add(dataclasses.replace(fork, updated=0.0))
+        place.store.copy_files(place.mode, place.character, chat_id, added.id)  # its images
+        return jsonify(chat_json(added)), 201
 
     @api.post("/chats/<chat_id>/prompt")
     def prompt(chat_id: str):
@@ -131,6 +133,7 @@ def register_edit_routes(api: Blueprint) -> None:
             enable_thinking=body.enable_thinking,
         )
         n_ctx = engine.info.n_ctx
+        messages, _ = prompt_messages(place.store, request, messages, engine)
         prepared = hearth.chat.prepare(
             messages,
             chat_options(request),

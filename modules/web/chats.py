@@ -86,7 +86,8 @@ def message_json(message: ChatMessage, version: tuple[int, int]) -> dict:
         out["extras"] = message.extras
     if message.attachments:
         out["attachments"] = [
-            {"name": a.name, "kind": a.kind, "chars": len(a.text)} for a in message.attachments
+            {"name": a.name, "kind": a.kind, **({"file": a.file} if a.file else {"chars": len(a.text)})}
+            for a in message.attachments
         ]
     if message.time:
         out["time"] = message.time

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Literal
 
 from flask import Blueprint, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modules.app import services
 from modules.chat.attachments import MAX_FILE_CHARS, checked_file_name, shown_name
+from modules.chat.chat_images import FILE_NAME, IMAGE
 from modules.chat.documents import UnreadableFile, read_document
 from modules.chat.messages import Attachment
 from modules.engines.crossthread import gevent_active, native_logging_locks
@@ -46,15 +47,25 @@ def off_the_loop(function, *args):
 
 
 class AttachmentIn(BaseModel):
-    """A file the page read through /ui/api/files, sent back with the message."""
+    """A file the page read through /ui/api/files, sent back with the message; or an image
+    saved with the chat through /ui/api/chats/<id>/images (its `file`, no text)."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=255)
-    kind: Literal["text", "markdown", "code", "html", "pdf", "docx"] = "text"
-    text: str = Field(max_length=MAX_FILE_CHARS)
+    kind: Literal["text", "markdown", "code", "html", "pdf", "docx", "image"] = "text"
+    text: str = Field("", max_length=MAX_FILE_CHARS)
+    file: str = Field("", pattern=FILE_NAME.pattern + "|^$")
+
+    @model_validator(mode="after")
+    def _image_or_text(self) -> AttachmentIn:
+        if (self.kind == IMAGE) != bool(self.file):
+            raise ValueError("an image names its file (and only an image does)")
+        if self.kind == IMAGE and self.text:
+            raise ValueError("an image has no text")
+        return self
 
     def attachment(self) -> Attachment:
-        return Attachment(checked_file_name(self.name), self.kind, self.text)
+        return Attachment(checked_file_name(self.name), self.kind, self.text, self.file)
 
 
 class TokenCount(BaseModel):

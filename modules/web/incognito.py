@@ -18,10 +18,11 @@ from modules.chat.chat_log import Chat, numbered
 from modules.chat.history import HistoryStore
 from modules.chat.messages import ChatMessage
 from modules.chat.names import validate_history_id
-from modules.errors import NotFound
+from modules.errors import NotFound, PayloadTooLarge
 
 MAX_CHATS = 64
 IDLE_SECONDS = 24 * 3600
+MAX_FILE_BYTES = 256 * 1024 * 1024  # of all incognito chats' images together
 
 
 class IncognitoChats:
@@ -29,6 +30,7 @@ class IncognitoChats:
         self.max_chats = max_chats
         self.idle_seconds = idle_seconds
         self._chats: OrderedDict[str, tuple[Chat, float]] = OrderedDict()
+        self._files: dict[str, dict[str, bytes]] = {}  # chat id -> its files (images)
         self._lock = threading.RLock()
 
     def new(self, mode: str, character: str | None = None, *, greeting: str = "", title: str = "") -> Chat:
@@ -45,7 +47,8 @@ class IncognitoChats:
             self._chats[chat.id] = (chat, time.monotonic())
             self._chats.move_to_end(chat.id)
             while len(self._chats) > self.max_chats:
-                self._chats.popitem(last=False)
+                gone, _ = self._chats.popitem(last=False)
+                self._files.pop(gone, None)
         return chat
 
     def add(self, chat: Chat) -> Chat:
@@ -78,8 +81,34 @@ class IncognitoChats:
         self.load(mode, character, history_id)
         with self._lock:
             self._chats.pop(history_id, None)
+            self._files.pop(history_id, None)
+
+    def write_file(self, mode: str, character: str | None, history_id: str, name: str, data: bytes) -> None:
+        self.load(mode, character, history_id)
+        with self._lock:
+            held = sum(len(d) for files in self._files.values() for d in files.values())
+            if held + len(data) > MAX_FILE_BYTES:
+                raise PayloadTooLarge(
+                    f"Incognito chats keep at most {MAX_FILE_BYTES // 2**20} MB of images in memory: "
+                    "delete an incognito chat, or use a saved one."
+                )
+            self._files.setdefault(history_id, {})[name] = data
+
+    def read_file(self, mode: str, character: str | None, history_id: str, name: str) -> bytes:
+        self.load(mode, character, history_id)
+        with self._lock:
+            data = self._files.get(history_id, {}).get(name)
+        if data is None:
+            raise NotFound(f"The chat has no file {name[:80]!r}.", param="file")
+        return data
+
+    def copy_files(self, mode: str, character: str | None, source: str, target: str) -> None:
+        with self._lock:
+            if source in self._files:
+                self._files[target] = dict(self._files[source])
 
     def _forget_old(self) -> None:
         limit = time.monotonic() - self.idle_seconds
         for key in [k for k, (_, used) in self._chats.items() if used < limit]:
             del self._chats[key]
+            self._files.pop(key, None)

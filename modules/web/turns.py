@@ -21,10 +21,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules.chat.chat_images import with_images, without_markers
 from modules.chat.chat_log import Chat, append_exchange, last_user_index, reply_message
 from modules.chat.messages import Attachment, ChatMessage, ChatOptions, PreparedPrompt
 from modules.chat.replies import ContentDelta, ReasoningDelta
@@ -32,11 +33,13 @@ from modules.chat.service import ChatService
 from modules.chat.versions import add_after, add_version, grow_message, index_of
 from modules.engines.base import Generation, GenerationRequest, TextEngine, Usage, most_tokens
 from modules.errors import HearthError, InvalidRequest
+from modules.image_input import ImageLimits, engine_prompt
 
 from .presets import Sampling
 
 log = logging.getLogger(__name__)
 
+IMAGE_LIMITS = ImageLimits()  # the images of one prompt: the newest ones, as many as a request may hold
 ACTIONS = ("send", "regenerate", "continue", "impersonate")
 
 
@@ -194,8 +197,9 @@ def start_turn(chat: ChatService, store, engine: TextEngine, request: TurnReques
     n_ctx = engine.info.n_ctx
     wanted = request.sampling.max_tokens
     # History is trimmed to leave room for the reply, but never more than half the context.
+    messages, image_notices = prompt_messages(store, request, plan.messages, engine)
     prepared = chat.prepare(
-        plan.messages,
+        messages,
         options,
         engine.info,
         count_tokens=engine.count_tokens,
@@ -212,7 +216,10 @@ def start_turn(chat: ChatService, store, engine: TextEngine, request: TurnReques
     params = request.sampling.params(max_tokens=max_tokens, stop=prepared.stop, grammar=prepared.grammar)
     # The chat's turns meet its prompt cache (on an engine with several places to run them).
     affinity = f"chat:{request.mode}:{request.character}:{request.chat_id}"
-    generation = engine.generate(GenerationRequest(prepared.prompt, params, affinity=affinity))
+    if image_notices:
+        prepared = dataclasses.replace(prepared, notices=(*image_notices, *prepared.notices))
+    prompt = engine_prompt(prepared.prompt, prepared.images)
+    generation = engine.generate(GenerationRequest(prompt, params, affinity=affinity))
     if plan.user is not None:
         try:
             plan = _save_user_message(store, request, prepared, plan)
@@ -220,6 +227,17 @@ def start_turn(chat: ChatService, store, engine: TextEngine, request: TurnReques
             generation.close()
             raise
     return Turn(chat, store, request, generation, prepared, options, plan, engine.info.name)
+
+
+def prompt_messages(
+    store, request: TurnRequest, messages: Sequence[ChatMessage], engine: TextEngine
+) -> tuple[list[ChatMessage], list[str]]:
+    """The chat's messages with their images (chat_images.py) read from the chat's files."""
+
+    def read(file: str) -> bytes:
+        return store.read_file(request.mode, request.character, request.chat_id, file)
+
+    return with_images(messages, read, vision=engine.info.vision, limits=IMAGE_LIMITS)
 
 
 def chat_options(request: TurnRequest, *, continue_: bool = False, impersonate: bool = False) -> ChatOptions:
@@ -241,7 +259,7 @@ def _save_user_message(store, request: TurnRequest, prepared: PreparedPrompt, pl
     user = plan.user
     assert user is not None
     if prepared.visible_text is not None:
-        user = dataclasses.replace(user, content=prepared.visible_text)
+        user = dataclasses.replace(user, content=without_markers(prepared.visible_text))
     place: list[int] = []
 
     def change(chat: Chat) -> Chat:

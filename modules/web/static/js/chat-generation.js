@@ -31,6 +31,11 @@ function indexOfId(id) {
   return state.chat.messages.findIndex((m) => m.id === id);
 }
 
+/** An attached file as the socket takes it: a file's text, or an image's name among the chat's files. */
+function attachmentOut({ name, kind, text, file }) {
+  return kind === "image" ? { name, kind, file } : { name, kind, text };
+}
+
 /** Start a generation. `options.message`: the message it is about (send: edit that user
  * message; regenerate: that reply); `options.text`: the edited text. */
 export function generate(action, options = {}) {
@@ -100,7 +105,7 @@ export function generate(action, options = {}) {
       chat: chatRef,
       ...(Object.keys(extensions).length ? { extensions } : {}),
       ...(options.message != null ? { message: options.message } : {}),
-      ...(files.length ? { attachments: files.map(({ name, kind, text }) => ({ name, kind, text })) } : {}),
+      ...(files.length ? { attachments: files.map(attachmentOut) } : {}),
       text: action === "send" || action === "impersonate" ? typed : "",
       ...promptChoices(status),
     });

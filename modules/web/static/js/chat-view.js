@@ -7,7 +7,7 @@
 // names, file names) reaches the page as text nodes or through the sanitizing renderer.
 
 import { $, api, avatar, copyText, el, icon, iconButton, toast } from "./common.js";
-import { actions, botName, chatPlace, currentCharacter, state, userName } from "./chat-state.js";
+import { actions, botName, chatPlace, currentCharacter, placeQuery, state, userName } from "./chat-state.js";
 import { highlightSoon, renderMarkdown } from "./markdown.js";
 
 // Messages built when a chat opens, and then each time the view nears the oldest one built.
@@ -69,10 +69,25 @@ function timeNode(seconds) {
 // --- One message ------------------------------------------------------------------------------
 
 export function fileChips(files, removable = null) {
-  return files.map((file, i) => el("li", { class: `file-chip${file.notice ? " cut" : ""}`, title: file.notice || file.name },
-    icon("file"), el("span", { class: "file-name", text: file.name }),
-    el("span", { class: "file-size", text: fileSize(file) }),
-    removable ? iconButton("x", `Remove ${file.name}`, () => removable(i), "icon-btn tiny") : null));
+  return files.map((file, i) => {
+    const remove = removable ? iconButton("x", `Remove ${file.name}`, () => removable(i), "icon-btn tiny") : null;
+    if (file.kind === "image") return imageChip(file, remove);
+    return el("li", { class: `file-chip${file.notice ? " cut" : ""}`, title: file.notice || file.name },
+      icon("file"), el("span", { class: "file-name", text: file.name }),
+      el("span", { class: "file-size", text: fileSize(file) }), remove);
+  });
+}
+
+/** Where the chat's image `file` is served (modules/web/images.py). */
+export function imageUrl(file) {
+  return `/ui/api/chats/${encodeURIComponent(state.chat.id)}/images/${encodeURIComponent(file)}?${placeQuery()}`;
+}
+
+function imageChip(file, remove) {
+  const src = file.preview || (file.file && state.chat ? imageUrl(file.file) : "");
+  const picture = el("img", { class: "image-thumb", src: src || undefined, alt: file.name, loading: "lazy", decoding: "async" });
+  const shown = remove ? picture : el("a", { href: src, target: "_blank", rel: "noopener", title: `${file.name}: open` }, picture);
+  return el("li", { class: `image-chip${file.pending ? " pending" : ""}`, title: file.name }, shown, remove);
 }
 
 function fileSize(file) {

@@ -2,7 +2,7 @@
 // typed text, and how much of the model's context the chat uses), and the keyboard.
 
 import { $, api, formatBytes, onStatus, toast } from "./common.js";
-import { actions, chatPlace, promptChoices, state } from "./chat-state.js";
+import { actions, chatPlace, placeQuery, promptChoices, state } from "./chat-state.js";
 import { fileChips, lastView, showVersion, startEdit, views } from "./chat-view.js";
 
 const input = $("input");
@@ -42,26 +42,44 @@ export function clearFiles() {
   showCount();
 }
 
-/** Read files into text on the server; each becomes a chip over the input box. */
+// What /ui/api/chats/<id>/images takes (modules/image_input.py's limits).
+const MAX_IMAGE_BYTES = 20 * 1024 * 1024;
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"];
+
+function isImage(file) {
+  return IMAGE_TYPES.includes(file.type);
+}
+
+/** Files become chips over the input box: a document is read into text on the server, an
+ * image is saved with the chat (the model gets its pixels if it reads images). */
 export async function attachFiles(files) {
   for (const file of files) {
     if (state.files.length >= MAX_FILES) {
       toast(`At most ${MAX_FILES} files go with one message.`, "error");
       return;
     }
-    if (file.size > MAX_FILE_BYTES) {
-      toast(`“${file.name}” is ${formatBytes(file.size)}: files of up to ${formatBytes(MAX_FILE_BYTES)} can be attached.`, "error");
+    const image = isImage(file);
+    const limit = image ? MAX_IMAGE_BYTES : MAX_FILE_BYTES;
+    if (file.size > limit) {
+      toast(`“${file.name}” is ${formatBytes(file.size)}: ${image ? "images" : "files"} of up to ${formatBytes(limit)} can be attached.`, "error");
       continue;
     }
+    if (image && !state.chat) continue;
     const form = new FormData();
     form.append("file", file, file.name);
-    const pending = { name: file.name, chars: 0, tokens: null, pending: true };
+    const pending = image
+      ? { name: file.name, kind: "image", preview: URL.createObjectURL(file), pending: true }
+      : { name: file.name, chars: 0, tokens: null, pending: true };
     state.files.push(pending);
     renderFiles();
     try {
-      const read = await api("/ui/api/files", { method: "POST", form });
+      const url = image ? `/ui/api/chats/${encodeURIComponent(state.chat.id)}/images?${placeQuery()}` : "/ui/api/files";
+      const read = await api(url, { method: "POST", form });
       Object.assign(pending, read, { pending: false });
       if (read.notice) toast(`${read.name}: ${read.notice}`, "info");
+      if (image && status?.model && !status.model.vision) {
+        toast(`${status.model.id} reads text only: the image is kept with the chat, but this model does not see it.`, "info");
+      }
     } catch (error) {
       state.files.splice(state.files.indexOf(pending), 1);
       toast(error.message, "error");
@@ -85,6 +103,13 @@ box.addEventListener("dragover", (event) => {
   }
 });
 box.addEventListener("dragleave", () => box.classList.remove("dropping"));
+// A pasted picture (a screenshot, an image copied from a page) is attached like a picked one.
+input.addEventListener("paste", (event) => {
+  const files = [...(event.clipboardData?.files || [])];
+  if (!files.length) return;
+  event.preventDefault();
+  attachFiles(files);
+});
 box.addEventListener("drop", (event) => {
   box.classList.remove("dropping");
   if (!event.dataTransfer.files.length) return;

@@ -32,7 +32,8 @@ function render(status) {
   if (!$("load-threads").value) $("load-threads").value = defaults.threads ?? "";
   const rows = catalog.map((m) => el("tr", {},
     el("td", {}, el("strong", { text: m.id }), m.source === "builtin" ? el("span", { class: "badge", text: "Built-in" })
-      : m.source === "upstream" ? el("span", { class: "badge", text: "Remote" }) : null),
+      : m.source === "upstream" ? el("span", { class: "badge", text: "Remote" }) : null,
+      m.vision ? el("span", { class: "badge", title: "It has a projector (mmproj): it reads images", text: "Reads images" }) : null),
     el("td", {}, m.upstreams ? el("span", { class: "muted", text: m.upstreams.join(", ") }) : el("code", { text: m.file })),
     el("td", { text: formatBytes(m.size) }),
     el("td", {}, stateBadge(m)),
