@@ -82,8 +82,9 @@ def add_version(chat: Chat, index: int, message: ChatMessage) -> Chat:
 
 def add_after(chat: Chat, parent: int | None, message: ChatMessage) -> Chat:
     """`message` as the next message after the message `parent` (None: the chat's start): a
-    new version of what follows it on the path, or the last message. When `parent` has left
-    the path meanwhile (another tab switched versions), the message is kept as a branch."""
+    new version of what follows it on the path (a message of the same role), or the last
+    message. When `parent` has left the path meanwhile (another tab switched versions), the
+    message is kept as a branch."""
     if parent is None:
         return add_version(chat, 0, message)
     try:
@@ -93,6 +94,13 @@ def add_after(chat: Chat, parent: int | None, message: ChatMessage) -> Chat:
             raise
         fresh = dataclasses.replace(message, id=None, time=None)
         return _with(chat, chat.messages, [*chat.branches, Branch(fresh, parent)])
+    following = chat.messages[index] if index < len(chat.messages) else None
+    if following is not None and following.role != message.role:
+        # Another writer's message came after `parent` meanwhile (two tabs, or a tab and the
+        # API, in one chat): the reply goes right after its question and theirs follows it,
+        # as in a log; a reply is a version only of a reply.
+        fresh = dataclasses.replace(message, id=None, time=None)
+        return _with(chat, [*chat.messages[:index], fresh, *chat.messages[index:]])
     return add_version(chat, index, message)
 
 

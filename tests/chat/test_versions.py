@@ -109,6 +109,17 @@ def test_add_after_keeps_a_reply_whose_place_left_the_path(chat):
     assert "late reply" in every_text(kept)
 
 
+def test_a_reply_goes_after_its_question_when_another_writer_sent_meanwhile(chat):
+    """Two tabs in one chat: B's question came while A's reply was written. A's reply goes
+    right after A's question, B's follows; a reply is a version only of a reply."""
+    asked = chat_log.append_exchange(chat, "A asks")  # id 5, no reply yet
+    both = chat_log.append_exchange(asked, "B asks")  # id 6
+    answered = versions.add_after(both, 5, ChatMessage("assistant", "answer to A"))
+    assert texts(answered)[-3:] == ["A asks", "answer to A", "B asks"] and answered.branches == ()
+    done = versions.add_after(answered, 6, ChatMessage("assistant", "answer to B"))
+    assert texts(done)[-4:] == ["A asks", "answer to A", "B asks", "answer to B"]
+
+
 def test_merge_path_keeps_what_the_request_repeats_and_versions_what_differs(chat):
     same = versions.merge_path(chat, [ChatMessage(m.role, m.content) for m in chat.messages])
     assert same == chat and [m.id for m in same.messages] == [1, 2, 3, 4]

@@ -134,7 +134,7 @@ def test_a_ui_turn_gets_the_excerpts_and_its_sources(app):
         sampling=Sampling(max_tokens=2),
         state={"localdocs": ["home"]},
     )
-    turn = start_turn(hearth.chat, hearth.models.engine(), request)
+    turn = start_turn(hearth.chat, hearth.chat.history, hearth.models.engine(), request)
     list(turn.events())
     turn.save()
     assert "Tuesday at 14:30" in turn.prepared.prompt

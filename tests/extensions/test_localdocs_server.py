@@ -41,7 +41,9 @@ def test_index_and_chat_through_a_running_server(server, tmp_path, user_data):
     assert sources[0]["path"].endswith("lighthouse.pdf") and sources[0]["collection"] == "home"
     # Saved with the chat the UI shows: the question as asked (no excerpts) and the sources.
     saved = requests.get(proc.ui_url + "/ui/api/chats/cat", params={"mode": "instruct"}, timeout=10).json()
-    assert saved["messages"][0] == {"role": "user", "content": question[0]["content"]}
+    question_saved = {key: saved["messages"][0][key] for key in ("role", "content", "id")}
+    assert question_saved == {"role": "user", "content": question[0]["content"], "id": 1}
+    assert set(saved["messages"][0]) == {"role", "content", "id", "time"}  # no excerpts, no extras
     assert saved["messages"][1]["extras"]["localdocs"]["sources"] == sources
 
     stream = client.chat.completions.create(
