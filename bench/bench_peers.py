@@ -179,11 +179,11 @@ def start_servers(args, model_path: Path) -> tuple[list[subprocess.Popen], list[
     hearth = [
         sys.executable, "server.py", "--nowebui", "--api", "--api-port", str(ports[0]),
         "--parallel", "4", "--threads", "1", "--threads-batch", "2", "--ctx-size", "2048",
-        "--user-data-dir", str(logs / "user_data"),
+        "--user-data-dir", str(logs / "user_data"), *args.hearth_arg,
     ]  # fmt: skip
     server = [
         str(llama_server()), "-m", str(model_path), "--no-webui", "--port", str(ports[1]),
-        "-t", "1", "-tb", "2", "--parallel", "4", "-c", str(2048 * 4), "--log-disable",
+        "-t", "1", "-tb", "2", "--parallel", "4", "-c", str(2048 * 4), "--log-disable", *args.server_arg,
     ]  # fmt: skip
     commands = [(hearth, "Hearth", {}), (server, "llama-server", {})]
     if args.peer_python:
@@ -194,7 +194,11 @@ def start_servers(args, model_path: Path) -> tuple[list[subprocess.Popen], list[
         commands.append((python_peer, "llama_cpp.server", {}))
     processes, targets = [], []
     for (command, name, extra), port in zip(commands, ports, strict=False):
-        env = None if name == "Hearth" else peer_env()
+        env = (
+            {**os.environ, **dict(kv.split("=", 1) for kv in args.hearth_env)}
+            if name == "Hearth"
+            else peer_env()
+        )
         library_path = str(Path(command[0]).parent) if name == "llama-server" else None
         if library_path:
             env = {**env, "LD_LIBRARY_PATH": library_path}
@@ -231,6 +235,23 @@ def main() -> None:
     parser.add_argument("--peer-python", action="store_true", help="also run python -m llama_cpp.server")
     parser.add_argument("--draft", action="store_true", help="also measure prompt-lookup drafting")
     parser.add_argument("--neighbour", action="store_true", help="a busy loop on one core all along")
+    parser.add_argument(
+        "--hearth-arg",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="a flag for Hearth (--hearth-arg=--flash-attn)",
+    )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="a flag for llama-server (--server-arg=-fa --server-arg=off)",
+    )
+    parser.add_argument(
+        "--hearth-env", action="append", default=[], metavar="NAME=VALUE", help="in Hearth's environment"
+    )
     parser.add_argument("--bare-loop", metavar="MODEL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_loop:

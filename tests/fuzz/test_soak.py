@@ -1,4 +1,4 @@
-"""Soak: 200 concurrent clients for HEARTH_SOAK_SECONDS (default 30) against one real server,
+"""Soak: 200 concurrent clients for HEARTH_SOAK_SECONDS (default 60) against one real server,
 a fifth of them opening streams and hanging up after a few events.
 
 Asserted: no 5xx and no hang (every request answered within its timeout, every client done in
@@ -7,10 +7,10 @@ nothing queued; the server's resident memory grew by at most RSS_GROWTH_MIB betw
 the warm-up and the end of the run (measured here: a few MiB; the bound leaves room for the
 allocator, never for a leak of a request's worth of state per request).
 
-30 s rather than 60: with 4 slots and a queue of 64, the steady state (full queue, 429s,
-dropped streams cancelled, slots reused) is reached within the first seconds and each slot
-serves hundreds of requests in 30 s; the suite's time budget is better spent elsewhere.
-HEARTH_SOAK_SECONDS=60 runs the longer soak.
+With 4 slots and a queue of 64, the steady state (full queue, 429s, dropped streams
+cancelled, slots reused) is reached within the first seconds; the full minute is what the
+issue asked for, and memory growth shows better over it. HEARTH_SOAK_SECONDS=10 gives a quick
+run while working on the server.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import requests
 
 CLIENTS = 200
-SECONDS = float(os.environ.get("HEARTH_SOAK_SECONDS", "30"))
+SECONDS = float(os.environ.get("HEARTH_SOAK_SECONDS", "60"))
 WARM_UP = 5.0
 RSS_GROWTH_MIB = 64
 REQUEST_TIMEOUT = (10, 60)  # connect, read: longer than this is a hang
