@@ -118,6 +118,8 @@ class Projector:
             )
         self._inbox = Inbox()
         self._closed = False
+        self.threads = threads
+        self.encoding = False  # an image is being encoded now (the scheduler reads it)
         start_thread(self._run, name=f"mtmd:{path.name}")
 
     @property
@@ -166,10 +168,13 @@ class Projector:
                     result = EngineFailure(f"The images could not be read: {exc}")
                 done(result)
             else:
+                self.encoding = True
                 try:
                     item.embeddings = self._encode(item)
                 except HearthError as exc:
                     item.failed = exc
+                finally:
+                    self.encoding = False
                 done()
 
     def _tokenize(self, parts: Sequence[str | ImageInput]) -> MediaTokens:

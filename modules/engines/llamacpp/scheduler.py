@@ -18,6 +18,7 @@ the decode, and what becomes of each sampled token.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -331,12 +332,16 @@ class Scheduler:
             return
         self._adapters.apply(self._ctx, step.adapters)
         threads = self._governor.choose(batch.size)
+        beside = self._cores_beside_projector()
+        if beside < threads:  # an image is being encoded: leave its core to it
+            threads = beside
         if threads != self._threads_in_use:
             self._lib.llama_set_n_threads(self._ctx, threads, threads)
             self._threads_in_use = threads
         started = time.perf_counter()
         code = self._lib.llama_decode(self._ctx, batch.as_struct())
-        self._governor.record(batch.size, threads, time.perf_counter() - started)
+        if beside >= threads:  # a step squeezed beside the projector says nothing of the machine
+            self._governor.record(batch.size, threads, time.perf_counter() - started)
         if code != 0:
             jobs = {job for job, _, _ in step.to_sample} | {job for job, _, _ in step.prefill}
             for job in jobs:
@@ -353,6 +358,16 @@ class Scheduler:
                 self._verify(job, index, draft)
             else:
                 self._advance(job, index)
+
+    def _cores_beside_projector(self) -> int:
+        """The cores a step may use: all, or while the projector encodes an image, those it
+        leaves. OpenMP threads wait for each other: a step on as many threads as cores, with
+        a core taken by the encoder, stalls at every barrier (3 streams kept about half
+        their speed while images came; docs/media.md)."""
+        projector = self._projector
+        if projector is None or not projector.encoding:
+            return 1 << 16
+        return max(1, (os.cpu_count() or 2) - projector.threads)
 
     def _images(self, adapters: tuple, slots: list[Slot]) -> None:
         """Sequences whose prompt has reached an image: have it encoded (on the projector's
