@@ -11,12 +11,16 @@ only the number of steps changes. No second model is needed.
 
 Checking k drafted tokens costs more than one plain step (../shared/FACTS.md: 4 tokens
 ~2.2 single steps, 8 ~2.9), so the draft length adapts to what was accepted, and a
-sequence whose drafts keep failing stops drafting for a while.
+sequence whose draft fails stops drafting for a while, longer after each failure. Drafting
+by default (not asked for) trusts only matches of 3 tokens or more: on story text the
+2-token matches cost a single stream ~10% (bench_engine.py: engine/raw 0.90 with them,
+1.00 without), while text that repeats its input matches on longer runs anyway.
 """
 
 from __future__ import annotations
 
-NGRAMS = (3, 2)  # the longest match first: longer contexts guess better
+NGRAMS = (4, 3, 2)  # the longest match first: longer contexts guess better
+SURE_NGRAM = 3  # drafting on its own (not asked for) trusts only matches this long
 MIN_DRAFT, MAX_DRAFT = 2, 16
 LOOKBACK = 4096  # prompt tokens indexed: the end of a long prompt is where matches are likely
 MISSES_BEFORE_PAUSE = 2
@@ -26,7 +30,9 @@ FIRST_PAUSE, LONGEST_PAUSE = 16, 512  # tokens generated without drafting after 
 class PromptLookup:
     """The drafter of one sequence. Use on the scheduler's thread only."""
 
-    def __init__(self, prompt: list[int], max_draft: int = MAX_DRAFT) -> None:
+    def __init__(self, prompt: list[int], max_draft: int = MAX_DRAFT, *, asked: bool = False) -> None:
+        """`asked`: the request asked for drafting; else it drafts by default, on surer matches."""
+        self._ngrams = NGRAMS if asked else tuple(n for n in NGRAMS if n >= SURE_NGRAM)
         self._tokens: list[int] = []
         self._index: dict[tuple[int, ...], int] = {}  # n-gram -> where it last ended
         self._max = max(0, max_draft)
@@ -42,7 +48,7 @@ class PromptLookup:
     def append(self, token: int) -> None:
         """One more token of the sequence (the prompt's, then each generated one)."""
         tokens = self._tokens
-        for n in NGRAMS:  # index the n-grams that end just before this token
+        for n in self._ngrams:  # index the n-grams that end just before this token
             if len(tokens) >= n:
                 self._index[tuple(tokens[-n:])] = len(tokens)
         tokens.append(token)
@@ -53,7 +59,7 @@ class PromptLookup:
         limit = min(room, self._length)
         if limit < MIN_DRAFT or len(tokens) < self._paused_until:
             return []
-        for n in NGRAMS:
+        for n in self._ngrams:
             if len(tokens) < n:
                 continue
             start = self._index.get(tuple(tokens[-n:]))

@@ -320,7 +320,7 @@ class Scheduler:
         job.prefilled = job.reused = reuse
         job.assembler = TextAssembler(job.params.stop)
         if self._options.draft_max and job.params.speculative is not False and job.probe is None:
-            job.lookup = PromptLookup(job.prompt, self._options.draft_max)
+            job.lookup = PromptLookup(job.prompt, self._options.draft_max, asked=bool(job.params.speculative))
 
     def _step(self) -> None:
         adapters, slots = self._stepper.group()
