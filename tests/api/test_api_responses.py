@@ -239,8 +239,12 @@ def test_store_false_keeps_nothing(smol_client):
 
 
 def test_background_poll_and_cancel(smol, smol_client):
-    done = smol_client.responses.create(
-        model=MODEL, input="Count to five.", background=True, max_output_tokens=8
+    done = smol_client.responses.create(  # a task that takes more than 8 tokens, greedy
+        model=MODEL,
+        input="Write a long story about a lighthouse keeper.",
+        background=True,
+        max_output_tokens=8,
+        temperature=0,
     )
     assert done.status in ("queued", "in_progress") and done.background
     deadline = time.monotonic() + 60
