@@ -1,0 +1,297 @@
+"""The MCP servers' sessions, through the official `mcp` SDK.
+
+Every session lives on one asyncio loop in one thread that this object owns: a server starts
+on first use, stays up, is started again when it died, and all stop at `close()`. Callers
+are plain threads (Flask's); each call waits for its answer with a timeout. A server that
+crashes or hangs gives a `ToolFailed` that says so, never an exception of the SDK's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from .mcp_config import ServerConfig
+from .tool import Tool, ToolFailed
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 30.0  # seconds a server may take to start and answer `initialize`
+STOP_TIMEOUT = 5.0
+MAX_REQUEST_SERVERS = 16  # servers named by URL in requests, kept alive like the user's
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    label: str
+    transport: str  # "stdio" | "http"
+    state: str  # "stopped" | "running" | "failed"
+    error: str | None
+    tools: tuple[Tool, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "transport": self.transport,
+            "state": self.state,
+            "error": self.error,
+            "tools": [tool.to_dict() for tool in self.tools],
+        }
+
+
+class _Connection:
+    """One server's session, held open by its own task on the loop."""
+
+    def __init__(self, label: str, config: ServerConfig) -> None:
+        self.label = label
+        self.config = config
+        self.session = None
+        self.tools: tuple[Tool, ...] | None = None
+        self.error: str | None = None
+        self.ready = asyncio.Event()
+        self.stop = asyncio.Event()
+        self.finished = False
+        self.task: asyncio.Task | None = None
+
+    async def run(self) -> None:
+        from mcp import ClientSession
+
+        try:
+            async with AsyncExitStack() as stack:
+                read, write = await stack.enter_async_context(self._transport(stack))
+                session = await stack.enter_async_context(ClientSession(read, write))
+                await session.initialize()
+                self.session = session
+                self.ready.set()
+                await self.stop.wait()
+        except BaseException as e:  # the SDK's task groups raise groups; the loop must go on
+            if self.error is None and not isinstance(e, asyncio.CancelledError):
+                self.error = describe(e)
+                log.warning("the MCP server %s stopped: %s", self.label, self.error)
+        finally:
+            self.session = None
+            self.finished = True
+            self.ready.set()
+
+    def _transport(self, stack: AsyncExitStack):
+        config = self.config
+        if config.command is not None:
+            from mcp.client.stdio import StdioServerParameters, stdio_client
+
+            params = StdioServerParameters(
+                command=config.command, args=config.args, env=config.env or None, cwd=config.cwd
+            )
+            return stdio_client(params)
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        assert config.url is not None
+        client = create_mcp_http_client(headers=config.headers or None)
+        stack.push_async_callback(client.aclose)
+        return streamable_http_client(config.url, http_client=client)
+
+    def fail(self, error: str) -> None:
+        self.error = error
+        self.stop.set()
+
+
+def describe(error: BaseException) -> str:
+    """The innermost message of an error (the SDK raises exception groups)."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    text = str(error) or type(error).__name__
+    return text if len(text) < 500 else text[:500] + "..."
+
+
+class McpServers:
+    def __init__(self, configs: dict[str, ServerConfig], errors: dict[str, str] | None = None) -> None:
+        self._configs = dict(configs)
+        self._errors = dict(errors or {})  # entries of mcp.json that were left out
+        self._request_servers: set[str] = set()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: dict[str, _Connection] = {}  # touched on the loop only
+        self._closed = False
+
+    # --- what there is ---------------------------------------------------------------------------
+
+    def labels(self) -> list[str]:
+        return [label for label in self._configs if label not in self._request_servers]
+
+    def config(self, label: str) -> ServerConfig | None:
+        return self._configs.get(label)
+
+    def add_request_server(self, url: str, headers: dict[str, str]) -> str:
+        """A server a request named by URL (checked by the caller): its key among the servers."""
+        key = f"{url} {sorted(headers.items())}"
+        with self._lock:
+            if key not in self._configs:
+                if len(self._request_servers) >= MAX_REQUEST_SERVERS:
+                    raise ToolFailed(f"Hearth keeps at most {MAX_REQUEST_SERVERS} servers named by URL")
+                self._configs[key] = ServerConfig(url=url, headers=headers)
+                self._request_servers.add(key)
+        return key
+
+    def status(self) -> list[ServerStatus]:
+        out = []
+        for label in self.labels():
+            connection = self._connections.get(label)
+            transport = self._configs[label].transport
+            if connection is None:
+                out.append(ServerStatus(label, transport, "stopped", None, ()))
+                continue
+            running = connection.session is not None and not connection.finished
+            state = "running" if running else ("failed" if connection.error else "stopped")
+            out.append(ServerStatus(label, transport, state, connection.error, connection.tools or ()))
+        out += [ServerStatus(label, "?", "failed", error, ()) for label, error in self._errors.items()]
+        return out
+
+    # --- calls from any thread -------------------------------------------------------------------
+
+    def list_tools(self, label: str) -> tuple[Tool, ...]:
+        """The server's tools (starting it when it is not running)."""
+        return self._wait(self._list_tools(label), START_TIMEOUT + 30)
+
+    def call(self, label: str, name: str, arguments: dict, timeout: float | None = None) -> str:
+        """Run a tool; its text output, or `ToolFailed`."""
+        config = self._configs[label]
+        seconds = timeout or config.timeout
+        return self._wait(self._call(label, name, arguments, seconds), START_TIMEOUT + seconds + 5)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._stop_all(), loop).result(STOP_TIMEOUT * 2)
+        except Exception as e:
+            log.warning("the MCP servers did not all stop: %s", describe(e))
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(STOP_TIMEOUT)
+
+    def _wait(self, coroutine, timeout: float):
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._running_loop())
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise ToolFailed(f"no answer within {timeout:g} seconds") from None
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._closed:
+                raise ToolFailed("the server is shutting down")
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=_serve, args=(loop,), name="mcp-servers", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    # --- on the loop -----------------------------------------------------------------------------
+
+    async def _connected(self, label: str) -> _Connection:
+        connection = self._connections.get(label)
+        if connection is None or connection.finished:
+            if connection is not None:
+                log.info("starting the MCP server %s again (it stopped: %s)", label, connection.error)
+            connection = _Connection(label, self._configs[label])
+            self._connections[label] = connection
+            connection.task = asyncio.create_task(connection.run())
+        try:
+            await asyncio.wait_for(connection.ready.wait(), START_TIMEOUT)
+        except TimeoutError:
+            connection.fail(f"it did not start within {START_TIMEOUT:g} seconds")
+            raise ToolFailed(
+                f"the MCP server {label} did not start within {START_TIMEOUT:g} seconds"
+            ) from None
+        if connection.session is None:
+            raise ToolFailed(f"the MCP server {label} did not start: {connection.error}")
+        return connection
+
+    async def _list_tools(self, label: str) -> tuple[Tool, ...]:
+        connection = await self._connected(label)
+        if connection.tools is None:
+            try:
+                async with asyncio.timeout(connection.config.timeout):
+                    listed = await connection.session.list_tools()
+            except TimeoutError:
+                raise ToolFailed(f"the MCP server {label} did not list its tools in time") from None
+            except Exception as e:
+                connection.fail(describe(e))
+                raise ToolFailed(f"the MCP server {label} failed: {describe(e)}") from None
+            config = connection.config
+            connection.tools = tuple(
+                Tool(
+                    name=tool.name,
+                    description=tool.description or "",
+                    parameters=dict(tool.input_schema or {"type": "object", "properties": {}}),
+                    source="mcp",
+                    approval=config.approval_of(tool.name),
+                    server=label,
+                    timeout=config.timeout,
+                    annotations=tool.annotations.model_dump(exclude_none=True) if tool.annotations else {},
+                )
+                for tool in listed.tools
+            )
+        return connection.tools
+
+    async def _call(self, label: str, name: str, arguments: dict, timeout: float) -> str:
+        connection = await self._connected(label)
+        try:
+            async with asyncio.timeout(timeout):
+                result = await connection.session.call_tool(name, arguments)
+        except TimeoutError:
+            raise ToolFailed(f"the tool {name} gave no answer within {timeout:g} seconds") from None
+        except Exception as e:
+            connection.fail(describe(e))  # the session may be broken: the next call starts it again
+            raise ToolFailed(f"the MCP server {label} failed: {describe(e)}") from None
+        text = result_text(result)
+        if getattr(result, "is_error", False):
+            raise ToolFailed(text or "the tool reported an error")
+        return text
+
+    async def _stop_all(self) -> None:
+        tasks = []
+        for connection in self._connections.values():
+            connection.stop.set()
+            if connection.task is not None:
+                tasks.append(connection.task)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+            for task in pending:
+                task.cancel()
+
+
+def result_text(result) -> str:
+    """A tool result's content as text: the text parts; other parts are named."""
+    parts = []
+    for block in getattr(result, "content", None) or ():
+        kind = getattr(block, "type", "")
+        if kind == "text":
+            parts.append(block.text)
+        elif kind == "resource" and getattr(block.resource, "text", None) is not None:
+            parts.append(block.resource.text)
+        else:
+            parts.append(f"[{kind or 'content'} not shown]")
+    if not parts and getattr(result, "structured_content", None) is not None:
+        import json
+
+        return json.dumps(result.structured_content)
+    return "\n".join(parts)
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
