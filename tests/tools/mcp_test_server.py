@@ -1,0 +1,45 @@
+"""A small MCP server for the tests, written with the SDK's MCPServer (FastMCP before mcp 2):
+`python mcp_test_server.py` serves stdio, `python mcp_test_server.py http PORT` streamable
+HTTP on 127.0.0.1. Its tools echo, crash the process mid-call, and hang."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("hearth-test")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Say the text back."""
+    return f"echo: {text}"
+
+
+@server.tool()
+def crash() -> str:
+    """End the server's process in the middle of the call."""
+    os._exit(3)
+
+
+@server.tool()
+async def hang(seconds: float = 3600) -> str:
+    """Answer after a long time."""
+    await anyio.sleep(seconds)
+    return "woke up"
+
+
+@server.tool()
+def big(size: int) -> str:
+    """A long output."""
+    return "x" * size
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["http"]:
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run()
