@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import echo_server, time_server
+from mcp_helpers import echo_server, time_server
 
 from modules.tools.mcp_config import ServerConfig, load_mcp_config
 from modules.tools.mcp_servers import McpServers
@@ -139,6 +139,6 @@ def test_the_registry_lists_every_source(tmp_path):
         outcome = registry.run(big, {"size": 500})
         assert outcome.output.startswith("x" * 100) and "400 more characters" in outcome.output
         assert registry.status()["servers"][0]["state"] == "running"
-        assert len(registry.status()["servers"][0]["tools"]) == 4
+        assert len(registry.status()["servers"][0]["tools"]) == 7
     finally:
         registry.close()

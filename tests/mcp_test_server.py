@@ -26,10 +26,22 @@ def crash() -> str:
 
 
 @server.tool()
-async def hang(seconds: float = 3600) -> str:
-    """Answer after a long time."""
-    await anyio.sleep(seconds)
+async def hang() -> str:
+    """Answer after an hour."""
+    await anyio.sleep(3600)
     return "woke up"
+
+
+@server.tool()
+def report() -> str:
+    """A long report."""
+    return "The secret word of the day is PAPAYA. " * 40
+
+
+@server.tool()
+def ping() -> str:
+    """A short answer."""
+    return "pong"
 
 
 @server.tool()
