@@ -141,7 +141,7 @@ def build_services(settings: Settings) -> Services:
     idle_unload = IdleUnloader(models.unload_expired)
     models.on_change = idle_unload.wake
     idle_unload.start()
-    tools = ToolRegistry(settings.tools_path, settings.mcp_config_path)  # servers start on first use
+    tools = ToolRegistry(settings.tools_path, settings.mcp_config_path, mailer=mailer)  # servers start on use
     return Services(
         settings=settings,
         models=models,

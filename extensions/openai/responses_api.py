@@ -29,6 +29,7 @@ from .mcp_wire import (
     McpCallItem,
     McpChoice,
     McpListToolsItem,
+    McpTool,
 )
 from .response_jobs import Job
 from .responses_events import ResponseBuilder, item_id
@@ -309,13 +310,23 @@ def initial_response(body: ResponsesRequest, started: StartedTurn) -> ResponseOb
         temperature=sampling.temperature,
         text=text or {"format": {"type": "text"}},
         tool_choice=_dumped(body.tool_choice) or "auto",
-        tools=[_dumped(tool) for tool in body.tools or ()],
+        tools=[_dumped_tool(tool) for tool in body.tools or ()],
         top_p=sampling.top_p,
         truncation=body.truncation or "disabled",
         user=body.user,
         metadata=body.metadata or {},
         ignored_tools=body.other_tools() or None,
     )
+
+
+def _dumped_tool(tool) -> dict:
+    """A request's tool as the response echoes (and the store keeps) it: an MCP server's
+    credentials left out."""
+    data = _dumped(tool)
+    if isinstance(tool, McpTool):
+        data.pop("authorization", None)
+        data.pop("headers", None)
+    return data
 
 
 def _dumped(value):

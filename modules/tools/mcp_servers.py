@@ -1,19 +1,22 @@
 """The MCP servers' sessions, through the official `mcp` SDK.
 
-Every session lives on one asyncio loop in one thread that this object owns: a server starts
-on first use, stays up, is started again when it died, and all stop at `close()`. Callers
-are plain threads (Flask's); each call waits for its answer with a timeout. A server that
-crashes or hangs gives a `ToolFailed` that says so, never an exception of the SDK's.
+Every session lives on one asyncio loop in one real OS thread that this object owns: a
+server starts on first use, stays up, is started again when it died, and all stop at
+`close()`. Callers are request handlers (greenlets under gevent, threads elsewhere): each
+call is handed to the loop and its answer comes back through the app's mailer
+(engines/crossthread.py), with a timeout. A server that crashes or hangs gives a
+`ToolFailed` that says so, never an exception of the SDK's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import threading
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+
+from modules.engines.crossthread import Empty, Inbox, Mailer, make_mailer, start_thread
 
 from .mcp_config import ServerConfig
 from .tool import Tool, ToolFailed
@@ -108,13 +111,19 @@ def describe(error: BaseException) -> str:
 
 
 class McpServers:
-    def __init__(self, configs: dict[str, ServerConfig], errors: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        configs: dict[str, ServerConfig],
+        errors: dict[str, str] | None = None,
+        mailer: Mailer | None = None,
+    ) -> None:
+        self._mailer = mailer or make_mailer()
         self._configs = dict(configs)
         self._errors = dict(errors or {})  # entries of mcp.json that were left out
         self._request_servers: set[str] = set()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._stopped: Inbox | None = None  # gets an item when the loop's thread ends
         self._connections: dict[str, _Connection] = {}  # touched on the loop only
         self._closed = False
 
@@ -145,7 +154,9 @@ class McpServers:
             if connection is None:
                 out.append(ServerStatus(label, transport, "stopped", None, ()))
                 continue
-            running = connection.session is not None and not connection.finished
+            running = (
+                connection.session is not None and not connection.finished and not connection.stop.is_set()
+            )
             state = "running" if running else ("failed" if connection.error else "stopped")
             out.append(ServerStatus(label, transport, state, connection.error, connection.tools or ()))
         out += [ServerStatus(label, "?", "failed", error, ()) for label, error in self._errors.items()]
@@ -164,43 +175,60 @@ class McpServers:
         return self._wait(self._call(label, name, arguments, seconds), START_TIMEOUT + seconds + 5)
 
     def close(self) -> None:
+        """Stop every server and the loop (blocks this thread for at most a few seconds)."""
         with self._lock:
             self._closed = True
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None:
+            loop, stopped = self._loop, self._stopped
+            self._loop = self._stopped = None
+        if loop is None or stopped is None:
             return
+        loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._stop_all(loop)))
         try:
-            asyncio.run_coroutine_threadsafe(self._stop_all(), loop).result(STOP_TIMEOUT * 2)
-        except Exception as e:
-            log.warning("the MCP servers did not all stop: %s", describe(e))
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(STOP_TIMEOUT)
+            stopped.get(timeout=STOP_TIMEOUT * 3)
+        except Empty:
+            log.warning("the MCP servers did not all stop in time")
 
     def _wait(self, coroutine, timeout: float):
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._running_loop())
+        """Run a coroutine on the loop; its result here, or `ToolFailed` after `timeout`."""
+        loop = self._running_loop()
+        channel = self._mailer.channel()
+        tasks: list[asyncio.Task] = []
+
+        def submit() -> None:
+            task = loop.create_task(coroutine)
+            tasks.append(task)
+            task.add_done_callback(channel.put)
+
+        loop.call_soon_threadsafe(submit)
         try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
+            task = channel.get(timeout=timeout)
+        except Empty:
+            loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
             raise ToolFailed(f"no answer within {timeout:g} seconds") from None
+        if task.cancelled():
+            raise ToolFailed("the call was cancelled")
+        error = task.exception()
+        if error is not None:
+            raise error
+        return task.result()
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._closed:
                 raise ToolFailed("the server is shutting down")
             if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=_serve, args=(loop,), name="mcp-servers", daemon=True)
-                thread.start()
-                self._loop, self._thread = loop, thread
+                loop, stopped = asyncio.new_event_loop(), Inbox()
+                start_thread(lambda: _serve(loop, stopped), "mcp-servers")
+                self._loop, self._stopped = loop, stopped
             return self._loop
 
     # --- on the loop -----------------------------------------------------------------------------
 
     async def _connected(self, label: str) -> _Connection:
         connection = self._connections.get(label)
-        if connection is None or connection.finished:
+        if connection is not None and connection.stop.is_set() and connection.task is not None:
+            await asyncio.wait({connection.task}, timeout=STOP_TIMEOUT)  # a failed one winding down
+        if connection is None or connection.finished or connection.stop.is_set():
             if connection is not None:
                 log.info("starting the MCP server %s again (it stopped: %s)", label, connection.error)
             connection = _Connection(label, self._configs[label])
@@ -259,7 +287,13 @@ class McpServers:
             raise ToolFailed(text or "the tool reported an error")
         return text
 
-    async def _stop_all(self) -> None:
+    async def _stop_all(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            await self._stop_connections()
+        finally:
+            loop.stop()
+
+    async def _stop_connections(self) -> None:
         tasks = []
         for connection in self._connections.values():
             connection.stop.set()
@@ -289,9 +323,10 @@ def result_text(result) -> str:
     return "\n".join(parts)
 
 
-def _serve(loop: asyncio.AbstractEventLoop) -> None:
+def _serve(loop: asyncio.AbstractEventLoop, stopped: Inbox) -> None:
     asyncio.set_event_loop(loop)
     try:
         loop.run_forever()
     finally:
         loop.close()
+        stopped.put(True)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modules.engines.crossthread import Mailer
+
 from .builtin import BUILTIN_TOOLS
 from .local import load_local_tools
 from .mcp_config import load_mcp_config
@@ -67,14 +69,21 @@ class ToolSet:
 
 
 class ToolRegistry:
-    def __init__(self, tools_dir: Path, mcp_file: Path, *, max_output: int = MAX_OUTPUT_CHARS) -> None:
+    def __init__(
+        self,
+        tools_dir: Path,
+        mcp_file: Path,
+        *,
+        max_output: int = MAX_OUTPUT_CHARS,
+        mailer: Mailer | None = None,
+    ) -> None:
         self.max_output = max_output
         self._builtin: dict[str, tuple[Tool, Callable[[dict], str]]] = {
             t.name: (t, f) for t, f in BUILTIN_TOOLS
         }
         self._local = {found.tool.name: found for found in load_local_tools(tools_dir)}
         configs, errors = load_mcp_config(mcp_file)
-        self.servers = McpServers(configs, errors)
+        self.servers = McpServers(configs, errors, mailer)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     # --- listing ---------------------------------------------------------------------------------
