@@ -53,7 +53,8 @@ class ToolStep:
     declined: bool = False
 
     def message(self) -> ChatMessage:
-        return ChatMessage("tool", self.outcome.message, tool_call_id=self.call_id)
+        text = "The user did not approve this call." if self.declined else self.outcome.message
+        return ChatMessage("tool", text, tool_call_id=self.call_id)
 
 
 @dataclass(frozen=True)
