@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from modules.chat.messages import ChatMessage
 from modules.errors import HearthError, InvalidRequest, NotFound
-from modules.image_input import ImageReader, escape_markers
+from modules.image_input import ImageReader
 
 from . import chat_turns, responses_mcp
 from .bodies import UsageOut
@@ -257,15 +257,8 @@ def chat_messages(items: Sequence[dict], first_new: int = 0) -> list[ChatMessage
                 )
             text, found = item.content_of(where, images)
             messages.append(ChatMessage("tool", text, tool_call_id=item.call_id, images=found))
-        elif isinstance(item, McpCallItem):  # a call Hearth ran: the call, then its result
-            call_id = item.approval_request_id or item.id or item_id("mcp")
-            call = {
-                "id": call_id,
-                "type": "function",
-                "function": {"name": item.name, "arguments": item.arguments},
-            }
-            messages.append(ChatMessage("assistant", "", tool_calls=(call,)))
-            messages.append(ChatMessage("tool", escape_markers(item.result_text()), tool_call_id=call_id))
+        elif isinstance(item, McpCallItem):
+            messages += responses_mcp.call_messages(item)
         elif isinstance(item, McpListToolsItem | McpApprovalRequestItem | McpApprovalResponseItem):
             continue  # listings and approvals are not the model's business; the calls are
         elif not isinstance(item, ReasoningItem):  # pragma: no cover - the adapter knows every type
@@ -320,13 +313,7 @@ def initial_response(body: ResponsesRequest, started: StartedTurn) -> ResponseOb
 
 
 def _dumped_tool(tool) -> dict:
-    """A request's tool as the response echoes (and the store keeps) it: an MCP server's
-    credentials left out."""
-    data = _dumped(tool)
-    if isinstance(tool, McpTool):
-        data.pop("authorization", None)
-        data.pop("headers", None)
-    return data
+    return responses_mcp.public_tool(tool) if isinstance(tool, McpTool) else _dumped(tool)
 
 
 def _dumped(value):

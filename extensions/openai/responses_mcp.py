@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from modules.app import services
 from modules.chat.messages import ChatMessage
 from modules.errors import InvalidRequest
+from modules.image_input import escape_markers
 from modules.tools.agent import AgentLoop, Decision, LoopEnd, ModelReply, ToolStep
 from modules.tools.registry import ToolRegistry, ToolSet
 from modules.tools.tool import Tool, ToolFailed
@@ -29,6 +30,7 @@ from .bodies import UsageOut
 from .chat_turns import ChatTurn, StartedTurn, collected_call
 from .mcp_wire import (
     McpApprovalRequestItem,
+    McpCallItem,
     McpChoice,
     McpListedTool,
     McpTool,
@@ -260,6 +262,22 @@ def run_approved_calls(run: McpRun, items: list[dict], first_new: int) -> None:
         run.messages += [ChatMessage("assistant", "", tool_calls=(call,)), step.message()]
         if not step.declined:
             run.early_items.append(run.call_item(step, approval_request_id=request_id))
+
+
+def call_messages(item: McpCallItem) -> list[ChatMessage]:
+    """An earlier `mcp_call` in a prompt: the assistant's call, then its result."""
+    call_id = item.approval_request_id or item.id or item_id("mcp")
+    call = {"id": call_id, "type": "function", "function": {"name": item.name, "arguments": item.arguments}}
+    return [
+        ChatMessage("assistant", "", tool_calls=(call,)),
+        ChatMessage("tool", escape_markers(item.result_text()), tool_call_id=call_id),
+    ]
+
+
+def public_tool(tool: McpTool) -> dict:
+    """The request's MCP tool as the response echoes (and the store keeps) it: without the
+    server's credentials."""
+    return tool.model_dump(mode="json", exclude_none=True, exclude={"authorization", "headers"})
 
 
 def approved_once(items: list[dict]) -> set[tuple[str, str]]:
