@@ -217,9 +217,12 @@ class McpServers:
             if self._closed:
                 raise ToolFailed("the server is shutting down")
             if self._loop is None:
-                loop, stopped = asyncio.new_event_loop(), Inbox()
-                start_thread(lambda: _serve(loop, stopped), "mcp-servers")
-                self._loop, self._stopped = loop, stopped
+                ready, stopped = Inbox(), Inbox()
+                start_thread(lambda: _serve(ready, stopped), "mcp-servers")
+                try:
+                    self._loop, self._stopped = ready.get(timeout=STOP_TIMEOUT), stopped
+                except Empty:
+                    raise ToolFailed("the MCP servers' thread did not start") from None
             return self._loop
 
     # --- on the loop -----------------------------------------------------------------------------
@@ -323,8 +326,11 @@ def result_text(result) -> str:
     return "\n".join(parts)
 
 
-def _serve(loop: asyncio.AbstractEventLoop, stopped: Inbox) -> None:
+def _serve(ready: Inbox, stopped: Inbox) -> None:
+    """The loop's thread: the loop is made here, so that everything it owns belongs to it."""
+    loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    ready.put(loop)
     try:
         loop.run_forever()
     finally:
