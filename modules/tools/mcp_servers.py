@@ -269,7 +269,7 @@ class McpServers:
                     approval=config.approval_of(tool.name),
                     server=label,
                     timeout=config.timeout,
-                    annotations=tool.annotations.model_dump(exclude_none=True) if tool.annotations else {},
+                    annotations=_annotations(tool),
                 )
                 for tool in listed.tools
             )
@@ -306,6 +306,12 @@ class McpServers:
             _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
             for task in pending:
                 task.cancel()
+
+
+def _annotations(tool) -> dict:
+    """A listed tool's hints (readOnlyHint, ...), as the MCP wire names them."""
+    annotations = getattr(tool, "annotations", None)
+    return annotations.model_dump(by_alias=True, exclude_none=True) if annotations is not None else {}
 
 
 def result_text(result) -> str:
