@@ -70,7 +70,7 @@ def chat_with_tools(body: ChatCompletionRequest) -> Response:
         yield  # a generator, as the loop wants; this one yields no events
 
     loop = AgentLoop(services().tools, toolset, decide, body.hearth_tools.max_steps, hold_round=True)
-    end = drive(loop.run(turn.messages, generate))
+    end, seconds = drive(loop.run(turn.messages, generate))
     started, collected = last
     started.keep(collected)
     choice = chat_completions.whole_choice(collected, bool(body.logprobs))
@@ -88,21 +88,22 @@ def chat_with_tools(body: ChatCompletionRequest) -> Response:
             model=run.model,
             choices=[choice],
             usage=usage,
-            hearth_tool_messages=[message_dict(m) for m in end.messages] or None,
+            hearth_tool_messages=[message_dict(m, seconds) for m in end.messages] or None,
             **extras,
         )
     )
 
 
-def drive(run) -> LoopEnd:
-    """Run the loop to its end (its steps are in the messages it returns)."""
+def drive(run) -> tuple[LoopEnd, dict[str, float]]:
+    """Run the loop to its end: how it ended, and how long each call took (by call id)."""
+    seconds: dict[str, float] = {}
     while True:
         try:
             event = next(run)
         except StopIteration as stop:
-            return stop.value
-        if not isinstance(event, ToolStep):  # pragma: no cover - generate yields nothing here
-            continue
+            return stop.value, seconds
+        if isinstance(event, ToolStep):
+            seconds[event.call_id] = round(event.outcome.seconds, 3)
 
 
 def requested_tools(spec: HearthTools) -> ToolSet:
@@ -139,10 +140,14 @@ def tools_answered(messages) -> set[str]:
     return {names[m.tool_call_id] for m in messages if m.role == "tool" and m.tool_call_id in names}
 
 
-def message_dict(message: ChatMessage) -> dict:
+def message_dict(message: ChatMessage, seconds: dict[str, float]) -> dict:
+    """A step as a chat message; a tool message says how long its call took (`seconds`, a
+    field clients ignore when they send the message back)."""
     out: dict = {"role": message.role, "content": message.content}
     if message.tool_calls:
         out["tool_calls"] = list(message.tool_calls)
     if message.tool_call_id:
         out["tool_call_id"] = message.tool_call_id
+        if message.tool_call_id in seconds:
+            out["seconds"] = seconds[message.tool_call_id]
     return out

@@ -270,6 +270,7 @@ def test_hearth_tools_on_chat_completions(mcp_api):
     assert [m["role"] for m in steps] == ["assistant", "tool"]
     assert steps[0]["tool_calls"][0]["function"]["name"] == "calculator"
     assert steps[1]["tool_call_id"] == steps[0]["tool_calls"][0]["id"] and steps[1]["content"]
+    assert steps[1]["seconds"] >= 0
     assert data["choices"][0]["finish_reason"] in ("stop", "length")
 
     # a tool that needs approval is not run: its call goes back to the client
