@@ -283,8 +283,10 @@ class McpServers:
         except TimeoutError:
             raise ToolFailed(f"the tool {name} gave no answer within {timeout:g} seconds") from None
         except Exception as e:
-            connection.fail(describe(e))  # the session may be broken: the next call starts it again
-            raise ToolFailed(f"the MCP server {label} failed: {describe(e)}") from None
+            if not _refused(e):  # the session may be broken: the next call starts it again
+                connection.fail(describe(e))
+                raise ToolFailed(f"the MCP server {label} failed: {describe(e)}") from None
+            raise ToolFailed(f"the MCP server {label} refused the call: {e.error.message}") from None
         text = result_text(result)
         if getattr(result, "is_error", False):
             raise ToolFailed(text or "the tool reported an error")
@@ -306,6 +308,14 @@ class McpServers:
             _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
             for task in pending:
                 task.cancel()
+
+
+def _refused(error: Exception) -> bool:
+    """An error answer of a live server (bad arguments, unknown tool), not a broken session."""
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import CONNECTION_CLOSED
+
+    return isinstance(error, MCPError) and error.code != CONNECTION_CLOSED
 
 
 def _annotations(tool) -> dict:
