@@ -95,7 +95,7 @@ class McpRun:
     def call_item(self, step: ToolStep, approval_request_id: str | None = None) -> OutputMcpCall:
         outcome = step.outcome
         return OutputMcpCall(
-            id=step.call_id,
+            id=item_id("mcp"),  # the model's call ids (call_0, ...) repeat from turn to turn
             status="failed" if outcome.error else "completed",
             server_label=self.label_of(step.tool),
             name=step.tool.name,
