@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from modules.engines.crossthread import Empty, Inbox, Mailer, make_mailer, start_thread
 
 from .mcp_config import ServerConfig
+from .mcp_stdio import native_stdio_client, subprocess_is_patched
 from .tool import Tool, ToolFailed
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class _Connection:
 
     def _transport(self, stack: AsyncExitStack):
         config = self.config
+        if config.command is not None and subprocess_is_patched():
+            return native_stdio_client(config.command, config.args, config.env, config.cwd)
         if config.command is not None:
             from mcp.client.stdio import StdioServerParameters, stdio_client
 

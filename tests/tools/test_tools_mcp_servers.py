@@ -142,3 +142,31 @@ def test_the_registry_lists_every_source(tmp_path):
         assert len(registry.status()["servers"][0]["tools"]) == 7
     finally:
         registry.close()
+
+
+def test_the_native_stdio_transport_of_the_gevent_server(monkeypatch):
+    """Under gevent (the server), stdio servers start through Hearth's own transport."""
+    import subprocess
+
+    from modules.tools import mcp_servers, mcp_stdio
+
+    monkeypatch.setattr(mcp_servers, "subprocess_is_patched", lambda: True)
+    monkeypatch.setattr(mcp_stdio, "_original_popen", lambda: subprocess.Popen)
+    before = children()
+    hub = McpServers(
+        {
+            "test": ServerConfig.model_validate({**echo_server(), "timeout": 2}),
+            "time": ServerConfig.model_validate(time_server()),
+        }
+    )
+    try:
+        assert hub.call("test", "echo", {"text": "native"}) == "echo: native"
+        assert "datetime" in hub.call("time", "get_current_time", {"timezone": "UTC"})
+        with pytest.raises(ToolFailed, match="test"):
+            hub.call("test", "crash", {})
+        with pytest.raises(ToolFailed, match="within 2 seconds"):
+            hub.call("test", "hang", {})
+        assert hub.call("test", "echo", {"text": "again"}) == "echo: again"
+    finally:
+        hub.close()
+    assert not children() - before
