@@ -139,7 +139,7 @@ def test_the_registry_lists_every_source(tmp_path):
         outcome = registry.run(big, {"size": 500})
         assert outcome.output.startswith("x" * 100) and "400 more characters" in outcome.output
         assert registry.status()["servers"][0]["state"] == "running"
-        assert len(registry.status()["servers"][0]["tools"]) == 7
+        assert len(registry.status()["servers"][0]["tools"]) == 6
     finally:
         registry.close()
 
