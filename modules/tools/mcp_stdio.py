@@ -1,10 +1,12 @@
 """A stdio transport for the `mcp` SDK's session where the SDK's own cannot run: under
-gevent's monkey-patching (the server's), `subprocess.Popen` is gevent's, which refuses to
-start a process from any thread but the main one, and the MCP loop has a thread of its own.
+gevent's monkey-patching (the server's), `subprocess.Popen` (and `os.posix_spawn`) are
+gevent's, which refuse to start a process from any thread but the main one, and the MCP
+loop has a thread of its own.
 
-The process is started with the original `Popen` and its pipes are read and written by the
-asyncio loop; messages are the SDK's (`SessionMessage`, one JSON-RPC message a line), so the
-session above cannot tell the difference. Elsewhere the SDK's `stdio_client` is used.
+The process is started with the original `os.posix_spawn` and its pipes are read and
+written by the asyncio loop; messages are the SDK's (`SessionMessage`, one JSON-RPC message
+a line), so the session above cannot tell the difference. Elsewhere the SDK's
+`stdio_client` is used.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
-import subprocess
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import anyio
 
@@ -33,10 +36,58 @@ def subprocess_is_patched() -> bool:
     return monkey.is_module_patched("subprocess")
 
 
-def _original_popen():
-    from gevent import monkey
+def _original(name: str):
+    """`os.<name>` as Python has it, not gevent's."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return getattr(os, name)
+    return monkey.get_original("os", name)
 
-    return monkey.get_original("subprocess", "Popen")
+
+@dataclass
+class SpawnedProcess:
+    pid: int
+    stdin: int  # the write end of its stdin
+    stdout: int  # the read end of its stdout
+    returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = _original("waitpid")(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
+def spawn(command: str, args: list[str], env: dict[str, str], cwd: str | None) -> SpawnedProcess:
+    """Start a process in a session of its own, its stdin and stdout piped, stderr ours."""
+    argv = [command, *args]
+    if cwd:  # posix_spawn has no working directory of its own here
+        argv = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', cwd, *argv]
+    executable = shutil.which(argv[0], path=env.get("PATH", os.defpath)) or argv[0]
+    stdin_read, stdin_write = os.pipe()  # both ends close on exec; dup2 clears it for 0 and 1
+    stdout_read, stdout_write = os.pipe()
+    try:
+        pid = _original("posix_spawn")(
+            executable,
+            argv,
+            env,
+            file_actions=[(os.POSIX_SPAWN_DUP2, stdin_read, 0), (os.POSIX_SPAWN_DUP2, stdout_write, 1)],
+            setsid=True,  # its children stop with it
+        )
+    except BaseException:
+        for fd in (stdin_write, stdout_read):
+            os.close(fd)
+        raise
+    finally:
+        os.close(stdin_read)
+        os.close(stdout_write)
+    return SpawnedProcess(pid, stdin_write, stdout_read)
 
 
 @contextlib.asynccontextmanager
@@ -46,19 +97,12 @@ async def native_stdio_client(
     from mcp.client.stdio import _parse_line, get_default_environment
     from mcp.shared.message import SessionMessage
 
-    popen = _original_popen()
-    process = popen(
-        [command, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=get_default_environment() | (env or {}),
-        cwd=cwd,
-        start_new_session=True,  # its children stop with it
-    )
+    process = spawn(command, args, get_default_environment() | (env or {}), cwd)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=MAX_LINE)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), process.stdout)
-    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, process.stdin)
+    stdout, stdin = os.fdopen(process.stdout, "rb", 0), os.fdopen(process.stdin, "wb", 0)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdout)
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stdin)
     writer = asyncio.StreamWriter(transport, protocol, None, loop)
     read_send, read_receive = anyio.create_memory_object_stream(0)
     write_send, write_receive = anyio.create_memory_object_stream(0)
@@ -91,9 +135,11 @@ async def native_stdio_client(
         with contextlib.suppress(Exception):
             writer.close()
         await _stop(process)
+        with contextlib.suppress(Exception):
+            stdout.close()
 
 
-async def _stop(process: subprocess.Popen) -> None:
+async def _stop(process: SpawnedProcess) -> None:
     """Close its stdin, give it a moment, then end its whole session."""
     for sig in (None, signal.SIGTERM, signal.SIGKILL):
         if sig is not None:

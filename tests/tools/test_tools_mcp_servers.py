@@ -146,12 +146,9 @@ def test_the_registry_lists_every_source(tmp_path):
 
 def test_the_native_stdio_transport_of_the_gevent_server(monkeypatch):
     """Under gevent (the server), stdio servers start through Hearth's own transport."""
-    import subprocess
-
-    from modules.tools import mcp_servers, mcp_stdio
+    from modules.tools import mcp_servers
 
     monkeypatch.setattr(mcp_servers, "subprocess_is_patched", lambda: True)
-    monkeypatch.setattr(mcp_stdio, "_original_popen", lambda: subprocess.Popen)
     before = children()
     hub = McpServers(
         {
