@@ -1,11 +1,14 @@
 """A small MCP server for the tests, written with the SDK's MCPServer (FastMCP before mcp 2):
 `python mcp_test_server.py` serves stdio, `python mcp_test_server.py http PORT` streamable
-HTTP on 127.0.0.1. Its tools echo, crash the process mid-call, and hang."""
+HTTP on 127.0.0.1. Its tools echo, crash the process mid-call, and hang. Each takes an
+argument with one possible value, so that a small model forced to call one writes a short
+call (a tool without parameters lets a grammar accept any object)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Literal
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -20,26 +23,26 @@ def echo(text: str) -> str:
 
 
 @server.tool()
-def crash() -> str:
+def crash(now: Literal["yes"]) -> str:
     """End the server's process in the middle of the call."""
     os._exit(3)
 
 
 @server.tool()
-async def hang() -> str:
+async def hang(now: Literal["yes"]) -> str:
     """Answer after an hour."""
     await anyio.sleep(3600)
     return "woke up"
 
 
 @server.tool()
-def report() -> str:
+def report(topic: Literal["today"]) -> str:
     """A long report."""
     return "The secret word of the day is PAPAYA. " * 40
 
 
 @server.tool()
-def ping() -> str:
+def ping(host: Literal["here"]) -> str:
     """A short answer."""
     return "pong"
 

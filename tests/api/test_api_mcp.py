@@ -9,7 +9,7 @@ import json
 
 import pytest
 import requests
-from api_helpers import assert_openai_error, post
+from api_helpers import assert_openai_error
 from mcp_helpers import echo_server, http_server, time_server
 from openai_schemas import event_validator, validator
 from servers import make_user_data, start_server, tiny_args
@@ -60,11 +60,15 @@ def mcp_client(mcp_api):
     return openai.OpenAI(base_url=mcp_api.api_url, api_key="sk-local", max_retries=0, timeout=120)
 
 
+def post(server, path: str, body: dict) -> requests.Response:
+    return requests.post(server.api_base + path, json=body, timeout=180)
+
+
 def respond(server, **body) -> dict:
     # room for a forced call (its JSON is cut otherwise); a final message may still be cut:
     # "incomplete" then, which is no concern of these tests
     body = {"model": MODEL, "temperature": 0, "max_output_tokens": 48, **CHATML, **body}
-    response = post(server, "/v1/responses", body, timeout=120)
+    response = post(server, "/v1/responses", body)
     assert response.status_code == 200, response.text[:800]
     data = response.json()
     errors = list(validator("Response").iter_errors(data))
@@ -263,7 +267,7 @@ def test_hearth_tools_on_chat_completions(mcp_api):
         "temperature": 0,
         **CHATML,
     }
-    data = post(mcp_api, "/v1/chat/completions", body, timeout=120).json()
+    data = post(mcp_api, "/v1/chat/completions", body).json()
     errors = list(validator("CreateChatCompletionResponse").iter_errors(data))
     assert not errors, [(list(e.absolute_path), e.message) for e in errors[:3]]
     steps = data["hearth_tool_messages"]
@@ -275,7 +279,7 @@ def test_hearth_tools_on_chat_completions(mcp_api):
 
     # a tool that needs approval is not run: its call goes back to the client
     guarded = {**body, "hearth_tools": {"servers": ["guarded"]}, "tool_choice": "required"}
-    data = post(mcp_api, "/v1/chat/completions", guarded, timeout=120).json()
+    data = post(mcp_api, "/v1/chat/completions", guarded).json()
     assert "hearth_tool_messages" not in data
     choice = data["choices"][0]
     assert choice["finish_reason"] == "tool_calls"

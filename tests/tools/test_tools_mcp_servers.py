@@ -61,7 +61,7 @@ def test_mcp_server_time_over_stdio(servers):
 def test_a_crash_mid_call_is_an_error_and_the_server_comes_back(servers):
     assert servers.call("test", "echo", {"text": "hi"}) == "echo: hi"
     with pytest.raises(ToolFailed, match="test"):
-        servers.call("test", "crash", {})
+        servers.call("test", "crash", {"now": "yes"})
     status = {s.label: s for s in servers.status()}["test"]
     assert status.state == "failed" and status.error
     assert servers.call("test", "echo", {"text": "again"}) == "echo: again"  # started again
@@ -70,7 +70,7 @@ def test_a_crash_mid_call_is_an_error_and_the_server_comes_back(servers):
 
 def test_a_hanging_tool_times_out_and_the_server_goes_on(servers):
     with pytest.raises(ToolFailed, match="within 2 seconds"):
-        servers.call("test", "hang", {})
+        servers.call("test", "hang", {"now": "yes"})
     assert servers.call("test", "echo", {"text": "still here"}) == "echo: still here"
 
 
@@ -160,9 +160,9 @@ def test_the_native_stdio_transport_of_the_gevent_server(monkeypatch):
         assert hub.call("test", "echo", {"text": "native"}) == "echo: native"
         assert "datetime" in hub.call("time", "get_current_time", {"timezone": "UTC"})
         with pytest.raises(ToolFailed, match="test"):
-            hub.call("test", "crash", {})
+            hub.call("test", "crash", {"now": "yes"})
         with pytest.raises(ToolFailed, match="within 2 seconds"):
-            hub.call("test", "hang", {})
+            hub.call("test", "hang", {"now": "yes"})
         assert hub.call("test", "echo", {"text": "again"}) == "echo: again"
     finally:
         hub.close()
