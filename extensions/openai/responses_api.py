@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 
-from flask import Response, request
+from flask import Response, request, stream_with_context
 from pydantic import TypeAdapter, ValidationError
 
 from modules.chat.messages import ChatMessage
@@ -391,7 +391,9 @@ def stream_response(
             if items is not None and builder.response.status != "in_progress":
                 store.save(builder.response.model_dump(mode="json"), items)
 
-    return sse_response(all_events(), started.run.close, RESPONSES)
+    # With MCP tools, later turns start while streaming: they need the request's context.
+    stream = stream_with_context(all_events()) if mcp is not None else all_events()
+    return sse_response(stream, started.run.close, RESPONSES)
 
 
 def start_background(

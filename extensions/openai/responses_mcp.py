@@ -17,6 +17,8 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from flask import Flask, current_app, has_app_context
+
 from modules.app import services
 from modules.chat.messages import ChatMessage
 from modules.errors import InvalidRequest
@@ -55,6 +57,7 @@ class McpRun:
     toolset: ToolSet
     approved_once: set[tuple[str, str]]  # (label, tool) approved earlier in the conversation
     max_rounds: int
+    app: Flask | None = None  # later turns start where no request is (a background job)
     early_items: list = field(default_factory=list)  # output items made before the first turn
     messages: list[ChatMessage] = field(default_factory=list)  # the approved calls and their results
 
@@ -118,7 +121,7 @@ class McpRun:
             started = first
             if step > 0:
                 options = dataclasses.replace(turn.options, tool_choice="auto" if tools_allowed else "none")
-                started = chat_turns.start(dataclasses.replace(turn, messages=history, options=options))
+                started = self._start(dataclasses.replace(turn, messages=history, options=options))
             reply = yield from self._turn(started, builder)
             usages.append(started.run.usage())
             if step > 0:
@@ -145,6 +148,12 @@ class McpRun:
             )
             yield from builder.add_whole(request)
         return end
+
+    def _start(self, turn: ChatTurn) -> StartedTurn:
+        if has_app_context() or self.app is None:
+            return chat_turns.start(turn)
+        with self.app.app_context():
+            return chat_turns.start(turn)
 
     def _turn(self, started: StartedTurn, builder: ResponseBuilder) -> Generator[dict, None, ModelReply]:
         """One model turn through the builder; the calls of MCP tools are not shown as
@@ -214,6 +223,7 @@ def prepare(body, items: list[dict], first_new: int) -> McpRun | None:
         ToolSet.of(tools),
         approved_once(items),
         max_rounds=min(body.max_tool_calls or MAX_TOOL_ROUNDS, MAX_TOOL_ROUNDS),
+        app=current_app._get_current_object(),  # type: ignore[attr-defined]
         early_items=listings,
     )
     run_approved_calls(run, items, first_new)

@@ -145,7 +145,8 @@ class McpServers:
             if key not in self._configs:
                 if len(self._request_servers) >= MAX_REQUEST_SERVERS:
                     raise ToolFailed(f"Hearth keeps at most {MAX_REQUEST_SERVERS} servers named by URL")
-                self._configs[key] = ServerConfig(url=url, headers=headers)
+                # no policy of the user's: the request's require_approval decides
+                self._configs[key] = ServerConfig(url=url, headers=headers, approval="never")
                 self._request_servers.add(key)
         return key
 
