@@ -4,7 +4,6 @@ on the app's services, built at start-up and closed at shutdown."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
 import time
@@ -12,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modules.engines.crossthread import Mailer
+from modules.engines.crossthread import Empty, Mailer, make_mailer, start_thread
 
 from .builtin import BUILTIN_TOOLS
 from .local import load_local_tools
@@ -21,8 +20,6 @@ from .mcp_servers import McpServers, describe
 from .tool import MAX_OUTPUT_CHARS, Tool, ToolFailed, truncated
 
 log = logging.getLogger(__name__)
-
-LOCAL_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -83,8 +80,8 @@ class ToolRegistry:
         }
         self._local = {found.tool.name: found for found in load_local_tools(tools_dir)}
         configs, errors = load_mcp_config(mcp_file)
-        self.servers = McpServers(configs, errors, mailer)
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._mailer = mailer or make_mailer()
+        self.servers = McpServers(configs, errors, self._mailer)
 
     # --- listing ---------------------------------------------------------------------------------
 
@@ -134,22 +131,31 @@ class ToolRegistry:
             return self.servers.call(tool.server, tool.name, arguments, tool.timeout)
         if tool.source == "builtin":
             return self._builtin[tool.name][1](arguments)
-        function = self._local[tool.name].function
-        future = self._workers().submit(function, **arguments)
-        try:
-            return as_text(future.result(tool.timeout))
-        except concurrent.futures.TimeoutError:
-            raise ToolFailed(f"the tool {tool.name} gave no answer within {tool.timeout:g} seconds") from None
+        return self._run_local(tool, arguments)
 
-    def _workers(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(LOCAL_WORKERS, thread_name_prefix="local-tool")
-        return self._pool
+    def _run_local(self, tool: Tool, arguments: dict) -> str:
+        """A local tool on a real OS thread of its own (a request handler is a greenlet in
+        the server: a tool that computes must not hold up the others), within its timeout."""
+        function = self._local[tool.name].function
+        channel = self._mailer.channel()
+
+        def work() -> None:
+            try:
+                channel.put((True, function(**arguments)))
+            except BaseException as e:  # the caller reports it
+                channel.put((False, e))
+
+        start_thread(work, f"tool-{tool.name}")
+        try:
+            ok, value = channel.get(timeout=tool.timeout)
+        except Empty:
+            raise ToolFailed(f"the tool {tool.name} gave no answer within {tool.timeout:g} seconds") from None
+        if not ok:
+            raise value
+        return as_text(value)
 
     def close(self) -> None:
         self.servers.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def as_text(value: object) -> str:
