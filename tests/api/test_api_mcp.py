@@ -54,6 +54,7 @@ def mcp_api(tmp_path_factory):
         "time": time_server(approval="never"),
         "guarded": time_server(),  # the default policy: ask first
         "test": echo_server(approval="never", timeout=3),
+        "broken": {"command": str(folder / "no-such-server")},
     }
     (user_data / "mcp.json").write_text(json.dumps({"mcpServers": servers}))
     (user_data / "tools").mkdir(exist_ok=True)
@@ -233,6 +234,19 @@ def test_a_crash_or_a_hang_is_an_error_result_and_the_response_completes(mcp_api
     assert items(ok, "mcp_call")[0]["output"] == "pong"
 
 
+def test_a_server_that_does_not_start_is_listed_with_its_error(mcp_api):
+    data = respond(
+        mcp_api, input="Hi", tools=[{"type": "mcp", "server_label": "broken"}], max_output_tokens=4
+    )
+    listing = data["output"][0]
+    assert listing["type"] == "mcp_list_tools" and listing["tools"] == []
+    assert "did not start" in listing["error"]
+    assert data["output"][-1]["type"] == "message"  # the model answers without that server
+    status = requests.get(f"{mcp_api.api_url}/internal/tools", timeout=30).json()
+    broken = next(server for server in status["servers"] if server["label"] == "broken")
+    assert broken["state"] == "failed" and broken["error"]
+
+
 def test_a_remote_server_by_url_over_streamable_http(mcp_api):
     remote = {
         "type": "mcp",
@@ -320,7 +334,7 @@ def test_tools_status_lists_servers_and_tools(mcp_api):
     assert assert_openai_error(refused, 400)["param"] == "tool_choice"
     data = requests.get(f"{mcp_api.api_url}/internal/tools", timeout=30).json()
     servers = {server["label"]: server for server in data["servers"]}
-    assert set(servers) == {"time", "guarded", "test"}
+    assert set(servers) == {"time", "guarded", "test", "broken"}
     assert servers["time"]["state"] == "running" and servers["time"]["transport"] == "stdio"
     assert {t["name"] for t in servers["time"]["tools"]} >= {"get_current_time"}
     assert {t["name"] for t in data["builtin"]} == {"current_time", "calculator"}
