@@ -35,6 +35,7 @@ from .model_table import ModelRule, load_model_table
 from .serving.guards import install_guards
 from .serving.traffic import Traffic
 from .settings import PROJECT_ROOT, Settings, load_settings
+from .tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,13 @@ class Services:
     metrics: Metrics
     media: MediaModels
     idle_unload: IdleUnloader
+    tools: ToolRegistry
     fleet: Fleet | None = None  # the upstream servers, when there are any
     extensions: Extensions = field(default_factory=Extensions)
 
     def close(self) -> None:
         self.extensions.close()
+        self.tools.close()
         self.idle_unload.close()
         self.models.close()
         if self.fleet is not None:
@@ -138,6 +141,7 @@ def build_services(settings: Settings) -> Services:
     idle_unload = IdleUnloader(models.unload_expired)
     models.on_change = idle_unload.wake
     idle_unload.start()
+    tools = ToolRegistry(settings.tools_path, settings.mcp_config_path, mailer=mailer)  # servers start on use
     return Services(
         settings=settings,
         models=models,
@@ -146,6 +150,7 @@ def build_services(settings: Settings) -> Services:
         metrics=metrics,
         media=media,
         idle_unload=idle_unload,
+        tools=tools,
         fleet=fleet,
     )
 

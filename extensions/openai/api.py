@@ -73,6 +73,7 @@ from .responses_wire import (
     ResponseStreamEvent,
 )
 from .state import KEY, ApiState, StoredResponses
+from .tools_wire import ToolsStatus
 
 Access = Literal["public", "key", "admin"]
 Protocol = Literal["openai", "anthropic"]  # whose error shape the endpoint answers in
@@ -324,6 +325,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Take every LoRA adapter off a model.",
         request=LoraUnloadRequest,
         response=StatusResponse,
+        access="admin",
+    ),
+    Endpoint(
+        "GET",
+        "/v1/internal/tools",
+        internal.tools,
+        "The MCP servers of mcp.json (state, last error, tools), local and built-in tools.",
+        response=ToolsStatus,
         access="admin",
     ),
     Endpoint(

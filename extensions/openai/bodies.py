@@ -179,6 +179,10 @@ class ChatCompletion(Out):
         description="Hearth: the conversation did not fit the context window, so this many of its "
         "oldest messages were left out of the prompt (absent when nothing was)."
     )
+    hearth_tool_messages: list[dict] | None = _omit(
+        description="Hearth: with `hearth_tools`, the calls Hearth ran and their results, as chat "
+        "messages to keep in the history before this reply's message."
+    )
 
 
 class FunctionDeltaOut(Out):

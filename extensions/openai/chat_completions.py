@@ -40,6 +40,10 @@ ROLE_ALIASES = {"developer": "system", "function": "tool"}  # what chat template
 
 def chat_completions() -> Response:
     body = read_json(ChatCompletionRequest)
+    if body.hearth_tools is not None:
+        from .chat_tool_runs import chat_with_tools  # it imports this module
+
+        return chat_with_tools(body)
     started = chat_turns.start(chat_turn(body))
     extras = response_extras(started.extras)
     if body.stream:

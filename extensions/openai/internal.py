@@ -38,6 +38,7 @@ from .protocol import (
     StopRequest,
 )
 from .state import api_state
+from .tools_wire import ToolsStatus
 
 DEFAULT_TOP_LOGITS = 50
 
@@ -216,3 +217,8 @@ def lora_unload() -> Response:
     name = manager.engine(body.model_name).info.name
     manager.set_adapters(name, [], [])
     return json_response(StatusResponse(model_name=name, lora_names=[]))
+
+
+def tools() -> Response:
+    """The MCP servers (state, last error, tools once started), local and built-in tools."""
+    return json_response(ToolsStatus.model_validate(services().tools.status()))

@@ -20,6 +20,8 @@ from modules.engines.residency import parse_keep_alive
 from modules.errors import InvalidRequest
 from modules.image_input import MARKER, ImageReader, escape_markers, unreadable
 
+from .tools_wire import HearthTools
+
 MAX_CHOICES = 128  # n (and best_of, and prompts x n) per request
 MAX_STOP_STRINGS = 16
 MAX_LOGPROBS = 20
@@ -469,6 +471,11 @@ class HearthChatFields(ApiModel):
 
 class ChatCompletionRequest(SamplingRequest, HearthChatFields):
     messages: list[ChatMessageIn] = _field(..., "The conversation so far.", min_length=1)
+    hearth_tools: HearthTools | None = _field(
+        None,
+        "Tools Hearth runs itself (MCP servers of mcp.json, built-in and local tools; docs/tools.md). "
+        "A tool that needs approval comes back as tool_calls. Not with stream or n > 1.",
+    )
     max_completion_tokens: int | None = _field(
         None,
         "Most tokens to generate (wins over max_tokens). Default: until the model stops "

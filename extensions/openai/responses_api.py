@@ -12,18 +12,28 @@ import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 
-from flask import Response, request
+from flask import Response, request, stream_with_context
 from pydantic import TypeAdapter, ValidationError
 
 from modules.chat.messages import ChatMessage
 from modules.errors import HearthError, InvalidRequest, NotFound
 from modules.image_input import ImageReader
 
-from . import chat_turns
+from . import chat_turns, responses_mcp
+from .bodies import UsageOut
 from .chat_turns import ChatTurn, StartedTurn
 from .http import invalid_field, json_response, read_json, validate
+from .mcp_wire import (
+    McpApprovalRequestItem,
+    McpApprovalResponseItem,
+    McpCallItem,
+    McpChoice,
+    McpListToolsItem,
+    McpTool,
+)
 from .response_jobs import Job
 from .responses_events import ResponseBuilder, item_id
+from .responses_mcp import McpRun
 from .responses_wire import (
     AllowedToolsChoice,
     DeletedResponse,
@@ -49,7 +59,16 @@ from .streaming import Collected
 log = logging.getLogger(__name__)
 
 ROLES = {"developer": "system"}  # what chat templates know
-ITEM_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}
+ITEM_PREFIXES = {
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+    "reasoning": "rs",
+    "mcp_list_tools": "mcpl",
+    "mcp_call": "mcp",
+    "mcp_approval_request": "mcpr",
+    "mcp_approval_response": "mcpa",
+}
 _ITEMS = TypeAdapter(list[InputItem])
 
 
@@ -74,7 +93,8 @@ def create_response() -> Response:
         )
     refuse_unserved(body)
     items = conversation_items(body)
-    started = chat_turns.start(chat_turn(body, items, follow_client=not body.background))
+    mcp = responses_mcp.prepare(body, items, first_new=len(items) - len(body.input_items()))
+    started = chat_turns.start(chat_turn(body, items, follow_client=not body.background, mcp=mcp))
     builder = ResponseBuilder(
         initial_response(body, started),
         count_tokens=started.engine.count_tokens,
@@ -85,11 +105,11 @@ def create_response() -> Response:
         log.info("response %s: tools of types %s are not used", builder.response.id, ", ".join(ignored))
     saved = items if store else None
     if body.background:
-        return start_background(started, builder, saved)
+        return start_background(started, builder, saved, mcp)
     if body.stream:
-        return stream_response(started, builder, saved)
+        return stream_response(started, builder, saved, mcp)
     try:
-        return json_response(whole_response(started, builder, saved))
+        return json_response(whole_response(started, builder, saved, mcp))
     finally:
         started.run.close()
 
@@ -130,7 +150,7 @@ def conversation_items(body: ResponsesRequest) -> list[dict]:
     return [*earlier, *new]
 
 
-def stored_item(item: MessageItem | FunctionCallItem | FunctionCallOutputItem | ReasoningItem) -> dict:
+def stored_item(item) -> dict:
     """An input item as the store keeps it and input_items lists it: with an id and a
     status, a message's text as parts (`input_text`, or `output_text` for the assistant's)."""
     data = item.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -157,11 +177,15 @@ def _as_output_text(part: dict) -> dict:
     return {"type": "output_text", "text": part["text"], "annotations": [], "logprobs": []}
 
 
-def chat_turn(body: ResponsesRequest, items: list[dict], *, follow_client: bool = True) -> ChatTurn:
+def chat_turn(
+    body: ResponsesRequest, items: list[dict], *, follow_client: bool = True, mcp: McpRun | None = None
+) -> ChatTurn:
     messages = chat_messages(items, first_new=len(items) - len(body.input_items()))
     if body.instructions:
         messages = [ChatMessage("system", body.instructions), *messages]
-    tools, choice = chat_tools(body)
+    tools, choice = chat_tools(body, mcp)
+    if mcp is not None:
+        messages += mcp.messages  # the calls this request approved, with their results
     effort = body.reasoning.effort if body.reasoning else None
     text_format = body.text.format if body.text else None
     return ChatTurn(
@@ -233,6 +257,10 @@ def chat_messages(items: Sequence[dict], first_new: int = 0) -> list[ChatMessage
                 )
             text, found = item.content_of(where, images)
             messages.append(ChatMessage("tool", text, tool_call_id=item.call_id, images=found))
+        elif isinstance(item, McpCallItem):
+            messages += responses_mcp.call_messages(item)
+        elif isinstance(item, McpListToolsItem | McpApprovalRequestItem | McpApprovalResponseItem):
+            continue  # listings and approvals are not the model's business; the calls are
         elif not isinstance(item, ReasoningItem):  # pragma: no cover - the adapter knows every type
             raise InvalidRequest(f"Unsupported input item {item.type!r}.", param=where)
     if not messages:
@@ -240,10 +268,14 @@ def chat_messages(items: Sequence[dict], first_new: int = 0) -> list[ChatMessage
     return messages
 
 
-def chat_tools(body: ResponsesRequest) -> tuple[tuple[dict, ...], str | dict]:
-    """The function tools in the chat service's shape, and tool_choice."""
+def chat_tools(body: ResponsesRequest, mcp: McpRun | None = None) -> tuple[tuple[dict, ...], str | dict]:
+    """The function tools (and the MCP servers' tools) in the chat service's shape, and tool_choice."""
     tools = [tool.as_chat_tool() for tool in body.function_tools()]
+    if mcp is not None:
+        tools += mcp.chat_tools()
     choice = body.tool_choice
+    if isinstance(choice, McpChoice):
+        return tuple(tools), mcp.tool_choice(choice) if mcp is not None else "auto"
     if isinstance(choice, NamedFunctionChoice):
         return tuple(tools), {"type": "function", "function": {"name": choice.name}}
     if isinstance(choice, AllowedToolsChoice):
@@ -271,13 +303,17 @@ def initial_response(body: ResponsesRequest, started: StartedTurn) -> ResponseOb
         temperature=sampling.temperature,
         text=text or {"format": {"type": "text"}},
         tool_choice=_dumped(body.tool_choice) or "auto",
-        tools=[_dumped(tool) for tool in body.tools or ()],
+        tools=[_dumped_tool(tool) for tool in body.tools or ()],
         top_p=sampling.top_p,
         truncation=body.truncation or "disabled",
         user=body.user,
         metadata=body.metadata or {},
         ignored_tools=body.other_tools() or None,
     )
+
+
+def _dumped_tool(tool) -> dict:
+    return responses_mcp.public_tool(tool) if isinstance(tool, McpTool) else _dumped(tool)
 
 
 def _dumped(value):
@@ -291,9 +327,21 @@ def _dumped(value):
 # --- The three ways to answer --------------------------------------------------------------------
 
 
-def pieces_to_end(started: StartedTurn, builder: ResponseBuilder, job: Job | None = None) -> Iterator[dict]:
+def pieces_to_end(
+    started: StartedTurn, builder: ResponseBuilder, job: Job | None = None, mcp: McpRun | None = None
+) -> Iterator[dict]:
     """The events of the whole turn, from `response.created` to its last."""
     yield from builder.opening()
+    if mcp is not None:  # turns and tool calls, until the model is done or waits for approval
+        usages: list[UsageOut] = []
+        end = yield from mcp.events(started, started.turn, builder, usages)
+        usage = UsageOut.of(
+            sum(u.prompt_tokens for u in usages),
+            sum(u.completion_tokens for u in usages),
+            sum(u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else 0 for u in usages),
+        )
+        yield from builder.finish(end.reply.finish_reason, usage, cancelled=bool(job and job.cancelled))
+        return
     first = Collected(0)
     try:
         for piece in started.run.pieces():
@@ -305,18 +353,20 @@ def pieces_to_end(started: StartedTurn, builder: ResponseBuilder, job: Job | Non
 
 
 def whole_response(
-    started: StartedTurn, builder: ResponseBuilder, items: list[dict] | None
+    started: StartedTurn, builder: ResponseBuilder, items: list[dict] | None, mcp: McpRun | None = None
 ) -> ResponseObject:
-    for _ in pieces_to_end(started, builder):
+    for _ in pieces_to_end(started, builder, mcp=mcp):
         pass
     if items is not None:
         api_state().responses.store.save(builder.response.model_dump(mode="json"), items)
     return builder.response
 
 
-def stream_response(started: StartedTurn, builder: ResponseBuilder, items: list[dict] | None) -> Response:
+def stream_response(
+    started: StartedTurn, builder: ResponseBuilder, items: list[dict] | None, mcp: McpRun | None = None
+) -> Response:
     store = api_state().responses.store
-    events = pieces_to_end(started, builder)
+    events = pieces_to_end(started, builder, mcp=mcp)
     opening = [next(events), next(events)]
     try:  # a request that fails at once (a bad grammar, ...) is still a plain HTTP error
         first_piece = next(events)
@@ -341,17 +391,21 @@ def stream_response(started: StartedTurn, builder: ResponseBuilder, items: list[
             if items is not None and builder.response.status != "in_progress":
                 store.save(builder.response.model_dump(mode="json"), items)
 
-    return sse_response(all_events(), started.run.close, RESPONSES)
+    # With MCP tools, later turns start while streaming: they need the request's context.
+    stream = stream_with_context(all_events()) if mcp is not None else all_events()
+    return sse_response(stream, started.run.close, RESPONSES)
 
 
-def start_background(started: StartedTurn, builder: ResponseBuilder, items: list[dict]) -> Response:
+def start_background(
+    started: StartedTurn, builder: ResponseBuilder, items: list[dict], mcp: McpRun | None = None
+) -> Response:
     responses = api_state().responses
     queued = builder.response.model_dump(mode="json")
     responses.store.save(queued, items)
 
     def work(job: Job) -> None:
         try:
-            for _ in pieces_to_end(started, builder, job):
+            for _ in pieces_to_end(started, builder, job, mcp):
                 pass
         except HearthError as error:
             builder.fail(error)

@@ -11,6 +11,9 @@ moves from reasoning to text to tool calls:
         response.output_item.done
     response.output_item.added (function_call) / response.function_call_arguments.delta ... .done /
         response.output_item.done
+    response.output_item.added (mcp_list_tools | mcp_call) / response.mcp_list_tools.in_progress ...
+        .completed | .failed (response.mcp_call.*) / response.output_item.done
+        (an item Hearth made whole: a server's tools, a call it ran; mcp_approval_request: added, done)
     response.completed | response.incomplete | response.failed (or an `error` event)
 """
 
@@ -24,6 +27,7 @@ from modules.engines.base import FINISH_LENGTH, TokenLogprob
 from modules.errors import HearthError
 
 from .bodies import UsageOut
+from .mcp_wire import OutputMcpApprovalRequest, OutputMcpCall, OutputMcpListTools
 from .responses_wire import (
     IncompleteDetails,
     InputTokensDetails,
@@ -131,6 +135,20 @@ class ResponseBuilder:
             *events,
             self._event("response.output_item.added", output_index=self._index(), item=_dump(item)),
         ]
+
+    def add_whole(self, item: OutputMcpListTools | OutputMcpCall | OutputMcpApprovalRequest) -> list[dict]:
+        """An item that is complete when it is added (what Hearth did between the model's turns)."""
+        events = self._close("completed")
+        self.response.output.append(item)
+        index = self._index()
+        events.append(self._event("response.output_item.added", output_index=index, item=_dump(item)))
+        family = {"mcp_call": "response.mcp_call", "mcp_list_tools": "response.mcp_list_tools"}.get(item.type)
+        if family is not None:
+            failed = bool(getattr(item, "error", None))
+            for stage in ("in_progress", "failed" if failed else "completed"):
+                events.append(self._event(f"{family}.{stage}", item_id=item.id, output_index=index))
+        events.append(self._event("response.output_item.done", output_index=index, item=_dump(item)))
+        return events
 
     def _index(self) -> int:
         return len(self.response.output) - 1

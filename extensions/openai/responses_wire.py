@@ -4,7 +4,8 @@ Requests follow the conventions of protocol.py: fields Hearth has no use for are
 and ignored (Codex CLI sends `include`, `prompt_cache_key`, `client_metadata`, ...), known
 fields are strict. Input items are told apart by `type` (a bare `{"role", "content"}` is a
 message); an unknown item type is a 400 naming the item. Tools of types other than
-`function` (`web_search`, `namespace`, `mcp`, ...) are accepted and left out of the prompt.
+`function` and `mcp` (`web_search`, `namespace`, ...) are accepted and left out of the prompt;
+`mcp` tools are run by Hearth (responses_mcp.py, shapes in mcp_wire.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,17 @@ from modules.errors import InvalidRequest
 from modules.image_input import MARKER, ImageReader, escape_markers, unreadable
 
 from .bodies import Out, _omit
+from .mcp_wire import (
+    McpApprovalRequestItem,
+    McpApprovalResponseItem,
+    McpCallItem,
+    McpChoice,
+    McpListToolsItem,
+    McpTool,
+    OutputMcpApprovalRequest,
+    OutputMcpCall,
+    OutputMcpListTools,
+)
 from .protocol import ApiModel, HearthChatFields, SamplingRequest, _field
 
 MAX_METADATA_KEYS = 16
@@ -135,7 +147,11 @@ InputItem = Annotated[
     | Annotated[FunctionCallItem, Tag("function_call")]
     | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
     | Annotated[ReasoningItem, Tag("reasoning")]
-    | Annotated[ItemReference, Tag("item_reference")],
+    | Annotated[ItemReference, Tag("item_reference")]
+    | Annotated[McpListToolsItem, Tag("mcp_list_tools")]
+    | Annotated[McpCallItem, Tag("mcp_call")]
+    | Annotated[McpApprovalRequestItem, Tag("mcp_approval_request")]
+    | Annotated[McpApprovalResponseItem, Tag("mcp_approval_response")],
     Discriminator(_item_type),
 ]
 
@@ -158,18 +174,21 @@ class FunctionTool(ApiModel):
 
 
 class OtherTool(BaseModel):
-    """A hosted or client tool Hearth does not run (web_search, namespace, mcp, ...)."""
+    """A hosted or client tool Hearth does not run (web_search, namespace, ...)."""
 
     model_config = ConfigDict(extra="allow")
     type: str
 
 
 def _tool_kind(value: Any) -> str:
-    return "function-tool" if isinstance(value, dict) and value.get("type") == "function" else "other-tool"
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return {"function": "function-tool", "mcp": "mcp-tool"}.get(kind, "other-tool")
 
 
 AnyTool = Annotated[
-    Annotated[FunctionTool, Tag("function-tool")] | Annotated[OtherTool, Tag("other-tool")],
+    Annotated[FunctionTool, Tag("function-tool")]
+    | Annotated[McpTool, Tag("mcp-tool")]
+    | Annotated[OtherTool, Tag("other-tool")],
     Discriminator(_tool_kind),
 ]
 
@@ -220,11 +239,13 @@ class ResponsesRequest(SamplingRequest, HearthChatFields):
     )
     previous_response_id: str | None = _field(None, "Continue the conversation of this stored response.")
     tools: list[AnyTool] | None = _field(
-        None, "Function tools the model may call; tools of other types are accepted and not used."
+        None,
+        "Function tools the model may call and MCP servers Hearth runs (docs/tools.md); tools of "
+        "other types are accepted and not used.",
     )
-    tool_choice: Literal["none", "auto", "required"] | NamedFunctionChoice | AllowedToolsChoice | None = (
-        _field(None, "none, auto, required, a named function, or allowed_tools.")
-    )
+    tool_choice: (
+        Literal["none", "auto", "required"] | NamedFunctionChoice | McpChoice | AllowedToolsChoice | None
+    ) = _field(None, "none, auto, required, a named function, an MCP server's tool, or allowed_tools.")
     parallel_tool_calls: bool | None = _field(None, "Accepted; the model may write several calls.")
     text: TextOptions | None = _field(None, "text.format: text, json_object or json_schema.")
     reasoning: ReasoningOptions | None = _field(
@@ -235,6 +256,9 @@ class ResponsesRequest(SamplingRequest, HearthChatFields):
         "Most tokens to generate; more than the context holds means as many as fit.",
         ge=1,
         le=MAX_OUTPUT_TOKENS,
+    )
+    max_tool_calls: int | None = _field(
+        None, "Most rounds of MCP tool calls Hearth runs in this response (at most 8).", ge=1
     )
     top_logprobs: int | None = _field(None, "Logprobs of the N most likely tokens (0 to 20).", ge=0, le=20)
     truncation: Literal["auto", "disabled"] | None = _field(
@@ -273,6 +297,9 @@ class ResponsesRequest(SamplingRequest, HearthChatFields):
 
     def function_tools(self) -> list[FunctionTool]:
         return [tool for tool in self.tools or () if isinstance(tool, FunctionTool)]
+
+    def mcp_tools(self) -> list[McpTool]:
+        return [tool for tool in self.tools or () if isinstance(tool, McpTool)]
 
     def other_tools(self) -> list[str]:
         return [tool.type for tool in self.tools or () if isinstance(tool, OtherTool)]
@@ -334,7 +361,15 @@ class OutputFunctionCall(Out):
     arguments: str = ""
 
 
-OutputItem = Annotated[OutputMessage | OutputReasoning | OutputFunctionCall, Field(discriminator="type")]
+OutputItem = Annotated[
+    OutputMessage
+    | OutputReasoning
+    | OutputFunctionCall
+    | OutputMcpListTools
+    | OutputMcpCall
+    | OutputMcpApprovalRequest,
+    Field(discriminator="type"),
+]
 
 
 class InputTokensDetails(Out):

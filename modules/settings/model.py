@@ -60,6 +60,16 @@ class Settings(BaseModel):
         "Let requests name images by http(s) URL, which Hearth then fetches (public addresses "
         "only, no redirects, bounded in size and time). Off: images come as data: URLs or base64.",
     )
+    allow_remote_mcp: bool = _opt(
+        False,
+        "Let /v1/responses requests name MCP servers by URL (server_url; public addresses only). "
+        "Off: requests use the servers of USER_DATA_DIR/mcp.json by label.",
+    )
+    allow_private_mcp: bool = _opt(
+        False,
+        "With --allow-remote-mcp, let requests name MCP servers at loopback and private addresses "
+        "too (tests, trusted networks).",
+    )
     ctx_size: int = _opt(
         4096, "Context window per request, in tokens (0: the model's training context).", metavar="N"
     )
@@ -361,6 +371,14 @@ class Settings(BaseModel):
     @property
     def loras_path(self) -> Path:
         return self.lora_dir or self.user_data_dir / "loras"
+
+    @property
+    def tools_path(self) -> Path:
+        return self.user_data_dir / "tools"
+
+    @property
+    def mcp_config_path(self) -> Path:
+        return self.user_data_dir / "mcp.json"
 
     @property
     def effective_admin_key(self) -> str:
