@@ -26,6 +26,7 @@ ADMIN_CALLS = [
     ("POST", "/v1/internal/model/unload", {"model_name": "Tiny Two Instruct"}),
     ("POST", "/v1/internal/stop-generation", {}),  # without an id: every generation
     ("GET", "/v1/internal/localdocs", None),
+    ("GET", "/v1/internal/tools", None),  # which tool servers run, with their errors
 ]
 
 
@@ -70,6 +71,7 @@ def test_admin_routes_are_the_tables_and_localdocs_marks(make_client):
         "/v1/internal/lora/list",  # text-generation-webui's are admin calls too
         "/v1/internal/lora/load",
         "/v1/internal/lora/unload",
+        "/v1/internal/tools",
     }
     access = {}
     for rule in app.url_map.iter_rules():
