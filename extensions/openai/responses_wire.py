@@ -181,7 +181,11 @@ class OtherTool(BaseModel):
 
 
 def _tool_kind(value: Any) -> str:
+    """Which model validates a tool; a `type` of a wrong type (a list) goes to OtherTool,
+    whose `type: str` then refuses it with a 400."""
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if not isinstance(kind, str):
+        return "other-tool"
     return {"function": "function-tool", "mcp": "mcp-tool"}.get(kind, "other-tool")
 
 
