@@ -285,10 +285,12 @@ export function startEdit(view) {
       (send || save).click();
     }
   });
+  // The caret goes to the end now, not in the next frame: a later move would drop whatever
+  // the user (or a test) selected or typed meanwhile, and typing would append to the old text.
+  field.focus();
+  field.setSelectionRange(field.value.length, field.value.length);
   requestAnimationFrame(() => {
     fit();
-    field.focus();
-    field.setSelectionRange(field.value.length, field.value.length);
     field.scrollIntoView({ block: "nearest" });
   });
 }
