@@ -97,12 +97,18 @@ def test_three_workers_serve_100_concurrent_chats(tier):
         ]
         return finish[-1]
 
-    with ThreadPoolExecutor(100) as pool:
-        finishes = list(pool.map(chat, range(100)))
-    assert len(finishes) == 100 and set(finishes) <= {"stop", "length"}
-    assert wait_until(lambda: len(workers_in(access, "/v1/chat/completions")) == 3, timeout=5)
+    # The kernel hands connections to whichever worker accepts first: one burst may leave a
+    # worker out. Bursts of 100 go on (three at most) until every worker has served some.
+    bursts = 0
+    for bursts in range(1, 4):  # noqa: B007 - counted for the assertion below
+        with ThreadPoolExecutor(100) as pool:
+            finishes = list(pool.map(chat, range(100)))
+        assert len(finishes) == 100 and set(finishes) <= {"stop", "length"}
+        if wait_until(lambda: len(workers_in(access, "/v1/chat/completions")) == 3, timeout=5):
+            break
+    assert len(workers_in(access, "/v1/chat/completions")) == 3
     served = [generations(upstream) for upstream in upstreams]
-    assert all(count > 0 for count in served) and sum(served) >= 100, served
+    assert all(count > 0 for count in served) and sum(served) >= 100 * bursts, served
 
 
 def generations(upstream) -> float:
