@@ -18,9 +18,9 @@ from flask import Response
 from modules.app import services
 from modules.chat.messages import ChatMessage
 from modules.errors import InvalidRequest
-from modules.tools.agent import AgentLoop, Decision, LoopEnd, ModelReply, ToolStep, policy_decision
+from modules.tools.agent import AgentLoop, Decision, LoopEnd, ModelReply, ToolStep, call_name, policy_decision
 from modules.tools.registry import ToolSet
-from modules.tools.tool import Tool, ToolFailed
+from modules.tools.tool import Tool
 
 from . import chat_completions, chat_turns
 from .bodies import ChatCompletion, UsageOut
@@ -45,8 +45,8 @@ def chat_with_tools(body: ChatCompletionRequest) -> Response:
     turn = dataclasses.replace(base, options=options)
     approved = tools_answered(turn.messages)
 
-    def decide(tool: Tool, name: str) -> Decision:
-        return policy_decision(tool.approval, name in approved)
+    def decide(tool: Tool, call: dict) -> Decision:
+        return policy_decision(tool.approval, call_name(call) in approved)
 
     usages: list[UsageOut] = []
     last: list = []
@@ -107,28 +107,7 @@ def drive(run) -> tuple[LoopEnd, dict[str, float]]:
 
 
 def requested_tools(spec: HearthTools) -> ToolSet:
-    registry = services().tools
-    tools: list[Tool] = []
-    for i, name in enumerate(spec.tools):
-        tool = registry.find(name)
-        if tool is None:
-            known = ", ".join(t.name for t in (*registry.local_tools(), *registry.builtin_tools()))
-            raise InvalidRequest(
-                f"There is no built-in or local tool {name!r} (there are: {known}).",
-                param=f"hearth_tools.tools.{i}",
-            )
-        tools.append(tool)
-    for i, label in enumerate(spec.servers):
-        if registry.servers.config(label) is None:
-            raise InvalidRequest(
-                f"No MCP server is labelled {label!r} in user_data/mcp.json.",
-                param=f"hearth_tools.servers.{i}",
-            )
-        try:
-            tools += registry.server_tools(label)
-        except ToolFailed as e:  # the model goes on without that server's tools
-            log.warning("the tools of the MCP server %s are left out: %s", label, e)
-    return ToolSet.of(tools)
+    return services().tools.toolset(spec.tools, spec.servers, "hearth_tools")
 
 
 def tools_answered(messages) -> set[str]:

@@ -78,7 +78,7 @@ class McpRun:
             param="tool_choice",
         )
 
-    def decide(self, tool: Tool, name: str) -> Decision:
+    def decide(self, tool: Tool, call: dict) -> Decision:
         """Run without asking only when both the server's policy (mcp.json) and the request's
         require_approval allow it."""
         label = self.label_of(tool)

@@ -28,6 +28,7 @@ from typing import Any
 
 from modules.chat.chat_log import BEGIN_VISIBLE, FORMAT, Branch, Chat, numbered
 from modules.chat.messages import Attachment, ChatMessage
+from modules.chat.tool_rounds import checked_rounds
 from modules.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ def message_json(m: ChatMessage) -> dict:
     out = m.to_dict()
     if m.attachments:
         out["attachments"] = [a.to_dict() for a in m.attachments]
+    if m.tool_rounds:
+        out["tool_rounds"] = [dict(r) for r in m.tool_rounds]
     for key in ("id", "time", "model"):
         value = getattr(m, key)
         if value is not None:
@@ -107,6 +110,7 @@ def read_message(data: Mapping) -> ChatMessage:
         message,
         content=message.content if isinstance(message.content, str) else str(message.content),
         attachments=attachments,
+        tool_rounds=checked_rounds(data.get("tool_rounds")),
         id=_int(data.get("id")),
         time=_number(data.get("time")),
         model=str(model)[:200] if model else None,

@@ -62,6 +62,9 @@ class ChatMessage:
     images: tuple[ImageInput, ...] = ()
     # Files the user attached (their text goes into the prompt, after the hooks).
     attachments: tuple[Attachment, ...] = ()
+    # A reply written with tools in the chat UI: its rounds of calls and results, in order
+    # before its text (tool_rounds.py has the shape; a prompt sees them as the model's turns).
+    tool_rounds: tuple[dict, ...] = ()
     # What a saved chat knows about its messages (never part of a prompt, and not part of a
     # message's equality): its id in the chat (versions and edits name it), when it was
     # written (seconds since the epoch) and which model wrote a reply.

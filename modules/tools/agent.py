@@ -100,7 +100,7 @@ class AgentLoop:
         self,
         registry: ToolRegistry,
         tools: ToolSet,
-        decide: Callable[[Tool, str], Decision],
+        decide: Callable[[Tool, dict], Decision],  # (the tool, the model's call)
         max_steps: int = DEFAULT_MAX_STEPS,
         *,
         hold_round: bool = False,
@@ -127,7 +127,7 @@ class AgentLoop:
             for call in reply.calls:
                 tool = self.tools.get(call_name(call))
                 assert tool is not None
-                decisions.append((call, tool, self.decide(tool, call_name(call))))
+                decisions.append((call, tool, self.decide(tool, call)))
             if self.hold_round and any(decision == "ask" for _, _, decision in decisions):
                 held = tuple(
                     PendingCall(c["id"], call_name(c), t, call_arguments(c)) for c, t, _ in decisions

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from modules.engines.crossthread import Empty, Mailer, make_mailer, start_thread
+from modules.errors import InvalidRequest
 
 from .builtin import BUILTIN_TOOLS
 from .local import load_local_tools
@@ -103,6 +104,32 @@ class ToolRegistry:
         if self.servers.config(label) is None:
             raise ToolFailed(f"no MCP server is named {label!r} in mcp.json")
         return self.servers.list_tools(label)
+
+    def toolset(self, names: Sequence[str], labels: Sequence[str], field: str) -> ToolSet:
+        """The tools a request or chat names: built-in or local tools by name, and every tool
+        of the MCP servers it names by label (a server that cannot start is left out, and
+        logged). An unknown name or label is an InvalidRequest about `field`.tools/.servers."""
+        tools: list[Tool] = []
+        for i, name in enumerate(names):
+            tool = self.find(name)
+            if tool is None:
+                known = ", ".join(t.name for t in (*self.local_tools(), *self.builtin_tools()))
+                raise InvalidRequest(
+                    f"There is no built-in or local tool {name!r} (there are: {known}).",
+                    param=f"{field}.tools.{i}",
+                )
+            tools.append(tool)
+        for i, label in enumerate(labels):
+            if self.servers.config(label) is None:
+                raise InvalidRequest(
+                    f"No MCP server is labelled {label!r} in user_data/mcp.json.",
+                    param=f"{field}.servers.{i}",
+                )
+            try:
+                tools += self.server_tools(label)
+            except ToolFailed as e:  # the model goes on without that server's tools
+                log.warning("the tools of the MCP server %s are left out: %s", label, e)
+        return ToolSet.of(tools)
 
     def status(self) -> dict:
         return {

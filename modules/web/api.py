@@ -40,6 +40,7 @@ from .notebook import register_notebook_routes
 from .pictures import MAX_UPLOAD_BYTES
 from .presets import Sampling
 from .state import web_state
+from .tools import register_tool_routes
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def create_api_blueprint() -> Blueprint:
     register_transfer_routes(api)
     register_file_routes(api)
     register_image_routes(api)
+    register_tool_routes(api)
     register_notebook_routes(api)
     _preset_routes(api)
     _settings_routes(api)

@@ -84,6 +84,8 @@ def message_json(message: ChatMessage, version: tuple[int, int]) -> dict:
     out: dict = {"id": message.id, "role": message.role, "content": message.content}
     if message.extras:
         out["extras"] = message.extras
+    if message.tool_rounds:
+        out["tool_rounds"] = list(message.tool_rounds)
     if message.attachments:
         out["attachments"] = [
             {"name": a.name, "kind": a.kind, **({"file": a.file} if a.file else {"chars": len(a.text)})}

@@ -9,7 +9,11 @@ Client -> server (JSON text frames; docs/ui.md has the whole reference):
      "message": 7,                     (optional: the message to edit and send, or to regenerate)
      "attachments": [{"name", "kind", "text"}],       (optional: files, as /ui/api/files read them)
      "reasoning_effort": "low", "enable_thinking": false,      (optional, for templates that read them)
-     "extensions": {"localdocs": ["notes"]}}   (optional: state for extensions' hooks)
+     "extensions": {"localdocs": ["notes"]},  (optional: state for extensions' hooks)
+     "tools": {"servers": ["time"], "tools": ["calculator"], "choice": "auto"}}
+                (optional, send and regenerate: the chat's tools; choice "auto", "required"
+                 or a tool's name, for the first round)
+    {"type": "approval", "id": "g1", "call": "call_...", "approve": true}   (a tool_ask's answer)
     {"type": "complete", "id": "n1", "notebook": "<id>", "text": "...", "sampling": {...}}
     {"type": "stop", "id": "g1"}
     {"type": "ping"}
@@ -20,6 +24,7 @@ Server -> client:
     {"type": "start", "id": "g1", "action": "send", "model": "...", "template": "ChatML", "notices": []}
     {"type": "delta", "id": "g1", "text": "Hel"}          (reply text, in order)
     {"type": "reasoning", "id": "g1", "text": "..."}      (inside <think>, if the model thinks)
+    {"type": "tool_round" | "tool_ask" | "tool_result", "id": "g1", ...}   (tool_turns.py)
     {"type": "done", "id": "g1", "finish_reason": "stop" | "length" | "cancelled",
      "text": "<the whole message>", "saved": true, "chat": {...summary...}, "stats": {...},
      "at": 4, "messages": [...the path from place 4 on...], "notices": [...],
@@ -28,7 +33,8 @@ Server -> client:
     {"type": "pong"}
 
 One socket runs one generation at a time. "stop" cancels only the generation with that id on
-this socket; closing the socket cancels its generation. Whatever was generated is saved.
+this socket (and ends its tool loop: a call that waits for approval does not run); closing
+the socket does the same. Whatever was generated is saved, tool steps included.
 
 The generation is read on its own greenlet (a thread outside gevent) so that this
 handler keeps reading the socket and a stop arrives at once, even while the prompt is
@@ -52,11 +58,13 @@ from modules.chat.names import validate_history_id, validate_name
 from modules.engines.base import TextEngine
 from modules.errors import HearthError, InvalidRequest
 from modules.inbound import check_inbound, parse_json
+from modules.tools.registry import ToolSet
 
 from .chats import path_json, summary_json
 from .files import AttachmentIn
 from .notebook import MAX_TEXT_NOTEBOOK, completion_request, notebook_json, start_completion
 from .presets import Sampling
+from .tool_turns import Approvals, tool_turn_events
 from .turns import TurnRequest, start_turn
 
 log = logging.getLogger(__name__)
@@ -96,12 +104,26 @@ class GenerateMessage(BaseModel):
     # For templates that read them (reasoning models): None leaves the template's default.
     reasoning_effort: Literal["low", "medium", "high"] | None = None
     enable_thinking: bool | None = None
+    tools: ChatToolsIn | None = None
 
     @model_validator(mode="after")
     def _files(self) -> GenerateMessage:
         if sum(len(a.text) for a in self.attachments) > MAX_MESSAGE_FILE_CHARS:
             raise ValueError(f"the files hold more than {MAX_MESSAGE_FILE_CHARS:,} characters in all")
         return self
+
+
+class ChatToolsIn(BaseModel):
+    """The chat's tools: built-in or local tools by name, MCP servers of mcp.json by label."""
+
+    model_config = ConfigDict(extra="forbid")
+    servers: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=32
+    )
+    tools: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=64
+    )
+    choice: str = Field("auto", min_length=1, max_length=100)  # "auto", "required" or a tool's name
 
 
 class CompleteMessage(BaseModel):
@@ -121,23 +143,36 @@ class StopMessage(BaseModel):
     id: Annotated[str, Field(pattern=_ID.pattern)]
 
 
+class ApprovalMessage(BaseModel):
+    """The user's answer to a call that waits for approval (tool_ask)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["approval"]
+    id: Annotated[str, Field(pattern=_ID.pattern)]
+    call: str = Field(min_length=1, max_length=100)
+    approve: bool
+
+
 class PingMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["ping"]
 
 
 Message = Annotated[
-    GenerateMessage | CompleteMessage | StopMessage | PingMessage, Field(discriminator="type")
+    GenerateMessage | CompleteMessage | StopMessage | ApprovalMessage | PingMessage,
+    Field(discriminator="type"),
 ]
-TYPES = ("generate", "complete", "stop", "ping")
+TYPES = ("generate", "complete", "stop", "approval", "ping")
 
 
-def parse_message(raw: Any) -> GenerateMessage | CompleteMessage | StopMessage | PingMessage:
+def parse_message(
+    raw: Any,
+) -> GenerateMessage | CompleteMessage | StopMessage | ApprovalMessage | PingMessage:
     if not isinstance(raw, str):
         raise InvalidRequest("Send JSON text messages.")
     data = parse_json(raw, "the message")
     if not isinstance(data, dict) or data.get("type") not in TYPES:
-        raise InvalidRequest("Unknown message type: use generate, complete, stop or ping.")
+        raise InvalidRequest("Unknown message type: use generate, complete, stop, approval or ping.")
     check_inbound(data)
     try:
         from pydantic import TypeAdapter
@@ -149,7 +184,7 @@ def parse_message(raw: Any) -> GenerateMessage | CompleteMessage | StopMessage |
         raise InvalidRequest(f"Invalid {data['type']} message: {where}: {first['msg']}.") from None
 
 
-def turn_request(message: GenerateMessage) -> TurnRequest:
+def turn_request(message: GenerateMessage, tools: ToolSet | None = None) -> TurnRequest:
     chat = message.chat
     if chat.mode not in MODES:  # pragma: no cover - the Literal already says so
         raise InvalidRequest(f"Invalid mode {chat.mode!r}.")
@@ -172,7 +207,17 @@ def turn_request(message: GenerateMessage) -> TurnRequest:
         attachments=tuple(a.attachment() for a in message.attachments),
         reasoning_effort=message.reasoning_effort,
         enable_thinking=message.enable_thinking,
+        tools=tools.chat_tools() if tools else (),
+        tool_choice=tool_choice(message.tools, tools) if tools and message.tools else "auto",
     )
+
+
+def tool_choice(spec: ChatToolsIn, tools: ToolSet) -> str | dict:
+    if spec.choice in ("auto", "required"):
+        return spec.choice
+    if tools.get(spec.choice) is None:
+        raise InvalidRequest(f"The tool {spec.choice!r} is not among the chat's tools.", param="tools.choice")
+    return {"type": "function", "function": {"name": spec.choice}}
 
 
 class ChatSocket:
@@ -185,6 +230,7 @@ class ChatSocket:
         self.closed = False
         self._send_lock = threading.Lock()
         self._stop_requested: set[str] = set()
+        self.approvals: Approvals | None = None  # the running turn's, when it has tools
 
     def serve(self) -> None:
         try:
@@ -221,6 +267,10 @@ class ChatSocket:
             if self.current and self.current[0] == message.id:
                 self._stop_requested.add(message.id)
                 self.stop_current()
+        elif isinstance(message, ApprovalMessage):
+            # an answer for a turn that ended meanwhile (stopped) is dropped
+            if self.current and self.current[0] == message.id and self.approvals is not None:
+                self.approvals.answer(message.call, message.approve)
         elif self.current is not None:
             self.send(type="error", id=message.id, message="A reply is still being written. Stop it first.")
         else:
@@ -231,6 +281,8 @@ class ChatSocket:
             self.worker.start()
 
     def stop_current(self) -> None:
+        if self.approvals is not None:
+            self.approvals.stop()
         if self.current and self.current[1] is not None:
             self.current[1].cancel()
 
@@ -245,22 +297,36 @@ class ChatSocket:
             self.send(type="error", id=gid, message="The server failed while writing this reply.")
         finally:
             self.current = None
+            self.approvals = None
             self._stop_requested.discard(gid)
 
-    def _start(self, message: GenerateMessage | CompleteMessage, engine: TextEngine) -> tuple[Any, dict]:
-        """The turn's generation, started, and what the page's start event says of it."""
+    def _start(
+        self, message: GenerateMessage | CompleteMessage, engine: TextEngine
+    ) -> tuple[Any, dict, ToolSet | None]:
+        """The turn's generation, started, what the page's start event says of it, and the
+        tools its model may call."""
         if isinstance(message, CompleteMessage):
             turn = start_completion(self.web.notebooks, engine, completion_request(message))
-            return turn, {"action": "complete", "model": engine.info.name, "cut": turn.cut}
-        request = turn_request(message)
+            return turn, {"action": "complete", "model": engine.info.name, "cut": turn.cut}, None
+        tools = None
+        if message.tools and message.action in ("send", "regenerate"):
+            spec = message.tools
+            tools = self.hearth.tools.toolset(spec.tools, spec.servers, "tools") or None
+        request = turn_request(message, tools)
+        if tools is not None:
+            self.approvals = Approvals()
         store = self.web.incognito if message.chat.incognito else self.hearth.chat.history
         turn = start_turn(self.hearth.chat, store, engine, request)
-        return turn, {
-            "action": request.action,
-            "model": engine.info.name,
-            "template": turn.prepared.template_name,
-            "notices": list(turn.prepared.notices),
-        }
+        return (
+            turn,
+            {
+                "action": request.action,
+                "model": engine.info.name,
+                "template": turn.prepared.template_name,
+                "notices": list(turn.prepared.notices),
+            },
+            tools,
+        )
 
     def _engine(self, gid: str):
         """The model manager, having told the page when a model must load first."""
@@ -274,14 +340,23 @@ class ChatSocket:
         gid = message.id
         # held until its generation runs: never unloaded meanwhile
         with self._engine(gid).using() as engine:
-            turn, start = self._start(message, engine)
+            turn, start, tools = self._start(message, engine)
         self.current = (gid, turn)
         if gid in self._stop_requested or self.closed:
-            turn.cancel()
+            self.stop_current()
         self.send(type="start", id=gid, **start)
         error: HearthError | None = None
+        events = turn.events()
+        if tools is not None and self.approvals is not None:
+
+            def notify(kind: str, **fields: Any) -> None:
+                self.send(type=kind, id=gid, **fields)
+
+            events = tool_turn_events(
+                turn, tools, self.hearth.tools, self.approvals, notify, self.hearth.models.using
+            )
         try:
-            for event in turn.events():
+            for event in events:
                 kind = "delta" if event.kind == "content" else "reasoning"
                 if not self.send(type=kind, id=gid, text=event.text):
                     turn.cancel()  # the page went away: stop, keep what we have

@@ -28,8 +28,9 @@ from typing import Any
 from modules.chat.chat_images import with_images, without_markers
 from modules.chat.chat_log import Chat, append_exchange, last_user_index, reply_message
 from modules.chat.messages import Attachment, ChatMessage, ChatOptions, PreparedPrompt
-from modules.chat.replies import ContentDelta, ReasoningDelta
+from modules.chat.replies import ContentDelta, ReasoningDelta, ToolCallDelta, new_call_id
 from modules.chat.service import ChatService
+from modules.chat.tool_rounds import expanded
 from modules.chat.versions import add_after, add_version, grow_message, index_of
 from modules.engines.base import Generation, GenerationRequest, TextEngine, Usage, most_tokens
 from modules.errors import HearthError, InvalidRequest
@@ -59,6 +60,10 @@ class TurnRequest:
     attachments: tuple[Attachment, ...] = ()
     reasoning_effort: str | None = None
     enable_thinking: bool | None = None
+    # The chat's tools (OpenAI function definitions) and the first round's tool_choice; only
+    # send and regenerate use them (tool_turns.py runs the calls).
+    tools: tuple[dict, ...] = ()
+    tool_choice: str | dict = "auto"
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,11 @@ class Plan:
 
 
 class Turn:
-    """A running turn. Iterate `events()`, then call `save()` (also after a stop or error)."""
+    """A running turn. Iterate `events()`, then call `save()` (also after a stop or error).
+
+    With tools, a turn has rounds: `events()` streams one model turn, `calls()` are the tools
+    it called, and `next_round()` starts the next model turn once their results are in
+    (tool_turns.py drives this); the saved reply keeps every round before its text."""
 
     def __init__(
         self,
@@ -94,21 +103,29 @@ class Turn:
         options: ChatOptions,
         plan: Plan,
         model: str,
+        messages: Sequence[ChatMessage] = (),
     ) -> None:
         self.request = request
         self.generation = generation
         self.prepared = prepared
         self.plan = plan
         self.model = model
+        self.messages = list(messages)  # what the first prompt was built from
         self.content = ""
         self.reasoning = ""
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.completion_tokens = 0  # of every round
+        self.rounds: list[dict] = []  # tool_rounds.py's shape
         self.started = time.monotonic()
         self.first_text_at: float | None = None
         self.saved_at: int | None = None  # where on the path the saved messages start
+        self._chat = chat
         self._store = store
+        self._options = options
         self._parser = chat.reply_parser(options, prepared)
+        self._calls: dict[int, dict] = {}  # this round's calls by index, OpenAI's shape
+        self._round_calls: list[dict] = []  # this round's calls as they ran (call_json)
 
     @property
     def base(self) -> str:
@@ -124,7 +141,34 @@ class Turn:
             yield from self._events(self._parser.feed(delta.text))
             if delta.finish_reason:
                 self.finish_reason, self.usage = delta.finish_reason, delta.usage
+                self.completion_tokens += delta.usage.completion_tokens if delta.usage else 0
         yield from self._events(self._parser.finish())
+
+    def calls(self) -> tuple[dict, ...]:
+        """The tool calls of the model turn `events()` streamed."""
+        return tuple(
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for _, c in sorted(self._calls.items())
+        )
+
+    def add_call(self, call: dict) -> None:
+        """A call of this round as it ran (tool_rounds.call_json)."""
+        self._round_calls.append(call)
+
+    def close_round(self) -> None:
+        """The round's text and calls become a saved round; the reply's text starts again."""
+        if self._round_calls:
+            self.rounds.append({"text": self.content, "calls": self._round_calls})
+            self.content, self._round_calls, self._calls = "", [], {}
+
+    def next_round(self, messages: list[ChatMessage], tool_choice: str, engine: TextEngine) -> None:
+        """Start the model's next turn on `messages` (the conversation with the calls and
+        their results)."""
+        self.close_round()
+        options = dataclasses.replace(self._options, tool_choice=tool_choice)
+        self.prepared, self.generation = start_generation(self._chat, engine, self.request, messages, options)
+        self._parser = self._chat.reply_parser(options, self.prepared)
+        self.finish_reason = None
 
     def _events(self, parsed) -> Iterator[TurnEvent]:
         for event in parsed:
@@ -135,7 +179,11 @@ class Turn:
             elif isinstance(event, ReasoningDelta) and event.text:
                 self.reasoning += event.text
                 yield TurnEvent("reasoning", event.text)
-            # tool calls: the UI offers no tools, so there are none to show
+            elif isinstance(event, ToolCallDelta):
+                call = self._calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
+                call["id"] = event.id or call["id"] or new_call_id()
+                call["name"] = event.name or call["name"]
+                call["arguments"] += event.arguments
 
     def cancel(self) -> None:
         self.generation.cancel()
@@ -143,7 +191,8 @@ class Turn:
     def save(self) -> Chat | None:
         """Save what the turn produced; returns the saved chat (None when nothing changed)."""
         request, plan = self.request, self.plan
-        if request.action == "impersonate" or not self.content.strip():
+        self.close_round()
+        if request.action == "impersonate" or not (self.content.strip() or self.rounds):
             return None
         if request.action == "continue":
             text = self.text  # the reply keeps what extensions added when it was first written
@@ -151,6 +200,7 @@ class Turn:
             target = plan.grows
         else:
             reply = reply_message(self.content, self.prepared.state.get("extras"), model=self.model)
+            reply = dataclasses.replace(reply, tool_rounds=tuple(self.rounds))
             change = lambda chat: add_after(chat, plan.after, reply)  # noqa: E731
             target = None
         chat = self._store.update(request.mode, request.character, request.chat_id, change)
@@ -164,8 +214,8 @@ class Turn:
         out: dict = {"seconds": round(elapsed, 3)}
         if self.usage:
             out["prompt_tokens"] = self.usage.prompt_tokens
-            out["completion_tokens"] = self.usage.completion_tokens
-            if self.first_text_at and self.usage.completion_tokens > 1:
+            out["completion_tokens"] = self.completion_tokens
+            if self.first_text_at and self.usage.completion_tokens > 1 and not self.rounds:
                 generating = max(time.monotonic() - self.first_text_at, 1e-3)
                 out["tokens_per_second"] = round(self.usage.completion_tokens / generating, 1)
         return out
@@ -194,10 +244,30 @@ def start_turn(chat: ChatService, store, engine: TextEngine, request: TurnReques
     current = store.load(request.mode, request.character, request.chat_id)
     plan = plan_turn(current, request)
     options = chat_options(request, continue_=plan.continue_, impersonate=plan.impersonate)
+    messages, image_notices = prompt_messages(store, request, plan.messages, engine)
+    prepared, generation = start_generation(chat, engine, request, messages, options)
+    if image_notices:
+        prepared = dataclasses.replace(prepared, notices=(*image_notices, *prepared.notices))
+    if plan.user is not None:
+        try:
+            plan = _save_user_message(store, request, prepared, plan)
+        except HearthError:
+            generation.close()
+            raise
+    return Turn(chat, store, request, generation, prepared, options, plan, engine.info.name, messages)
+
+
+def start_generation(
+    chat: ChatService,
+    engine: TextEngine,
+    request: TurnRequest,
+    messages: list[ChatMessage],
+    options: ChatOptions,
+) -> tuple[PreparedPrompt, Generation]:
+    """The prompt of `messages` and its generation, started."""
     n_ctx = engine.info.n_ctx
     wanted = request.sampling.max_tokens
     # History is trimmed to leave room for the reply, but never more than half the context.
-    messages, image_notices = prompt_messages(store, request, plan.messages, engine)
     prepared = chat.prepare(
         messages,
         options,
@@ -216,17 +286,8 @@ def start_turn(chat: ChatService, store, engine: TextEngine, request: TurnReques
     params = request.sampling.params(max_tokens=max_tokens, stop=prepared.stop, grammar=prepared.grammar)
     # The chat's turns meet its prompt cache (on an engine with several places to run them).
     affinity = f"chat:{request.mode}:{request.character}:{request.chat_id}"
-    if image_notices:
-        prepared = dataclasses.replace(prepared, notices=(*image_notices, *prepared.notices))
     prompt = engine_prompt(prepared.prompt, prepared.images)
-    generation = engine.generate(GenerationRequest(prompt, params, affinity=affinity))
-    if plan.user is not None:
-        try:
-            plan = _save_user_message(store, request, prepared, plan)
-        except HearthError:
-            generation.close()
-            raise
-    return Turn(chat, store, request, generation, prepared, options, plan, engine.info.name)
+    return prepared, engine.generate(GenerationRequest(prompt, params, affinity=affinity))
 
 
 def prompt_messages(
@@ -237,11 +298,14 @@ def prompt_messages(
     def read(file: str) -> bytes:
         return store.read_file(request.mode, request.character, request.chat_id, file)
 
-    return with_images(messages, read, vision=engine.info.vision, limits=IMAGE_LIMITS)
+    return with_images(expanded(messages), read, vision=engine.info.vision, limits=IMAGE_LIMITS)
 
 
 def chat_options(request: TurnRequest, *, continue_: bool = False, impersonate: bool = False) -> ChatOptions:
+    with_tools = request.action in ("send", "regenerate")
     return ChatOptions(
+        tools=request.tools if with_tools else (),
+        tool_choice=request.tool_choice if with_tools and request.tools else "auto",
         mode=request.mode,
         character=request.character,
         instruction_template=request.instruction_template or None,

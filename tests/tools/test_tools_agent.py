@@ -49,7 +49,7 @@ def test_a_call_runs_and_the_model_sees_its_result(registry):
         ModelReply("", (call("calculator", {"expression": "6 * 7"}),), "tool_calls"),
         ModelReply("It is 42.", (), "stop"),
     )
-    loop = AgentLoop(registry, ToolSet.of(registry.builtin_tools()), lambda tool, name: "run")
+    loop = AgentLoop(registry, ToolSet.of(registry.builtin_tools()), lambda tool, call: "run")
     events, end = drive(loop.run([ChatMessage("user", "6 times 7?")], generate))
     steps = [e for e in events if isinstance(e, ToolStep)]
     assert [e for e in events if isinstance(e, str)] == ["turn 0", "turn 1"]
@@ -67,7 +67,7 @@ def test_bad_arguments_are_an_error_the_model_sees(registry):
         ),
         ModelReply("Sorry.", (), "stop"),
     )
-    loop = AgentLoop(registry, ToolSet.of(registry.builtin_tools()), lambda tool, name: "run")
+    loop = AgentLoop(registry, ToolSet.of(registry.builtin_tools()), lambda tool, call: "run")
     _, end = drive(loop.run([ChatMessage("user", "?")], generate))
     first, second = end.messages[1].content, end.messages[2].content
     assert first.startswith("The tool failed: the arguments do not match") and "expression" in first
@@ -77,7 +77,7 @@ def test_bad_arguments_are_an_error_the_model_sees(registry):
 
 def test_approval_asked_then_declined(registry):
     generate, _ = scripted(ModelReply("", (call("calculator", {"expression": "1+1"}),), "tool_calls"))
-    ask = AgentLoop(registry, ToolSet.of(registry.builtin_tools()), lambda tool, name: "ask")
+    ask = AgentLoop(registry, ToolSet.of(registry.builtin_tools()), lambda tool, call: "ask")
     events, end = drive(ask.run([ChatMessage("user", "?")], generate))
     assert not [e for e in events if isinstance(e, ToolStep)]
     assert [p.name for p in end.pending] == ["calculator"] and end.pending[0].call_id == "call_1"
@@ -86,7 +86,7 @@ def test_approval_asked_then_declined(registry):
         ModelReply("", (call("calculator", {"expression": "1+1"}),), "tool_calls"),
         ModelReply("ok", (), "stop"),
     )
-    reject = AgentLoop(registry, ToolSet.of(registry.builtin_tools()), lambda tool, name: "reject")
+    reject = AgentLoop(registry, ToolSet.of(registry.builtin_tools()), lambda tool, call: "reject")
     events, end = drive(reject.run([ChatMessage("user", "?")], generate))
     step = next(e for e in events if isinstance(e, ToolStep))
     assert step.declined and step.outcome.error == DECLINED and end.reply.text == "ok"
@@ -99,7 +99,7 @@ def test_held_rounds_run_nothing_when_one_call_needs_approval(registry):
     )
     generate, _ = scripted(reply)
     loop = AgentLoop(
-        registry, tools, lambda tool, name: "ask" if name == "calculator" else "run", hold_round=True
+        registry, tools, lambda tool, call: "ask" if tool.name == "calculator" else "run", hold_round=True
     )
     events, end = drive(loop.run([ChatMessage("user", "?")], generate))
     assert not [e for e in events if isinstance(e, ToolStep)]
@@ -108,7 +108,7 @@ def test_held_rounds_run_nothing_when_one_call_needs_approval(registry):
 
 def test_the_step_limit_ends_the_loop_without_tools(registry):
     generate, seen = scripted(ModelReply("", (call("current_time", {}),), "tool_calls"))
-    loop = AgentLoop(registry, ToolSet.of(registry.builtin_tools()), lambda tool, name: "run", max_steps=2)
+    loop = AgentLoop(registry, ToolSet.of(registry.builtin_tools()), lambda tool, call: "run", max_steps=2)
     events, _ = drive(loop.run([ChatMessage("user", "?")], generate))
     assert len([e for e in events if isinstance(e, ToolStep)]) == 2
     assert [allowed for _, _, allowed in seen] == [True, True, False]
@@ -116,7 +116,7 @@ def test_the_step_limit_ends_the_loop_without_tools(registry):
 
 def test_calls_of_the_clients_own_tools_end_the_loop(registry):
     generate, _ = scripted(ModelReply("", (call("get_weather", {"city": "Paris"}),), "tool_calls"))
-    loop = AgentLoop(registry, ToolSet.of(registry.builtin_tools()), lambda tool, name: "run")
+    loop = AgentLoop(registry, ToolSet.of(registry.builtin_tools()), lambda tool, call: "run")
     _, end = drive(loop.run([ChatMessage("user", "?")], generate))
     assert end.reply.calls[0]["function"]["name"] == "get_weather" and end.messages == ()
 
