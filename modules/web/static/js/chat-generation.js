@@ -11,7 +11,8 @@ import {
   replacePathFrom, stickToBottom, views,
 } from "./chat-view.js";
 import { autosize, clearFiles, takeFiles } from "./composer.js";
-import { MarkdownStream } from "./markdown.js";
+import { chatTools, fillSteps } from "./chat-tools.js";
+import { MarkdownStream, renderMarkdown } from "./markdown.js";
 
 const input = $("input");
 const sendButton = $("send");
@@ -50,6 +51,7 @@ export function generate(action, options = {}) {
   }
   const gen = {
     id: newGenerationId(), action, text: "", reasoning: "", started: false, typed, files, view: null, message: options.message,
+    rounds: [], // the tool steps of the reply being written
   };
   if (action === "send") {
     if (editing) {
@@ -96,6 +98,7 @@ export function generate(action, options = {}) {
   // Extensions' scripts may add per-request state for their hooks (docs/extensions.md).
   const extensions = {};
   const chatRef = { ...chatPlace(), id: state.chat.id };
+  const tools = action === "send" || action === "regenerate" ? chatTools() : null;
   document.dispatchEvent(new CustomEvent("hearth:generate", {
     detail: { action, chat: { mode: chatRef.mode, character: characterKey(), id: chatRef.id }, extensions },
   }));
@@ -106,6 +109,7 @@ export function generate(action, options = {}) {
       ...(Object.keys(extensions).length ? { extensions } : {}),
       ...(options.message != null ? { message: options.message } : {}),
       ...(files.length ? { attachments: files.map(attachmentOut) } : {}),
+      ...(tools ? { tools } : {}),
       text: action === "send" || action === "impersonate" ? typed : "",
       ...promptChoices(status),
     });
@@ -149,10 +153,42 @@ function onServerMessage(message) {
   } else if (message.type === "reasoning") {
     gen.reasoning += message.text;
     scheduleRender();
+  } else if (message.type === "tool_round") {
+    // the text so far and the calls it ends with become a round; the reply's text starts again
+    gen.rounds.push({ text: message.text, calls: message.calls.map((call) => ({ ...call, status: "waiting" })) });
+    gen.text = "";
+    gen.stream = null;
+    gen.view.content.replaceChildren(typingDots());
+    paintSteps(gen);
+  } else if (message.type === "tool_ask" || message.type === "tool_result") {
+    for (const round of gen.rounds) {
+      const at = round.calls.findIndex((call) => call.id === (message.call.id ?? message.call));
+      if (at < 0) continue;
+      round.calls[at] = message.type === "tool_ask" ? { ...round.calls[at], status: "asking" } : message.call;
+    }
+    paintSteps(gen);
   } else if (message.type === "done") {
     finishGeneration(message);
   } else if (message.type === "error") {
     failGeneration(message.message);
+  }
+}
+
+function paintSteps(gen) {
+  fillSteps(gen.view, gen.rounds, answerCall, renderMarkdown);
+  follow();
+}
+
+/** Approve or Reject a call the reply waits for. */
+function answerCall(call, approve) {
+  const gen = state.gen;
+  if (!gen) return;
+  call.status = approve ? "running" : "rejected";
+  paintSteps(gen);
+  try {
+    socket.send({ type: "approval", id: gen.id, call: call.id, approve });
+  } catch (error) {
+    toast(error.message, "error");
   }
 }
 

@@ -8,6 +8,7 @@
 
 import { $, api, avatar, copyText, el, icon, iconButton, toast } from "./common.js";
 import { actions, botName, chatPlace, currentCharacter, placeQuery, state, userName } from "./chat-state.js";
+import { fillSteps } from "./chat-tools.js";
 import { highlightSoon, renderMarkdown } from "./markdown.js";
 
 // Messages built when a chat opens, and then each time the view nears the oldest one built.
@@ -120,6 +121,7 @@ export function messageView(message, index) {
   el("div", { class: "message-body" }, el("div", { class: "bubble" }, meta, files, reasoning, content), actionsRow));
   const when = role === "user" ? timeNode(message.time) : null; // a reply's time is in its meta
   const view = { article, meta, content, reasoning, stats, actions: actionsRow, message, index, when };
+  if (message.tool_rounds?.length) fillSteps(view, message.tool_rounds, null, renderMarkdown);
   fillContent(view, message.content);
   if (state.chat) fillActions(view);
   return view;
@@ -135,6 +137,7 @@ function adoptView(view, message, index) {
   const meta = metaOf(message, view.stats);
   view.meta.replaceWith(meta);
   view.meta = meta;
+  if (message.tool_rounds?.length || view.steps) fillSteps(view, message.tool_rounds, null, renderMarkdown);
   fillContent(view, message.content);
   return view;
 }

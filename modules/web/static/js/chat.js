@@ -13,6 +13,7 @@ import { generate, setBusy, stopGeneration, updateToolbar } from "./chat-generat
 import { renderMessages } from "./chat-view.js";
 import { autosize, refreshContext, resetComposer } from "./composer.js";
 import { initParams, setParamsOpen } from "./params.js";
+import { initTools } from "./chat-tools.js";
 
 const input = $("input");
 const layout = $("chat-layout");
@@ -385,6 +386,7 @@ function start() {
   }
   remember(); // a newcomer's first mode is now their choice, until they make another
   initParams(state, remember);
+  initTools();
   setBusy(false);
   clearSearch();
   enterPlace(params.get("chat"));
