@@ -3,7 +3,7 @@
 Tools section turns tools on for this chat; a call waits with Approve and Reject in the
 reply; approving runs it and shows its result, rejecting shows the step rejected and the
 model goes on, Stop ends the loop; after a reload every step is still there, and so is the
-chat's choice of tools."""
+chat's choice of tools. The settings page lists the servers, their state and tools."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def site(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("browser-tools")
     user_data = make_user_data(folder / "user_data")
-    (user_data / "mcp.json").write_text(json.dumps({"mcpServers": {"time": time_server()}}))
+    servers = {"time": time_server(), "broken": {"command": str(folder / "no-such-server")}}
+    (user_data / "mcp.json").write_text(json.dumps({"mcpServers": servers}))
     args = tiny_args(user_data, tmp_path_factory.mktemp("empty"), ctx_size=2048, model=None, threads_batch=2)
     server = start_server(args, log_path=folder / "server.log", wait_for="ui")
     yield server
@@ -100,3 +101,19 @@ def test_approve_reject_and_stop_and_the_steps_after_a_reload(site, new_page):
     # another chat has its own choice: tools are off there
     new_chat(page)
     assert not page.is_checked("#tools-on")
+
+
+def test_settings_list_servers_and_tools_and_start_them(site, new_page):
+    page = new_page()
+    page.goto(site.ui_url + "/settings")
+    broken = page.locator("#tools-table tr[data-server='broken']")
+    broken.locator("button", has_text="Start").click()
+    page.wait_for_selector("#tools-table tr[data-server='broken'] .badge.warn")
+    assert "no-such-server" in page.inner_text("#tools-table tr[data-server='broken']")
+    time = page.locator("#tools-table tr[data-server='time']")
+    if "Running" not in time.inner_text():
+        time.locator("button", has_text="Start").click()
+    page.wait_for_selector("#tools-table tr[data-server='time'] .badge.ok")
+    assert "get_current_time (asks first)" in page.inner_text("#tools-table tr[data-server='time']")
+    assert "runs without asking" in page.inner_text("#tools-table tr[data-tool='calculator']")
+    screenshot(page, "settings-tools")

@@ -38,6 +38,52 @@ async function save(event) {
   }
 }
 
+const APPROVAL = { always: "asks first", once: "asks once per chat", never: "runs without asking" };
+const SERVER_STATE = { stopped: ["Not started", ""], running: ["Running", " ok"], failed: ["Failed", " warn"] };
+
+function serverRow(server) {
+  const [label, badge] = SERVER_STATE[server.state] || [server.state, ""];
+  const tools = server.tools.map((t) => `${t.name} (${APPROVAL[t.approval] || t.approval})`).join(", ");
+  const start = el("button", { type: "button", class: "btn", text: server.state === "running" ? "Running" : "Start", disabled: server.state === "running" });
+  start.addEventListener("click", async () => {
+    start.disabled = true;
+    start.textContent = "Starting…";
+    try {
+      const next = await api(`/ui/api/tools/servers/${encodeURIComponent(server.label)}/start`, { method: "POST" });
+      row.replaceWith(serverRow(next));
+    } catch (error) {
+      toast(error.message, "error");
+      start.disabled = false;
+      start.textContent = "Start";
+    }
+  });
+  const row = el("tr", { dataset: { server: server.label } },
+    el("td", {}, el("strong", { text: server.label }), el("span", { class: "muted", text: ` MCP, ${server.transport}` })),
+    el("td", {}, el("span", { class: `badge${badge}`, text: label }),
+      server.error ? el("div", { class: "small warn-text", text: server.error }) : null),
+    el("td", {}, tools ? el("span", { text: tools }) : el("span", { class: "muted", text: server.state === "running" ? "no tools" : "listed once started" })),
+    el("td", {}, start));
+  return row;
+}
+
+function toolRow(tool) {
+  return el("tr", { dataset: { tool: tool.name } },
+    el("td", {}, el("strong", { text: tool.name }), el("span", { class: "muted", text: tool.source === "local" ? " your tool" : " built in" })),
+    el("td", {}, el("span", { class: "badge ok", text: "Ready" })),
+    el("td", {}, el("span", { text: `${tool.description.split("\n")[0]} (${APPROVAL[tool.approval] || tool.approval})` })),
+    el("td", {}));
+}
+
+async function loadTools() {
+  try {
+    const data = await api("/ui/api/tools");
+    const rows = [...data.servers.map(serverRow), ...data.local.map(toolRow), ...data.builtin.map(toolRow)];
+    $("tools-table").tBodies[0].replaceChildren(...rows);
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
 async function loadExtensions() {
   try {
     const data = await api("/ui/api/settings");
@@ -104,3 +150,4 @@ form.addEventListener("submit", save);
 fill();
 renderAccess();
 loadExtensions();
+loadTools();
