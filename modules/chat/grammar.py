@@ -91,6 +91,9 @@ class _Builder:
 
     def _object(self, schema: Mapping, name: str, depth: int) -> str:
         properties = schema.get("properties")
+        if isinstance(properties, Mapping) and not properties and not schema.get("additionalProperties"):
+            # `"properties": {}`: a tool that takes no arguments; the call writes `{}`
+            return self.add(name, '"{" ws "}"')
         if not isinstance(properties, Mapping) or not properties:
             return "object"
         required = [k for k in properties if k in (schema.get("required") or ())]

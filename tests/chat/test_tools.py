@@ -102,6 +102,24 @@ def test_grammar_shape():
     assert "get_weather" not in only
 
 
+def test_a_tool_without_arguments_is_called_with_an_empty_object():
+    """`"properties": {}` takes no arguments: a forced call writes `{}`; a schema that allows
+    other properties, or names none, still takes any object."""
+    ping = {
+        "type": "function",
+        "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}},
+    }
+    rules = dict(line.split(" ::= ", 1) for line in tool_call_grammar([ping]).strip().splitlines())
+    assert rules["ping-args"] == '"{" ws "}"'
+    for parameters in (
+        {"type": "object"},
+        {"type": "object", "properties": {}, "additionalProperties": True},
+    ):
+        free = {"type": "function", "function": {"name": "free", "parameters": parameters}}
+        rules = dict(line.split(" ::= ", 1) for line in tool_call_grammar([free]).strip().splitlines())
+        assert "ping-args" not in rules and '"{" ws "}"' not in rules.values()
+
+
 def test_literal_escapes():
     assert literal('a"b\\c\n') == '"a\\"b\\\\c\\n"'
 
