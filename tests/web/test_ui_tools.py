@@ -85,6 +85,15 @@ def test_approved_call_runs_and_its_result_reaches_the_model(ui):
     # the model had the result: it is in the prompt, after the call, before the reply's text
     prompt = next_prompt(ui, chat)
     assert prompt.index("get_current_time") < prompt.index('"timezone": "Europe/Paris"')
+    # the Markdown export has the step
+    exported = ui.http.get(
+        f"{ui.base}/ui/api/chats/{chat['id']}/export",
+        params={"mode": "instruct", "format": "markdown"},
+        timeout=30,
+    ).text
+    assert (
+        "> Tool get\\_current\\_time (time): ok" in exported and '>   "timezone": "Europe/Paris"' in exported
+    )
     socket.close()
 
 
