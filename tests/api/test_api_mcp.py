@@ -19,13 +19,48 @@ pytestmark = pytest.mark.real_model
 
 MODEL = "SmolLM2-135M-Instruct"
 CHATML = {"instruction_template": "ChatML"}  # see test_api_real_model.py
-TIME = {
-    "type": "mcp",
-    "server_label": "time",
-    "allowed_tools": ["get_current_time"],
-    "require_approval": "never",
-}
-FORCE_TIME = {"type": "mcp", "server_label": "time", "name": "get_current_time"}
+
+
+def mcp_tool(label: str, *allowed: str, **fields) -> dict:
+    """An `mcp` tool of a Responses request: the server `label` (of mcp.json, or at
+    `server_url`), limited to the `allowed` tools when any are named."""
+    tool = {"type": "mcp", "server_label": label, **fields}
+    if allowed:
+        tool["allowed_tools"] = list(allowed)
+    return tool
+
+
+def force(label: str, name: str) -> dict:
+    """The Responses tool_choice that makes the model call `name` of the MCP server `label`."""
+    return {"type": "mcp", "server_label": label, "name": name}
+
+
+def force_function(name: str) -> dict:
+    """The chat completions tool_choice that makes the model call the function `name`."""
+    return {"type": "function", "function": {"name": name}}
+
+
+def approval(request: dict, approve: bool) -> dict:
+    """The client's answer to an mcp_approval_request."""
+    return {"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": approve}
+
+
+def hearth_tools_chat(question: str, tool: str, max_tokens: int) -> dict:
+    """A chat completions body that makes the model call the Hearth tool `tool` (one step)."""
+    return {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": question}],
+        "hearth_tools": {"tools": [tool], "max_steps": 1},
+        "tool_choice": force_function(tool),
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        **CHATML,
+    }
+
+
+TIME = mcp_tool("time", "get_current_time", require_approval="never")
+FORCE_TIME = force("time", "get_current_time")
+GUARDED = mcp_tool("guarded", "get_current_time")  # the server's policy: ask first
 QUESTION = "What time is it in the Europe/Paris timezone?"
 
 
@@ -95,6 +130,18 @@ def respond(server, **body) -> dict:
     return data
 
 
+def forced_call(server, label: str, tool: str, text: str, **fields) -> dict:
+    """A response in which the model must call `tool` of the MCP server `label`, once, with
+    no approval asked."""
+    return respond(
+        server,
+        input=text,
+        tools=[mcp_tool(label, tool, require_approval="never", **fields)],
+        tool_choice=force(label, tool),
+        max_tool_calls=1,
+    )
+
+
 def items(data: dict, kind: str) -> list[dict]:
     return [item for item in data["output"] if item["type"] == kind]
 
@@ -126,16 +173,9 @@ def test_the_openai_client_parses_a_forced_call_of_mcp_server_time(mcp_api, mcp_
 
 def test_the_result_reaches_the_models_context(mcp_api):
     """Two forced calls, one whose output is long: the second turn's prompt holds it."""
-    test = {"type": "mcp", "server_label": "test", "require_approval": "never"}
     sizes, outputs = {}, {}
     for tool in ("report", "ping"):
-        data = respond(
-            mcp_api,
-            input="Tell me the report.",
-            tools=[{**test, "allowed_tools": [tool]}],
-            tool_choice={"type": "mcp", "server_label": "test", "name": tool},
-            max_tool_calls=1,
-        )
+        data = forced_call(mcp_api, "test", tool, "Tell me the report.")
         (call,) = items(data, "mcp_call")
         assert call["status"] == "completed" and call["error"] is None
         sizes[tool], outputs[tool] = data["usage"]["input_tokens"], call["output"]
@@ -144,12 +184,8 @@ def test_the_result_reaches_the_models_context(mcp_api):
 
 
 def test_approval_requested_then_approved(mcp_api):
-    guarded = {"type": "mcp", "server_label": "guarded", "allowed_tools": ["get_current_time"]}
     first = respond(
-        mcp_api,
-        input=QUESTION,
-        tools=[guarded],
-        tool_choice={"type": "mcp", "server_label": "guarded", "name": "get_current_time"},
+        mcp_api, input=QUESTION, tools=[GUARDED], tool_choice=force("guarded", "get_current_time")
     )
     assert first["status"] == "completed"
     assert [item["type"] for item in first["output"]] == ["mcp_list_tools", "mcp_approval_request"]
@@ -159,8 +195,8 @@ def test_approval_requested_then_approved(mcp_api):
     second = respond(
         mcp_api,
         previous_response_id=first["id"],
-        input=[{"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": True}],
-        tools=[guarded],
+        input=[approval(request, True)],
+        tools=[GUARDED],
         max_tool_calls=1,
     )
     assert second["status"] in ("completed", "incomplete")
@@ -175,29 +211,23 @@ def test_approval_requested_then_approved(mcp_api):
         {
             "model": MODEL,
             "previous_response_id": second["id"],
-            "input": [
-                {"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": True}
-            ],
-            "tools": [guarded],
+            "input": [approval(request, True)],
+            "tools": [GUARDED],
         },
     )
     assert assert_openai_error(again, 400)["param"] == "input.0.approval_request_id"
 
 
 def test_a_rejected_call_does_not_run_and_the_model_goes_on(mcp_api):
-    guarded = {"type": "mcp", "server_label": "guarded", "allowed_tools": ["get_current_time"]}
     first = respond(
-        mcp_api,
-        input=QUESTION,
-        tools=[guarded],
-        tool_choice={"type": "mcp", "server_label": "guarded", "name": "get_current_time"},
+        mcp_api, input=QUESTION, tools=[GUARDED], tool_choice=force("guarded", "get_current_time")
     )
     request = items(first, "mcp_approval_request")[0]
     second = respond(
         mcp_api,
         previous_response_id=first["id"],
-        input=[{"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": False}],
-        tools=[guarded],
+        input=[approval(request, False)],
+        tools=[GUARDED],
         tool_choice="none",
     )
     assert second["status"] in ("completed", "incomplete")
@@ -209,35 +239,19 @@ def test_a_rejected_call_does_not_run_and_the_model_goes_on(mcp_api):
     ("tool", "error"), [("crash", "the MCP server test failed"), ("hang", "no answer within 3 seconds")]
 )
 def test_a_crash_or_a_hang_is_an_error_result_and_the_response_completes(mcp_api, tool, error):
-    data = respond(
-        mcp_api,
-        input="Go.",
-        tools=[{"type": "mcp", "server_label": "test", "allowed_tools": [tool], "require_approval": "never"}],
-        tool_choice={"type": "mcp", "server_label": "test", "name": tool},
-        max_tool_calls=1,
-    )
+    data = forced_call(mcp_api, "test", tool, "Go.")
     assert data["status"] in ("completed", "incomplete")
     (call,) = items(data, "mcp_call")
     assert call["status"] == "failed" and call["output"] is None
     assert call["error"]["type"] == "mcp_tool_execution_error" and error in call["error"]["content"]
     assert data["output"][-1]["type"] == "message"  # the model went on
     # the server is started again on the next use
-    ok = respond(
-        mcp_api,
-        input="Go.",
-        tools=[
-            {"type": "mcp", "server_label": "test", "allowed_tools": ["ping"], "require_approval": "never"}
-        ],
-        tool_choice={"type": "mcp", "server_label": "test", "name": "ping"},
-        max_tool_calls=1,
-    )
+    ok = forced_call(mcp_api, "test", "ping", "Go.")
     assert items(ok, "mcp_call")[0]["output"] == "pong"
 
 
 def test_a_server_that_does_not_start_is_listed_with_its_error(mcp_api):
-    data = respond(
-        mcp_api, input="Hi", tools=[{"type": "mcp", "server_label": "broken"}], max_output_tokens=4
-    )
+    data = respond(mcp_api, input="Hi", tools=[mcp_tool("broken")], max_output_tokens=4)
     listing = data["output"][0]
     assert listing["type"] == "mcp_list_tools" and listing["tools"] == []
     assert "did not start" in listing["error"]
@@ -248,19 +262,7 @@ def test_a_server_that_does_not_start_is_listed_with_its_error(mcp_api):
 
 
 def test_a_remote_server_by_url_over_streamable_http(mcp_api):
-    remote = {
-        "type": "mcp",
-        "server_label": "web",
-        "server_url": mcp_api.mcp_url,
-        "require_approval": "never",
-    }
-    data = respond(
-        mcp_api,
-        input="Ping it.",
-        tools=[{**remote, "allowed_tools": ["ping"]}],
-        tool_choice={"type": "mcp", "server_label": "web", "name": "ping"},
-        max_tool_calls=1,
-    )
+    data = forced_call(mcp_api, "web", "ping", "Ping it.", server_url=mcp_api.mcp_url)
     assert items(data, "mcp_list_tools")[0]["server_label"] == "web", data["output"]
     calls = items(data, "mcp_call")
     assert calls and calls[0]["output"] == "pong", data["output"]
@@ -291,15 +293,7 @@ def test_streamed_items_and_events_validate(mcp_api):
 
 
 def test_hearth_tools_on_chat_completions(mcp_api):
-    body = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "What is 6 times 7?"}],
-        "hearth_tools": {"tools": ["calculator"], "max_steps": 1},
-        "tool_choice": {"type": "function", "function": {"name": "calculator"}},
-        "max_tokens": 48,
-        "temperature": 0,
-        **CHATML,
-    }
+    body = hearth_tools_chat("What is 6 times 7?", "calculator", max_tokens=48)
     data = post(mcp_api, "/v1/chat/completions", body).json()
     errors = list(validator("CreateChatCompletionResponse").iter_errors(data))
     assert not errors, [(list(e.absolute_path), e.message) for e in errors[:3]]
@@ -315,7 +309,7 @@ def test_hearth_tools_on_chat_completions(mcp_api):
         **body,
         "messages": [{"role": "user", "content": QUESTION}],
         "hearth_tools": {"servers": ["guarded"]},
-        "tool_choice": {"type": "function", "function": {"name": "get_current_time"}},
+        "tool_choice": force_function("get_current_time"),
         "max_tokens": 80,
     }
     data = post(mcp_api, "/v1/chat/completions", guarded).json()
@@ -327,7 +321,7 @@ def test_hearth_tools_on_chat_completions(mcp_api):
 
 def test_tools_status_lists_servers_and_tools(mcp_api):
     # a request naming the server starts it, even one refused for its tool_choice
-    unknown = {"type": "mcp", "server_label": "time", "name": "nope"}
+    unknown = force("time", "nope")
     refused = post(
         mcp_api, "/v1/responses", {"model": MODEL, "input": "Hi", "tools": [TIME], "tool_choice": unknown}
     )
@@ -346,15 +340,7 @@ def test_tools_status_lists_servers_and_tools(mcp_api):
 def test_a_local_tool_approved_once_per_chat(mcp_api):
     """`once`: the first call goes back to the client; once the chat holds a result of the
     tool (the client ran it), Hearth runs the next calls itself."""
-    body = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "How many words in: one two three?"}],
-        "hearth_tools": {"tools": ["count_words"], "max_steps": 1},
-        "tool_choice": {"type": "function", "function": {"name": "count_words"}},
-        "max_tokens": 40,
-        "temperature": 0,
-        **CHATML,
-    }
+    body = hearth_tools_chat("How many words in: one two three?", "count_words", max_tokens=40)
     first = post(mcp_api, "/v1/chat/completions", body).json()
     assert "hearth_tool_messages" not in first
     message = first["choices"][0]["message"]
@@ -374,10 +360,10 @@ def test_a_local_tool_approved_once_per_chat(mcp_api):
 
 def test_refused_requests(api):
     """A plain server (no flags, no mcp.json): URLs refused, unknown labels a 400."""
-    body = {"input": "Hi", "tools": [{"type": "mcp", "server_label": "nope"}]}
+    body = {"input": "Hi", "tools": [mcp_tool("nope")]}
     error = assert_openai_error(post(api, "/v1/responses", body), 400)
     assert error["param"] == "tools.0.server_label" and "mcp.json" in error["message"]
-    remote = {"type": "mcp", "server_label": "web", "server_url": "http://127.0.0.1:9/mcp"}
+    remote = mcp_tool("web", server_url="http://127.0.0.1:9/mcp")
     error = assert_openai_error(post(api, "/v1/responses", {"input": "Hi", "tools": [remote]}), 400)
     assert error["param"] == "tools.0.server_url" and "--allow-remote-mcp" in error["message"]
     bad = {"input": "Hi", "tools": [{"type": "mcp", "server_label": 5}]}

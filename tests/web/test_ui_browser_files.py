@@ -8,25 +8,16 @@ import json
 
 import pytest
 from document_files import docx_bytes, pdf_bytes
-from ui_helpers import new_chat, screenshot, send, set_max_tokens, wait_reply_done
+from ui_helpers import new_chat, screenshot, send, set_max_tokens, ui_site, wait_reply_done
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, model_dir):
-    from servers import make_user_data, start_server, tiny_args
-
     folder = tmp_path_factory.mktemp("browser-files")
-    user_data = make_user_data(folder / "user_data")
-    proc = start_server(
-        [*tiny_args(user_data, model_dir, ctx_size=4096)], log_path=folder / "server.log", wait_for="ui"
-    )
-    proc.extra["user_data"] = user_data
-    yield proc
-    proc.stop()
-    log = proc.log()
-    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
+    with ui_site(folder, model_dir, ctx_size=4096, forbidden=("Traceback", "ERROR")) as proc:
+        yield proc
 
 
 def fresh_chat(page, site) -> None:

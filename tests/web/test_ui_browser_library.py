@@ -15,6 +15,7 @@ from ui_helpers import (
     screenshot,
     send,
     set_max_tokens,
+    ui_site,
     wait_reply_done,
 )
 
@@ -23,17 +24,9 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, model_dir):
-    from servers import make_user_data, start_server, tiny_args
-
     folder = tmp_path_factory.mktemp("browser-library")
-    user_data = make_user_data(folder / "user_data")
-    proc = start_server(
-        [*tiny_args(user_data, model_dir, ctx_size=4096)], log_path=folder / "server.log", wait_for="ui"
-    )
-    proc.extra["user_data"] = user_data
-    yield proc
-    proc.stop()
-    assert "Traceback" not in proc.log(), proc.log()[-3000:]
+    with ui_site(folder, model_dir, ctx_size=4096) as proc:
+        yield proc
 
 
 def chat_files(site) -> set[str]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+from servers import ServerProcess, make_user_data, start_server, tiny_args
 from simple_websocket import Client
 
 
@@ -83,6 +86,26 @@ def screenshot(page, name: str, folder: Path = ARTIFACTS) -> Path:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+@contextmanager
+def ui_site(
+    folder: Path, model_dir: Path, *, ctx_size: int, forbidden: tuple[str, ...] = ("Traceback",)
+) -> Iterator[ServerProcess]:
+    """A real server for a module's browser tests: a fresh user_data under `folder`
+    (`proc.extra["user_data"]`), the tiny model, waited for on the UI port. Stopped at the
+    end, its log must hold none of the `forbidden` words."""
+    user_data = make_user_data(folder / "user_data")
+    proc = start_server(
+        [*tiny_args(user_data, model_dir, ctx_size=ctx_size)], log_path=folder / "server.log", wait_for="ui"
+    )
+    proc.extra["user_data"] = user_data
+    try:
+        yield proc
+    finally:
+        proc.stop()
+    log = proc.log()
+    assert not [word for word in forbidden if word in log], log[-3000:]
 
 
 # --- The chat page in a browser ---------------------------------------------------------------
