@@ -27,7 +27,7 @@ class LoadOptions:
     request_timeout: float = 0.0  # seconds; 0: no limit
     max_output_tokens: int = 0  # most tokens one request may generate; 0: no limit
     prompt_cache_mb: int = 256
-    flash_attn: bool = False
+    flash_attn: bool = True
     mmproj: Path | None = None  # the model's projector: it then reads images
     mmproj_optional: bool = False  # found beside the model: one that does not fit is skipped
     # text-generation-webui's llama.cpp args, with its names (load_args.py)

@@ -99,10 +99,10 @@ class Settings(BaseModel):
         600.0, "Seconds a request may take from arrival to its last token (0: no limit).", metavar="SECONDS"
     )
     flash_attn: bool = _opt(
-        False,
-        "Use flash attention: about 15% faster generation on CPU, but "
-        "a request's text may then depend slightly on what else was batched "
-        "with it.",
+        True,
+        "Flash attention (llama-server's default on CPU too): about 15% faster generation. "
+        "--no-flash-attn turns it off (see docs/performance.md: neither way makes a request's "
+        "text independent of what else is batched with it on every model).",
     )
     prompt_cache_mb: int = _opt(
         256,

@@ -51,7 +51,7 @@ def test_the_documented_example_works_verbatim_and_halves_the_cache(server):
     fp16 = post(server, "/v1/internal/model/load", {"model_name": name, "args": {"ctx_size": 32768}})
     assert fp16.status_code == 200, fp16.text
     before = info(server)
-    assert before["cache_type"] == "fp16" and before["flash_attn"] is False
+    assert before["cache_type"] == "fp16" and before["flash_attn"] is True  # the default, as llama-server's
     response = post(
         server,
         "/v1/internal/model/load",
