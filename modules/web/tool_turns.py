@@ -39,25 +39,36 @@ class Approvals:
 
     def __init__(self) -> None:
         self._answers: dict[str, bool] = {}
+        self._waiting: set[str] = set()
         self._changed = threading.Condition()
         self.stopped = False
 
     def answer(self, call_id: str, approve: bool) -> None:
+        """The user's answer; one for a call that does not wait (any more) is dropped."""
         with self._changed:
-            self._answers[call_id] = approve
-            self._changed.notify_all()
+            if call_id in self._waiting:
+                self._answers[call_id] = approve
+                self._changed.notify_all()
 
     def stop(self) -> None:
         with self._changed:
             self.stopped = True
             self._changed.notify_all()
 
-    def wait(self, call_id: str) -> bool | None:
-        """The answer for a call: True (approve), False (reject), None (stopped first)."""
+    def expect(self, call_id: str) -> None:
+        """Take answers for this call from now on (before the page is asked)."""
         with self._changed:
-            while call_id not in self._answers and not self.stopped:
-                self._changed.wait(timeout=1.0)
-            return None if self.stopped else self._answers.pop(call_id)
+            self._waiting.add(call_id)
+
+    def wait(self, call_id: str) -> bool | None:
+        """The answer for an expected call: True (approve), False (reject), None (stopped first)."""
+        with self._changed:
+            try:
+                while call_id not in self._answers and not self.stopped:
+                    self._changed.wait(timeout=1.0)
+                return None if self.stopped else self._answers.pop(call_id)
+            finally:
+                self._waiting.discard(call_id)
 
 
 def tool_key(tool: Tool) -> str:
@@ -95,6 +106,7 @@ def tool_turn_events(
             return "run"
         answer = None
         if not approvals.stopped:
+            approvals.expect(call_id)
             notify("tool_ask", call=call_id)
             answer = approvals.wait(call_id)
         if answer:
