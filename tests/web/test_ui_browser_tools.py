@@ -68,6 +68,7 @@ def test_approve_reject_and_stop_and_the_steps_after_a_reload(site, new_page):
     step = page.locator(".tool-step[data-status='asking']")
     assert "Europe/Paris" in step.locator(".tool-arguments").inner_text()
     assert "Waiting for your approval" in step.inner_text()
+    assert page.locator(".message.streaming .typing").count() == 0  # nothing is being written
     screenshot(page, "tool-approval")
     step.locator(".tool-approve").click()
     page.wait_for_selector(".tool-step[data-status='ok']", timeout=60_000)

@@ -166,6 +166,9 @@ function onServerMessage(message) {
       if (at < 0) continue;
       round.calls[at] = message.type === "tool_ask" ? { ...round.calls[at], status: "asking" } : message.call;
     }
+    // nothing is being written while a call waits for the user
+    const asking = gen.rounds.some((round) => round.calls.some((call) => call.status === "asking"));
+    if (!gen.text) gen.view.content.replaceChildren(...(asking ? [] : [typingDots()]));
     paintSteps(gen);
   } else if (message.type === "done") {
     finishGeneration(message);
