@@ -28,7 +28,7 @@ from typing import Any
 from modules.chat.chat_images import with_images, without_markers
 from modules.chat.chat_log import Chat, append_exchange, last_user_index, reply_message
 from modules.chat.messages import Attachment, ChatMessage, ChatOptions, PreparedPrompt
-from modules.chat.replies import ContentDelta, ReasoningDelta, ToolCallDelta, new_call_id
+from modules.chat.replies import ContentDelta, ReasoningDelta
 from modules.chat.service import ChatService
 from modules.chat.tool_rounds import expanded
 from modules.chat.versions import add_after, add_version, grow_message, index_of
@@ -124,7 +124,6 @@ class Turn:
         self._store = store
         self._options = options
         self._parser = chat.reply_parser(options, prepared)
-        self._calls: dict[int, dict] = {}  # this round's calls by index, OpenAI's shape
         self._round_calls: list[dict] = []  # this round's calls as they ran (call_json)
 
     @property
@@ -145,11 +144,8 @@ class Turn:
         yield from self._events(self._parser.finish())
 
     def calls(self) -> tuple[dict, ...]:
-        """The tool calls of the model turn `events()` streamed."""
-        return tuple(
-            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for _, c in sorted(self._calls.items())
-        )
+        """The tool calls of the model turn `events()` streamed (OpenAI's shape)."""
+        return tuple(self._parser.tool_calls)
 
     def add_call(self, call: dict) -> None:
         """A call of this round as it ran (tool_rounds.call_json)."""
@@ -159,7 +155,7 @@ class Turn:
         """The round's text and calls become a saved round; the reply's text starts again."""
         if self._round_calls:
             self.rounds.append({"text": self.content, "calls": self._round_calls})
-            self.content, self._round_calls, self._calls = "", [], {}
+            self.content, self._round_calls = "", []
 
     def next_round(self, messages: list[ChatMessage], tool_choice: str, engine: TextEngine) -> None:
         """Start the model's next turn on `messages` (the conversation with the calls and
@@ -179,11 +175,7 @@ class Turn:
             elif isinstance(event, ReasoningDelta) and event.text:
                 self.reasoning += event.text
                 yield TurnEvent("reasoning", event.text)
-            elif isinstance(event, ToolCallDelta):
-                call = self._calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
-                call["id"] = event.id or call["id"] or new_call_id()
-                call["name"] = event.name or call["name"]
-                call["arguments"] += event.arguments
+            # tool calls: the parser keeps them whole (calls())
 
     def cancel(self) -> None:
         self.generation.cancel()
