@@ -71,8 +71,9 @@ class Approvals:
                 self._waiting.discard(call_id)
 
 
-def tool_key(tool: Tool) -> str:
-    return f"{tool.server}/{tool.name}" if tool.server else tool.name
+def tool_key(server: str | None, name: str) -> str:
+    """A tool's name for "approved once in this chat": its server's label and its name."""
+    return f"{server}/{name}" if server else name
 
 
 def approved_in_chat(turn: Turn) -> set[str]:
@@ -82,7 +83,7 @@ def approved_in_chat(turn: Turn) -> set[str]:
         for round_ in message.tool_rounds:
             for call in round_["calls"]:
                 if call["status"] in ("ok", "failed"):
-                    keys.add(f"{call['server']}/{call['name']}" if call.get("server") else call["name"])
+                    keys.add(tool_key(call.get("server"), call["name"]))
     return keys
 
 
@@ -101,8 +102,8 @@ def tool_turn_events(
     statuses: dict[str, str] = {}  # calls that did not run: "rejected" or "stopped"
 
     def decide(tool: Tool, call: dict) -> Decision:
-        call_id = call["id"]
-        if not approvals.stopped and policy_decision(tool.approval, tool_key(tool) in approved) == "run":
+        call_id, key = call["id"], tool_key(tool.server, tool.name)
+        if not approvals.stopped and policy_decision(tool.approval, key in approved) == "run":
             return "run"
         answer = None
         if not approvals.stopped:
@@ -110,7 +111,7 @@ def tool_turn_events(
             notify("tool_ask", call=call_id)
             answer = approvals.wait(call_id)
         if answer:
-            approved.add(tool_key(tool))
+            approved.add(key)
             return "run"
         statuses[call_id] = "stopped" if answer is None else "rejected"
         return "reject"
