@@ -3,7 +3,7 @@
 // tool steps of a reply (a folding step per call: arguments, result, time; Approve and
 // Reject while the reply waits). The server runs the loop (modules/web/tool_turns.py).
 
-import { $, api, el, icon, store } from "./common.js";
+import { $, APPROVAL_TEXT, api, el, icon, store } from "./common.js";
 import { state } from "./chat-state.js";
 
 const STORE_KEY = "hearth.tools";
@@ -55,8 +55,6 @@ function toolNames(choice) {
 
 // --- The panel ----------------------------------------------------------------------------------
 
-const APPROVAL = { always: "asks first", once: "asks once per chat", never: "runs without asking" };
-
 function checkbox(label, checked, hint, onchange) {
   return el("label", { class: "check tool-option" },
     el("input", { type: "checkbox", checked, onchange: (event) => onchange(event.target.checked) }),
@@ -94,7 +92,7 @@ function renderPanel() {
   });
   const tools = [...catalog.local, ...catalog.builtin].map((tool) =>
     el("div", { class: "tool-single", dataset: { tool: tool.name } },
-      checkbox(tool.name, choice.tools.includes(tool.name), `${tool.source === "local" ? "your tool" : "built in"}, ${APPROVAL[tool.approval] || ""}`,
+      checkbox(tool.name, choice.tools.includes(tool.name), `${tool.source === "local" ? "your tool" : "built in"}, ${APPROVAL_TEXT[tool.approval] || ""}`,
         (on) => update(toggle("tools", tool.name, on)))));
   box.replaceChildren(
     ...(servers.length ? servers : [el("p", { class: "muted small", text: "No MCP servers in user_data/mcp.json." })]),

@@ -111,6 +111,9 @@ export function wireDialog(dialog) {
 
 // --- Small things ------------------------------------------------------------------------------
 
+/** What a tool's approval policy means, as the chat and settings pages say it. */
+export const APPROVAL_TEXT = { always: "asks first", once: "asks once per chat", never: "runs without asking" };
+
 export const store = {
   load(key, fallback = {}) {
     try {

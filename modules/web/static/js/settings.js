@@ -1,6 +1,6 @@
 // The settings page: save the UI's choices as defaults, list extensions and access settings.
 
-import { $, api, applyTheme, boot, el, store, toast } from "./common.js";
+import { $, APPROVAL_TEXT, api, applyTheme, boot, el, store, toast } from "./common.js";
 
 const form = $("settings-form");
 
@@ -38,12 +38,11 @@ async function save(event) {
   }
 }
 
-const APPROVAL = { always: "asks first", once: "asks once per chat", never: "runs without asking" };
 const SERVER_STATE = { stopped: ["Not started", ""], running: ["Running", " ok"], failed: ["Failed", " warn"] };
 
 function serverRow(server) {
   const [label, badge] = SERVER_STATE[server.state] || [server.state, ""];
-  const tools = server.tools.map((t) => `${t.name} (${APPROVAL[t.approval] || t.approval})`).join(", ");
+  const tools = server.tools.map((t) => `${t.name} (${APPROVAL_TEXT[t.approval] || t.approval})`).join(", ");
   const start = el("button", { type: "button", class: "btn", text: server.state === "running" ? "Running" : "Start", disabled: server.state === "running" });
   start.addEventListener("click", async () => {
     start.disabled = true;
@@ -70,7 +69,7 @@ function toolRow(tool) {
   return el("tr", { dataset: { tool: tool.name } },
     el("td", {}, el("strong", { text: tool.name }), el("span", { class: "muted", text: tool.source === "local" ? " your tool" : " built in" })),
     el("td", {}, el("span", { class: "badge ok", text: "Ready" })),
-    el("td", {}, el("span", { text: `${tool.description.split("\n")[0]} (${APPROVAL[tool.approval] || tool.approval})` })),
+    el("td", {}, el("span", { text: `${tool.description.split("\n")[0]} (${APPROVAL_TEXT[tool.approval] || tool.approval})` })),
     el("td", {}));
 }
 
