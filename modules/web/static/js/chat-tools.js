@@ -114,8 +114,13 @@ async function loadCatalog() {
   } catch {
     catalog = { servers: [], local: [], builtin: [] };
   }
+  showChat();
+}
+
+/** The panel for the chat shown; the servers it uses are started, so that their tools can be
+ * listed and chosen. */
+function showChat() {
   renderPanel();
-  // Servers the chat uses are started now, so their tools can be listed and chosen.
   for (const label of choiceOf().servers) startServer(label);
 }
 
@@ -146,7 +151,7 @@ export function initTools() {
     const label = event.target.closest("[data-server]")?.dataset.server;
     if (label && event.target.checked) startServer(label);
   });
-  document.addEventListener("hearth:chat", renderPanel);
+  document.addEventListener("hearth:chat", showChat);
   loadCatalog();
 }
 
