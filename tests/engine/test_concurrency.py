@@ -198,6 +198,52 @@ def test_a_conversation_gets_its_prefix_back_from_a_saved_state(tiny_model_path)
         engine.close()
 
 
+def test_a_new_prompt_takes_an_empty_slot_instead_of_another_conversations_cache(tiny_model_path):
+    engine = make_engine(tiny_model_path, parallel=2)
+    try:
+        first = "Tell me about the sea."  # too short for the saved prompt states
+        thirty = SamplingParams(max_tokens=30, ignore_eos=True)
+        engine.generate(GenerationRequest(first, thirty)).collect()
+        engine.generate(GenerationRequest("Tell me about the tall mountains of the north.", thirty)).collect()
+        again = engine.generate(GenerationRequest(first, SamplingParams(max_tokens=8))).collect()
+        assert again.usage.cached_tokens == again.usage.prompt_tokens - 2  # its slot was kept
+    finally:
+        engine.close()
+
+
+def test_a_prefix_held_by_a_free_slot_is_copied_rather_than_overwritten(tiny_model_path):
+    engine = make_engine(tiny_model_path, parallel=2)
+    try:
+        system = "You are an agent with a long system prompt about tools. " * 8
+        one = engine.tokenize(system + "Task one, with a long answer.")
+        answer = engine.generate(GenerationRequest(one, SamplingParams(max_tokens=60, logprobs=0))).collect()
+        two = engine.generate(GenerationRequest(system + "Task two.", SamplingParams(max_tokens=3))).collect()
+        assert two.usage.cached_tokens >= len(engine.tokenize(system)) - 2  # copied into the empty slot
+        assert engine.stats().cached_prompts == 0  # the first conversation was not overwritten
+        follow_up = one + [entry.id for entry in answer.logprobs] + engine.tokenize(" Go on.", add_bos=False)
+        back = engine.generate(GenerationRequest(follow_up, SamplingParams(max_tokens=3))).collect()
+        assert back.usage.cached_tokens >= len(one) + 59  # found in its slot, answer and all
+        assert engine.stats().cached_prompts == 0
+    finally:
+        engine.close()
+
+
+def test_a_saved_state_is_restored_when_it_saves_a_few_tokens(tiny_model_path):
+    engine = make_engine(tiny_model_path, parallel=1)
+    try:
+        opening = "Write a short story about "
+        story = opening + "a lighthouse keeper."
+        long_answer = SamplingParams(max_tokens=80, ignore_eos=True)  # long enough to be saved
+        engine.generate(GenerationRequest(story, long_answer)).collect()
+        engine.generate(GenerationRequest(opening + "a fox.", long_answer)).collect()
+        again = engine.generate(GenerationRequest(story, SamplingParams(max_tokens=4))).collect()
+        gain = again.usage.prompt_tokens - 2 - len(engine.tokenize(opening))
+        assert 8 <= gain < 16  # what the restore saves: a few tokens
+        assert again.usage.cached_tokens == again.usage.prompt_tokens - 2
+    finally:
+        engine.close()
+
+
 def test_a_shared_prefix_is_copied_from_a_busy_slot(tiny_model_path):
     engine = make_engine(tiny_model_path, parallel=2)
     try:

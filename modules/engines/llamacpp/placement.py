@@ -1,9 +1,12 @@
 """Which sequence slot a new job takes, and which cached prefix of its prompt it starts from.
 
-Each slot remembers the tokens whose KV cells it holds. A new job takes the free slot that
-shares the longest prefix with its prompt; a longer prefix held by a busy slot is copied
-(`llama_memory_seq_cp`), or one saved in the prompt cache is restored. Whatever cache the
-job overwrites is saved first when it is long enough to be worth keeping.
+Each slot remembers the tokens whose KV cells it holds. A new job takes the free slot
+whose cache it continues (it throws away less of it than is worth keeping, MIN_KEPT) with
+the longest shared prefix; an empty slot counts as such. Failing that, it takes the free
+slot that loses least: it does not overwrite another conversation while a slot is empty.
+A longer prefix held by another slot, busy or free, is copied (`llama_memory_seq_cp`), or
+one saved in the prompt cache is restored. Whatever cache the job overwrites is saved
+first when it is long enough to be worth keeping.
 
 Cells are only reused under the LoRA adapters that computed them: a slot and a saved state
 carry their adapter key (adapters.py), and a prefix counts only when the keys are equal.
@@ -17,7 +20,11 @@ from dataclasses import dataclass, field
 from .jobs import Job
 from .prompt_cache import PromptCache, common_prefix
 
-MIN_GAIN = 16  # prefix tokens a copy or a restore must save to be worth its cost
+# Copying a prefix's cells or restoring a saved state costs well under a millisecond per
+# hundred tokens (SmolLM2-135M: 0.4 ms for 118 tokens); evaluating them costs milliseconds
+# each. So a copy or a restore that saves a few tokens pays; below this it is not bothered.
+MIN_GAIN = 8
+MIN_KEPT = 16  # a slot's cache is saved before it is overwritten when it loses this much
 # llama.cpp computes a sequence's single query row on another path than several rows, with
 # slightly different floats. Generation always feeds one token per sequence, alone or
 # batched; prompts are evaluated at least two tokens at a time, so that the same prompt
@@ -55,19 +62,26 @@ class Placer:
                 return 0
             return min(common_prefix(slot.cached, job.prompt), limit)
 
-        target = max(free, key=lambda slot: (shared(slot), -len(slot.cached)))
+        def rank(slot: Slot) -> tuple[bool, int, int]:
+            lost = len(slot.cached) - shared(slot)
+            continued = lost < MIN_KEPT  # what the job throws away is not worth keeping
+            return continued, shared(slot) if continued else -lost, shared(slot)
+
+        # The free slot whose cache the job continues, with the longest prefix (the next
+        # turn of its conversation, or an empty slot); else the one that loses least.
+        target = max(free, key=rank)
         reuse = shared(target)
         source: Slot | int | None = None
-        for slot in self._slots:
-            if slot.job is not None and shared(slot) >= reuse + MIN_GAIN:
+        for slot in self._slots:  # a longer prefix elsewhere, busy or free, is copied
+            if slot is not target and shared(slot) >= reuse + MIN_GAIN:
                 reuse, source = shared(slot), slot
         saved_key, saved = self._prompt_cache.best(job.prompt, key)
         if saved_key is not None and min(saved, limit) >= reuse + MIN_GAIN:
             reuse, source = min(saved, limit), saved_key
         if source is not None:  # sacrifice the free slot whose cache is worth least
-            target = min(free, key=lambda slot: len(slot.cached))
+            target = min((slot for slot in free if slot is not source), key=lambda slot: len(slot.cached))
         kept = reuse if source is None else 0
-        if len(target.cached) - kept >= MIN_GAIN:
+        if len(target.cached) - kept >= MIN_KEPT:
             self._prompt_cache.save(self._ctx, target.seq_id, target.cached, target.adapters)
         if source is not None:
             self.forget(target.seq_id)

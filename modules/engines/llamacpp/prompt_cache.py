@@ -25,8 +25,13 @@ MIN_TOKENS = 64  # shorter prompts are cheaper to evaluate again than to keep
 @dataclass
 class SavedPrompt:
     tokens: list[int]
-    data: ctypes.Array
+    data: np.ndarray  # the state's bytes
     adapters: tuple = ()
+
+
+def as_bytes(data: np.ndarray):
+    """A numpy byte array as the `uint8_t *` llama.cpp's state calls take."""
+    return data.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -81,8 +86,8 @@ class PromptCache:
         size = self._lib.llama_state_seq_get_size(ctx, seq_id)
         if size == 0 or size > self._budget:
             return
-        data = (ctypes.c_uint8 * size)()
-        if self._lib.llama_state_seq_get_data(ctx, data, size, seq_id) != size:
+        data = np.empty(size, dtype=np.uint8)  # not zeroed first: llama.cpp writes every byte
+        if self._lib.llama_state_seq_get_data(ctx, as_bytes(data), size, seq_id) != size:
             return
         self._entries[self._next_key] = SavedPrompt(list(tokens), data, adapters)
         self._next_key += 1
@@ -94,7 +99,7 @@ class PromptCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if self._lib.llama_state_seq_set_data(ctx, entry.data, len(entry.data), seq_id) == 0:
+        if self._lib.llama_state_seq_set_data(ctx, as_bytes(entry.data), len(entry.data), seq_id) == 0:
             del self._entries[key]
             return None
         self._entries.move_to_end(key)

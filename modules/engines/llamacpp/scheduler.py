@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 # each read and checked in turn by the server. An idle scheduler waits this long after the
 # first for the others, so that their prompts share one step instead of queueing behind
 # each other's: first tokens come sooner for all but the first, by at most this for it.
+# Each job takes its slot as soon as it arrives, so whatever placing it costs (saving the
+# slot's old cache, prompt_cache.py) is spent while the server still reads the others.
 GATHER_SECONDS = 0.004
 
 
@@ -249,10 +251,13 @@ class Scheduler:
         """Take commands, admit waiting jobs, run one step. Returns the stop reply, if any."""
         idle = not self._waiting and all(slot.job is None for slot in self._slots)
         command = self._inbox.get() if idle else _WAKE
-        gather_until = time.monotonic() + GATHER_SECONDS if idle and isinstance(command, Job) else 0.0
+        gathering = idle and isinstance(command, Job)
+        gather_until = time.monotonic() + GATHER_SECONDS if gathering else 0.0
         while True:
             if isinstance(command, Job):
                 self._waiting.append(command)
+                if gathering:  # placed at once: saving a slot's old cache overlaps the wait
+                    self._admit()
             elif isinstance(command, tuple) and command[0] is _STOP:
                 return command[1]
             elif isinstance(command, tuple) and command[0] is _CALL:
