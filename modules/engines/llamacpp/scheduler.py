@@ -44,6 +44,7 @@ from .jobs import Job, probe_entries
 from .library import llama_library
 from .media import Projector
 from .model import LlamaModel
+from .paired_sampling import PairedSampling
 from .placement import Placer, Slot
 from .prompt_cache import PromptCache
 from .sampler import SequenceSampler, filtered_logprobs, log_softmax, logits_at, top_logprobs
@@ -211,6 +212,7 @@ class Scheduler:
             self._placer.bind(self._ctx, self._memory)
             self._stepper = StepBuilder(self._slots, self._batch, self.n_ctx, o.batch_size)
             self._governor = ThreadGovernor(o.threads, o.threads_batch)
+            self._sampling = PairedSampling()
             self._threads_in_use = -1
             self._adapters = AdapterLibrary(self._lib, self._model.ptr)
             if o.mmproj is not None:
@@ -356,13 +358,26 @@ class Scheduler:
         for job, index, length in step.prefill:
             if job.wants_echo_logprobs:
                 self._collect_echo_logprobs(job, index, length)
+        sampled = self._sample_together(step)
         for job, index, draft in step.to_sample:
             if self._slots[job.seq_id].job is not job:
                 continue
             if draft:
                 self._verify(job, index, draft)
             else:
-                self._advance(job, index)
+                self._advance(job, index, token=sampled.get(job))
+
+    def _sample_together(self, step) -> dict[Job, int]:
+        """The next token of every plain generating sequence of the step, sampled on two
+        threads (paired_sampling.py). A first token (which may be a probe, or not wanted)
+        and drafted positions (sampled in turn, each after the previous) are left out."""
+        jobs = [
+            (job, index)
+            for job, index, draft in step.to_sample
+            if not draft and job.first_token_at is not None and self._slots[job.seq_id].job is job
+        ]
+        tokens = self._sampling.sample(self._ctx, [(job.sampler, index) for job, index in jobs])
+        return {job: token for (job, _), token in zip(jobs, tokens, strict=True)}
 
     def _cores_beside_projector(self) -> int:
         """The cores a step may use: all, or while the projector encodes an image, those it
@@ -421,10 +436,13 @@ class Scheduler:
             self._lib.llama_memory_seq_rm(self._memory, job.seq_id, keep, -1)
             del slot.cached[keep:]
 
-    def _advance(self, job: Job, index: int, position: int | None = None) -> int | None:
-        """Sample the next token of `job` from the logits at batch `index`, and emit it.
-        Returns the token when the job goes on (it is then `next_token`), None when it ended.
-        `position`: where the sampled token will sit (default: after the slot's cache)."""
+    def _advance(
+        self, job: Job, index: int, position: int | None = None, token: int | None = None
+    ) -> int | None:
+        """Sample the next token of `job` from the logits at batch `index` (unless `token`
+        was sampled already), and emit it. Returns the token when the job goes on (it is
+        then `next_token`), None when it ended. `position`: where the sampled token will sit
+        (default: after the slot's cache)."""
         model = self._model
         if job.first_token_at is None:
             job.first_token_at = time.monotonic()
@@ -439,7 +457,8 @@ class Scheduler:
         logprobs = None
         if job.wants_logprobs:
             logprobs = log_softmax(logits_at(self._ctx, index, model.n_vocab))
-        token = job.sampler.sample(self._ctx, index)
+        if token is None:
+            token = job.sampler.sample(self._ctx, index)
         if model.is_end_of_generation(token) and not job.params.ignore_eos:
             self._finish(job, FINISH_STOP)
             return None
@@ -555,6 +574,7 @@ class Scheduler:
                 self._finish(slot.job, FINISH_CANCELLED)
         if self._projector is not None:
             self._projector.close()
+        self._sampling.close()
         if self._ctx:
             self._lib.llama_free(self._ctx)
             self._ctx = None
