@@ -77,7 +77,12 @@ def test_a_word_file_and_removing_one_before_sending(site, new_page, tmp_path):
     page = new_page()
     fresh_chat(page, site)
     page.set_input_files("#file-input", [str(memo), str(other)])
-    page.wait_for_function("() => document.querySelectorAll('#attachments .file-chip').length === 2")
+    # both read (a chip shows tokens once its file is read): the chip being read changes
+    # width when it is, and a click aimed at its button then could land beside it
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#attachments .file-size')]"
+        ".filter((size) => size.textContent.endsWith('tokens')).length === 2"
+    )
     page.click("#attachments button[aria-label='Remove other.md']")
     assert chips(page) == ["memo.docx"]
     set_max_tokens(page, 4)
