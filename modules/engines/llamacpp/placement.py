@@ -57,24 +57,25 @@ class Placer:
         limit = 0 if job.wants_echo_logprobs else max(0, len(job.prompt) - MIN_CHUNK)
         key = job.adapters
 
-        def shared(slot: Slot) -> int:
-            if slot.adapters != key:
-                return 0
-            return min(common_prefix(slot.cached, job.prompt), limit)
+        shared = {  # by seq_id: the prompt tokens each slot's cache could serve
+            slot.seq_id: min(common_prefix(slot.cached, job.prompt), limit) if slot.adapters == key else 0
+            for slot in self._slots
+        }
 
         def rank(slot: Slot) -> tuple[bool, int, int]:
-            lost = len(slot.cached) - shared(slot)
+            held = shared[slot.seq_id]
+            lost = len(slot.cached) - held
             continued = lost < MIN_KEPT  # what the job throws away is not worth keeping
-            return continued, shared(slot) if continued else -lost, shared(slot)
+            return continued, held if continued else -lost, held
 
         # The free slot whose cache the job continues, with the longest prefix (the next
         # turn of its conversation, or an empty slot); else the one that loses least.
         target = max(free, key=rank)
-        reuse = shared(target)
+        reuse = shared[target.seq_id]
         source: Slot | int | None = None
         for slot in self._slots:  # a longer prefix elsewhere, busy or free, is copied
-            if slot is not target and shared(slot) >= reuse + MIN_GAIN:
-                reuse, source = shared(slot), slot
+            if slot is not target and shared[slot.seq_id] >= reuse + MIN_GAIN:
+                reuse, source = shared[slot.seq_id], slot
         saved_key, saved = self._prompt_cache.best(job.prompt, key)
         if saved_key is not None and min(saved, limit) >= reuse + MIN_GAIN:
             reuse, source = min(saved, limit), saved_key
