@@ -1,6 +1,6 @@
 """The thread governor picks the faster thread count for multi-token steps, and keeps checking."""
 
-from modules.engines.llamacpp.threads import EXPLORE_QUIET, ThreadGovernor
+from modules.engines.llamacpp.threads import EXPLORE_BUSY, EXPLORE_QUIET, ThreadGovernor
 
 
 def simulate(governor: ThreadGovernor, cost_per_token: dict[int, float], steps: int, n_tokens: int = 4):
@@ -50,6 +50,35 @@ def test_small_and_large_steps_are_judged_separately():
     simulate(governor, {2: 0.050, 1: 0.010}, steps=50, n_tokens=4)
     assert [governor.choose(200) for _ in range(10)].count(2) >= 9  # big steps: 2 threads
     assert [governor.choose(4) for _ in range(10)].count(1) >= 9  # small steps: 1 thread
+
+
+def test_single_slow_steps_do_not_move_it_to_one_thread():
+    governor = ThreadGovernor(threads=1, threads_batch=2)
+    used = []
+    for step in range(1, 301):  # (the very first try of one thread compares with one step)
+        threads = governor.choose(4)
+        slow = threads == 2 and step % 7 == 0  # a step that waited for a core, now and then
+        governor.record(4, threads, (0.007 * (2.2 if slow else 1.0) if threads == 2 else 0.012) * 4)
+        used.append(threads)
+    assert used.count(1) <= 1 + 300 // EXPLORE_QUIET  # the early try and the periodic ones only
+
+
+def test_the_step_that_wakes_sleeping_threads_is_not_held_against_them():
+    """After a while on one thread, the first step on two waited for its second thread to wake
+    (up to 240 ms instead of 30 here); the next ones run at the usual speed."""
+    governor = ThreadGovernor(threads=1, threads_batch=2)
+    simulate(governor, {2: 0.007, 1: 0.012}, steps=30)
+    simulate(governor, {2: 0.150, 1: 0.013}, steps=30)  # busy: two threads collapse
+    assert governor.choose(4) == 1
+    used, previous = [], 1
+    for _ in range(EXPLORE_QUIET):  # quiet again
+        threads = governor.choose(4)
+        cost = 0.060 if threads > previous else {2: 0.007, 1: 0.012}[threads]
+        governor.record(4, threads, cost * 4)
+        used.append(threads)
+        previous = threads
+    back = used.index(2)  # the next try of two threads
+    assert back <= 2 * EXPLORE_BUSY and used[back:] == [2] * (len(used) - back)  # and they stay
 
 
 def test_equal_counts_need_no_governing():
