@@ -81,6 +81,18 @@ def test_the_step_that_wakes_sleeping_threads_is_not_held_against_them():
     assert back <= 2 * EXPLORE_BUSY and used[back:] == [2] * (len(used) - back)  # and they stay
 
 
+def test_a_single_streams_drafted_steps_are_measured_between_its_one_token_steps():
+    governor = ThreadGovernor(threads=1, threads_batch=2)
+    used = []
+    for _ in range(40):  # a busy machine; a drafted step now and then
+        for _ in range(3):
+            governor.record(1, governor.choose(1), 0.012)
+        threads = governor.choose(4)
+        governor.record(4, threads, {2: 0.150, 1: 0.012}[threads] * 4)
+        used.append(threads)
+    assert used[-20:].count(1) >= 18
+
+
 def test_equal_counts_need_no_governing():
     governor = ThreadGovernor(threads=2, threads_batch=2)
     assert governor.choose(1) == 2 and governor.choose(300) == 2

@@ -24,8 +24,10 @@ seconds (docs/performance.md, "Threads"):
   count in use is judged by the median of its last `WINDOW` steps, which one slow step does
   not move; the other count by its latest trial.
 - Waking threads: the first step on more threads after a while on fewer took up to 240 ms
-  instead of 30 (the threads that were not used had gone to sleep). That step is not
-  measured; a trial of more threads lasts until a step that is.
+  instead of 30 (the threads that were not used had gone to sleep). So a try of more
+  threads lasts two steps, and only the second is measured. (Steps that run on more
+  threads now and then, such as a single stream's drafted steps between its one-token
+  steps, are measured as they are: waking the threads is part of what they cost.)
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ class ThreadGovernor:
         self._steps: dict[bool, int] = {True: 0, False: 0}  # since the last try, per class
         self._suspect: dict[bool, bool] = {True: False, False: False}  # try `threads` next
         self._trying: dict[bool, int | None] = {True: None, False: None}  # until measured
+        self._unmeasured: dict[bool, int] = {True: 0, False: 0}  # steps of a try not to measure
         self._busy_every: dict[bool, int] = {True: EXPLORE_BUSY, False: EXPLORE_BUSY}
-        self._last_threads = threads_batch  # of the previous step, of any size
 
     def choose(self, n_tokens: int) -> int:
         if n_tokens <= 1 or self.threads == self.threads_batch:
@@ -79,14 +81,16 @@ class ThreadGovernor:
         trial = other if best == preferred else preferred
         self._times[(small, trial)] = deque(maxlen=WINDOW)  # a trial replaces older figures
         self._trying[small] = trial
+        self._unmeasured[small] = 1 if trial > best else 0  # its first step wakes threads
         return trial
 
     def record(self, n_tokens: int, threads: int, seconds: float) -> None:
-        woke = threads > self._last_threads
-        self._last_threads = threads
-        if n_tokens <= 1 or self.threads == self.threads_batch or woke:
+        if n_tokens <= 1 or self.threads == self.threads_batch:
             return
         small = n_tokens <= SMALL_STEP
+        if self._unmeasured[small] and self._trying[small] == threads:
+            self._unmeasured[small] -= 1
+            return
         times = self._times.setdefault((small, threads), deque(maxlen=WINDOW))
         per_token = seconds / n_tokens
         if times and threads == self.threads_batch and per_token > SLOWER * median(times):
@@ -95,6 +99,6 @@ class ThreadGovernor:
         if self._trying[small] != threads:
             return
         self._trying[small] = None
-        fewer = self._times.get((small, self.threads))
-        if threads == self.threads_batch and fewer and median(fewer) < per_token:  # lost again
+        in_favour = self._times.get((small, self.threads))
+        if threads == self.threads_batch and in_favour and median(in_favour) < per_token:  # lost again
             self._busy_every[small] = min(2 * self._busy_every[small], EXPLORE_QUIET)
