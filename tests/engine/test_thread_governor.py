@@ -1,4 +1,4 @@
-"""The thread governor picks the faster thread count for multi-token steps, and keeps checking."""
+"""The thread governor picks the faster thread count for each kind of step, and keeps checking."""
 
 from modules.engines.llamacpp.threads import EXPLORE_BUSY, EXPLORE_QUIET, ThreadGovernor
 
@@ -12,9 +12,29 @@ def simulate(governor: ThreadGovernor, cost_per_token: dict[int, float], steps: 
     return used
 
 
-def test_single_tokens_use_the_generation_threads():
+def test_single_tokens_start_on_the_generation_threads():
     governor = ThreadGovernor(threads=1, threads_batch=2)
     assert governor.choose(1) == 1
+
+
+def test_single_tokens_move_to_more_threads_when_they_measure_faster():
+    """On a quiet machine one-token steps ran ~9.5 ms on 2 threads against ~14 on 1."""
+    governor = ThreadGovernor(threads=1, threads_batch=2)
+    used = simulate(governor, {2: 0.0095, 1: 0.014}, steps=200, n_tokens=1)
+    assert used[:3] == [1, 2, 2]  # the configured count, then a try of two steps (one measured)
+    assert used[3:].count(1) == 200 // EXPLORE_QUIET  # then one thread is tried rarely
+    assert governor.choose(4) == 2  # batched steps keep their own judgement
+
+
+def test_single_tokens_go_back_to_the_generation_threads_when_the_machine_gets_busy():
+    """With another program on one of the 2 cores, one-token steps on 2 threads took twice as
+    long as on 1 (a slowdown that never reaches SLOWER: the window's median must see it)."""
+    governor = ThreadGovernor(threads=1, threads_batch=2)
+    simulate(governor, {2: 0.0095, 1: 0.014}, steps=100, n_tokens=1)
+    used = simulate(governor, {2: 0.030, 1: 0.014}, steps=200, n_tokens=1)
+    assert used[:10].count(2) <= 4  # three slow steps move the window's median
+    # Then tries of two threads, two steps each, after 24, 48 and 96 steps on one.
+    assert used[10:].count(2) <= 2 * 3
 
 
 def test_it_prefers_the_faster_count_and_still_explores():
