@@ -66,11 +66,15 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    from modules.engines.llamacpp.library import llama_library, set_library_logging
+    from modules.engines.media.runtime import prefer_passive_openmp
+
+    prefer_passive_openmp()  # OpenMP as the server sets it up, before llama.cpp loads it
+    llama_library()
     from llama_cpp import Llama
 
     from modules.engines.crossthread import make_mailer
     from modules.engines.llamacpp.engine import LlamaCppEngine
-    from modules.engines.llamacpp.library import set_library_logging
     from modules.engines.llamacpp.scheduler import ContextOptions
     from modules.engines.manager import builtin_model_path
 

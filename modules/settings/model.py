@@ -73,8 +73,12 @@ class Settings(BaseModel):
     ctx_size: int = _opt(
         4096, "Context window per request, in tokens (0: the model's training context).", metavar="N"
     )
-    threads: int = _opt(0, "Threads for generation (0: automatic).", metavar="N")
-    threads_batch: int = _opt(0, "Threads for prompt processing (0: automatic).", metavar="N")
+    threads: int = _opt(
+        0,
+        "Threads for generation (0: half the cores); it moves to --threads-batch while that measures faster.",
+        metavar="N",
+    )
+    threads_batch: int = _opt(0, "Threads for prompt processing (0: all the cores).", metavar="N")
     batch_size: int = _opt(512, "Largest number of prompt tokens evaluated in one step.", metavar="N")
     parallel: int = _opt(
         4,

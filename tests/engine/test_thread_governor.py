@@ -113,6 +113,23 @@ def test_a_single_streams_drafted_steps_are_measured_between_its_one_token_steps
     assert used[-20:].count(1) >= 18
 
 
+def test_single_tokens_try_more_threads_seldom_on_a_busy_machine():
+    """Beside a busy loop, a try of two threads for one token took 100-180 ms against ~17 ms
+    on one thread: after 48, 96, 192 and 384 steps, then every 384, not every 96."""
+    governor = ThreadGovernor(threads=1, threads_batch=2)
+    used = simulate(governor, {2: 0.120, 1: 0.017}, steps=1000, n_tokens=1)
+    assert used[:3] == [1, 2, 2]
+    assert used.count(2) <= 2 * (1 + 4)  # the early try, then four in 1,000 steps
+
+
+def test_more_threads_that_are_barely_faster_are_not_taken():
+    """On a busy machine a step on two threads is now and then as fast as on one; taking
+    them on that evidence cost several slow steps before the window's median turned."""
+    governor = ThreadGovernor(threads=1, threads_batch=2)
+    used = simulate(governor, {2: 0.0165, 1: 0.017}, steps=100, n_tokens=1)
+    assert used[3:].count(2) <= 2  # after the early try, one more in 100 steps
+
+
 def test_equal_counts_need_no_governing():
     governor = ThreadGovernor(threads=2, threads_batch=2)
     assert governor.choose(1) == 2 and governor.choose(300) == 2

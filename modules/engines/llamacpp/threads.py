@@ -19,7 +19,9 @@ threads takes much longer than usual (the machine may have got busier), and ofte
 fewer threads are in favour (after `EXPLORE_BUSY` steps), so that it returns soon after
 the machine gets quiet again. Each try of more threads on a busy machine costs two slow
 steps (see below), so while those tries keep losing they come less often: after 24 steps,
-then 48, then every 96.
+then 48, then every 96 (one-token steps: on to 192, then every 384, see `LONGEST_WAIT`).
+More threads are taken only when clearly faster (`FASTER`): on a busy machine a step on
+two threads is now and then as fast as on one, and the next ones are not.
 
 Measurements are noisy, and two kinds of noise once kept a quiet machine on one thread for
 seconds (docs/performance.md, "Threads"):
@@ -44,8 +46,16 @@ WINDOW = 5  # latest steps of the count in use: their median is its time per tok
 EXPLORE_QUIET = 96  # steps between tries of fewer threads while more are in favour
 EXPLORE_BUSY = 24  # steps before the first try of more threads once fewer are in favour
 SLOWER = 2.5  # a step this many times its count's median looks like contention
+FASTER = 0.9  # more threads are in favour only when this much faster than fewer
 
 ONE, FEW, MANY = "one token", "a few tokens", "many tokens"  # the kinds of step
+
+# The longest wait between tries of more threads that keep losing, in steps. One-token
+# steps are short (~17 ms on a busy 2-core machine) and a try costs much more than two of
+# them (its steps took 100-180 ms with another program on the other core), so their tries
+# back off further: a try every 384 steps costs ~2% of a busy machine's speed, and a
+# quiet one gets its second thread back within ~6 s.
+LONGEST_WAIT = {ONE: 4 * EXPLORE_QUIET, FEW: EXPLORE_QUIET, MANY: EXPLORE_QUIET}
 
 
 def kind_of(n_tokens: int) -> str:
@@ -74,7 +84,7 @@ class ThreadGovernor:
         more, fewer = self._times.get((kind, self.more)), self._times.get((kind, self.fewer))
         if not more and not fewer:
             return self.threads if kind == ONE else self.threads_batch  # the configured count
-        best = self.fewer if not more or (fewer and median(fewer) < median(more)) else self.more
+        best = self.more if more and (not fewer or self._faster(median(more), fewer)) else self.fewer
         self._steps[kind] += 1
         if best == self.more:
             self._busy_every[kind] = EXPLORE_BUSY
@@ -110,5 +120,10 @@ class ThreadGovernor:
             return
         self._trying[kind] = None
         fewer = self._times.get((kind, self.fewer))
-        if threads == self.more and fewer and median(fewer) < per_token:  # lost again
-            self._busy_every[kind] = min(2 * self._busy_every[kind], EXPLORE_QUIET)
+        if threads == self.more and fewer and not self._faster(per_token, fewer):  # lost again
+            self._busy_every[kind] = min(2 * self._busy_every[kind], LONGEST_WAIT[kind])
+
+    @staticmethod
+    def _faster(more: float, fewer: deque[float]) -> bool:
+        """Whether more threads' time per token clearly beats fewer threads' median."""
+        return more < FASTER * median(fewer)
