@@ -119,11 +119,10 @@ def open_context(lib, model: LlamaModel, options: ContextOptions, n_ctx: int) ->
     params.n_threads = o.threads
     params.n_threads_batch = o.threads_batch
     params.kv_unified = False  # each sequence gets its own n_ctx cells
-    # llama.cpp's CPU flash attention gives slightly different results depending on how
-    # a prompt is split into batches, so a request's text would depend on what else was
-    # running. Without it (the default), a request generates the same tokens batched or
-    # alone; with it (and with a quantized cache, which needs it), generation is faster
-    # and the KV cache smaller, but that guarantee is gone.
+    # Flash attention (the server's default, --flash-attn): faster generation and a smaller
+    # KV cache, and a quantized cache needs it. On a real model neither setting makes a
+    # request's text independent of what else runs: llama.cpp's CPU kernels split work
+    # by batch shape either way (docs/performance.md, "Batched and alone").
     params.flash_attn_type = 1 if o.uses_flash_attn else 0
     params.type_k = params.type_v = CACHE_TYPES[o.cache_type]
     params.rope_freq_base = o.rope_freq_base
