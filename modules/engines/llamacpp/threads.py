@@ -49,6 +49,7 @@ SLOWER = 2.5  # a step this many times its count's median looks like contention
 FASTER = 0.9  # more threads are in favour only when this much faster than fewer
 
 ONE, FEW, MANY = "one token", "a few tokens", "many tokens"  # the kinds of step
+KINDS = (ONE, FEW, MANY)
 
 # The longest wait between tries of more threads that keep losing, in steps. One-token
 # steps are short (~17 ms on a busy 2-core machine) and a try costs much more than two of
@@ -69,11 +70,11 @@ class ThreadGovernor:
         self.more, self.fewer = max(threads, threads_batch), min(threads, threads_batch)
         # (kind, threads) -> seconds per token of its latest measured steps
         self._times: dict[tuple[str, int], deque[float]] = {}
-        self._steps = dict.fromkeys((ONE, FEW, MANY), 0)  # since the last try
-        self._suspect = dict.fromkeys((ONE, FEW, MANY), False)  # try fewer threads next
-        self._trying: dict[str, int | None] = dict.fromkeys((ONE, FEW, MANY))  # until measured
-        self._unmeasured = dict.fromkeys((ONE, FEW, MANY), 0)  # steps of a try not to measure
-        self._busy_every = dict.fromkeys((ONE, FEW, MANY), EXPLORE_BUSY)
+        self._steps = dict.fromkeys(KINDS, 0)  # since the last try
+        self._suspect = dict.fromkeys(KINDS, False)  # try fewer threads next
+        self._trying: dict[str, int | None] = dict.fromkeys(KINDS)  # until measured
+        self._unmeasured = dict.fromkeys(KINDS, 0)  # steps of a try not to measure
+        self._busy_every = dict.fromkeys(KINDS, EXPLORE_BUSY)
 
     def choose(self, n_tokens: int) -> int:
         if self.threads == self.threads_batch:
@@ -112,7 +113,7 @@ class ThreadGovernor:
             self._unmeasured[kind] -= 1
             return
         times = self._times.setdefault((kind, threads), deque(maxlen=WINDOW))
-        per_token = seconds / max(1, n_tokens)
+        per_token = seconds / n_tokens
         if times and threads == self.more and per_token > SLOWER * median(times):
             self._suspect[kind] = True
         times.append(per_token)
