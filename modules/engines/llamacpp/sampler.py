@@ -1,9 +1,10 @@
-"""One sampler chain per sequence, and log-probabilities straight from the logits.
+"""One sampler per sequence, and log-probabilities straight from the logits.
 
-Every sequence owns its chain (its own penalties history, grammar state and random
+Every sequence owns its sampler (its own penalties history, grammar state and random
 generator), so a request samples the same tokens whether it runs alone or batched with
-others. Logprobs are a log-softmax of the raw logits of the step, computed only when
-asked for: no `logits_all` buffer of n_ctx x n_vocab floats (../shared/FACTS.md).
+others, as far as the logits allow (softmax_draw.py). Logprobs are a log-softmax of the
+raw logits of the step, computed only when asked for: no `logits_all` buffer of n_ctx x
+n_vocab floats (../shared/FACTS.md).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..base import SamplingParams, TopLogprob
 from .json_grammar import json_schema_grammar
 from .library import llama_library
 from .model import LlamaModel
+from .softmax_draw import SoftmaxDraw, draws_plainly
 
 RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: pick a random seed
 BAN = -100.0  # OpenAI: a bias of -100 bans the token
@@ -31,8 +33,14 @@ def grammar_for(params: SamplingParams) -> str | None:
     return None
 
 
+def seed64(seed: int | None) -> int | None:
+    """A seed numpy takes: any int as 64 bits (None: fresh entropy)."""
+    return None if seed is None else seed & 0xFFFFFFFFFFFFFFFF
+
+
 class SequenceSampler:
-    """The sampler chain of one sequence. Build and use it on the scheduler's thread."""
+    """How one sequence picks its tokens: the argmax, a plain softmax draw (softmax_draw.py) or
+    llama.cpp's sampler chain. Build and use it on the scheduler's thread."""
 
     def __init__(self, model: LlamaModel, params: SamplingParams, prompt: Sequence[int]) -> None:
         lib = llama_library()
@@ -48,6 +56,11 @@ class SequenceSampler:
             and not params.presence_penalty
             and not params.frequency_penalty
         )
+        self._draw = None
+        self.chain = None
+        if draws_plainly(params):  # plain temperature sampling needs no chain either
+            self._draw = SoftmaxDraw(params.temperature, seed64(params.seed), model.n_vocab)
+            return
         self.chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         try:
             self._build(model, params, prompt)
@@ -107,6 +120,8 @@ class SequenceSampler:
         """Pick the next token from the logits at batch `index` (and record it)."""
         if self._argmax_only:
             return int(np.argmax(logits_at(ctx, index, self._n_vocab)))
+        if self._draw is not None:
+            return self._draw.draw(logits_at(ctx, index, self._n_vocab))
         return self._lib.llama_sampler_sample(self.chain, ctx, index)
 
     def free(self) -> None:
