@@ -67,6 +67,7 @@ def test_logits_that_differ_in_the_last_bits_give_the_same_tokens():
         (SamplingParams(temperature=0.8, frequency_penalty=0.5), False),
         (SamplingParams(temperature=0.8, logit_bias={5: -100}), False),
         (SamplingParams(temperature=0.8, grammar='root ::= "a"'), False),
+        (SamplingParams(temperature=0.8, grammar=""), True),  # no grammar, as the chain reads it
         (SamplingParams(temperature=0.8, json_schema={"type": "object"}), False),
     ],
 )

@@ -43,7 +43,7 @@ def draws_plainly(params: SamplingParams) -> bool:
         and not params.presence_penalty
         and not params.frequency_penalty
         and not params.logit_bias
-        and params.grammar is None
+        and not params.grammar  # as sampler.grammar_for: an empty grammar is none
         and params.json_schema is None
     )
 
