@@ -8,8 +8,8 @@ import pytest
 
 from modules.engines.base import SamplingParams
 from modules.engines.llamacpp.model import LlamaModel
-from modules.engines.llamacpp.sampler import SequenceSampler
-from modules.engines.llamacpp.softmax_draw import SoftmaxDraw, draws_plainly
+from modules.engines.llamacpp.sampler import SequenceSampler, draws_plainly
+from modules.engines.llamacpp.softmax_draw import SoftmaxDraw
 
 # Four distinct tokens, one far below the rest, and 3,000 alike.
 LOGITS = np.array([2.0, 1.0, 0.0, -1.0, -40.0] + [-4.0] * 3000, dtype=np.float32)

@@ -19,7 +19,7 @@ from ..base import SamplingParams, TopLogprob
 from .json_grammar import json_schema_grammar
 from .library import llama_library
 from .model import LlamaModel
-from .softmax_draw import SoftmaxDraw, draws_plainly
+from .softmax_draw import SoftmaxDraw
 
 RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: pick a random seed
 BAN = -100.0  # OpenAI: a bias of -100 bans the token
@@ -31,6 +31,30 @@ def grammar_for(params: SamplingParams) -> str | None:
     if params.json_schema is not None:
         return json_schema_grammar(params.json_schema)
     return None
+
+
+def keeps_the_logits(params: SamplingParams) -> bool:
+    """No biases, penalties or grammar: the model's logits alone decide."""
+    return (
+        not params.logit_bias
+        and not params.grammar  # an empty grammar is none, as in grammar_for
+        and params.json_schema is None
+        and params.repetition_penalty == 1.0
+        and not params.presence_penalty
+        and not params.frequency_penalty
+    )
+
+
+def draws_plainly(params: SamplingParams) -> bool:
+    """Only a temperature: softmax(logits / temperature), drawn without a chain (softmax_draw.py)."""
+    return (
+        params.temperature > 0
+        and params.top_k <= 0
+        and params.top_p >= 1.0
+        and params.min_p <= 0.0
+        and params.typical_p >= 1.0
+        and keeps_the_logits(params)
+    )
 
 
 def seed64(seed: int | None) -> int | None:
@@ -48,14 +72,7 @@ class SequenceSampler:
         self._n_vocab = model.n_vocab
         # Plain greedy needs no chain: the argmax of the logits is the same token, without
         # building a candidate array of the whole vocabulary every step.
-        self._argmax_only = (
-            params.temperature <= 0
-            and not params.logit_bias
-            and grammar_for(params) is None
-            and params.repetition_penalty == 1.0
-            and not params.presence_penalty
-            and not params.frequency_penalty
-        )
+        self._argmax_only = params.temperature <= 0 and keeps_the_logits(params)
         self._draw = None
         self.chain = None
         if draws_plainly(params):  # plain temperature sampling needs no chain either
