@@ -36,6 +36,7 @@ const title = $("notebook-title");
 const generateButton = $("generate");
 const info = $("notebook-info");
 let status = null;
+let lastRun = ""; // what the last generation said (tokens, speed, why it ended), until the text changes
 
 // --- The list ---------------------------------------------------------------------------------
 
@@ -73,6 +74,7 @@ async function open(id) {
 
 function show(notebook) {
   state.notebook = notebook;
+  lastRun = "";
   remember();
   text.value = notebook.text;
   title.value = notebook.named ? notebook.title : "";
@@ -140,6 +142,7 @@ async function flush() {
 text.addEventListener("input", () => {
   if (state.gen) return;
   state.notebook.text = text.value;
+  lastRun = "";
   changed({ text: text.value });
   countSoon();
 });
@@ -173,7 +176,7 @@ async function count() {
   showInfo();
 }
 
-function showInfo(extra = "") {
+function showInfo(extra = lastRun) {
   const parts = [];
   if (tokens) {
     const room = tokens.ctx - Math.min(state.sampling.max_tokens, Math.floor(tokens.ctx / 2));
@@ -210,6 +213,7 @@ function generate() {
   dirty = null; // the completion saves the text first
   const gen = { id: newId(), pending: "", stopping: false };
   state.gen = gen;
+  lastRun = "";
   setBusy(true);
   try {
     socket.send({ type: "complete", id: gen.id, notebook: state.notebook.id, text: text.value, sampling: state.sampling });
@@ -252,8 +256,9 @@ function onMessage(message) {
     const s = message.stats || {};
     const said = [s.completion_tokens ? `${s.completion_tokens} new tokens` : "", s.tokens_per_second ? `${s.tokens_per_second} tok/s` : "",
       message.finish_reason === "cancelled" ? "stopped" : message.finish_reason === "length" ? "max tokens reached" : ""];
-    countSoon();
-    showInfo(said.filter(Boolean).join(" · "));
+    lastRun = said.filter(Boolean).join(" · ");
+    countSoon(); // the count that follows keeps lastRun
+    showInfo();
   } else if (message.type === "error") {
     fail(message.message);
   }
