@@ -172,12 +172,18 @@ def peer_env() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
 
 
-def start_servers(args, model_path: Path) -> tuple[list[subprocess.Popen], list[Target]]:
+def start_servers(
+    args,
+    model_path: Path,
+    hearth_launch: tuple[str, ...] = ("server.py",),
+    peer_extra_env: dict | None = None,
+) -> tuple[list[subprocess.Popen], list[Target]]:
+    """Hearth (started as `python *hearth_launch`), llama-server and, if asked, llama_cpp.server."""
     logs = ROOT / "bench" / "results"
     (logs / "user_data").mkdir(parents=True, exist_ok=True)
     ports = [free_port() for _ in range(3)]
     hearth = [
-        sys.executable, "server.py", "--nowebui", "--api", "--api-port", str(ports[0]),
+        sys.executable, *hearth_launch, "--nowebui", "--api", "--api-port", str(ports[0]),
         "--parallel", "4", "--threads", "1", "--threads-batch", "2", "--ctx-size", "2048",
         "--user-data-dir", str(logs / "user_data"), *args.hearth_arg,
     ]  # fmt: skip
@@ -197,7 +203,7 @@ def start_servers(args, model_path: Path) -> tuple[list[subprocess.Popen], list[
         env = (
             {**os.environ, **dict(kv.split("=", 1) for kv in args.hearth_env)}
             if name == "Hearth"
-            else peer_env()
+            else peer_env() | (peer_extra_env or {})
         )
         library_path = str(Path(command[0]).parent) if name == "llama-server" else None
         if library_path:
