@@ -13,7 +13,11 @@ Each kind starts with its configured count: `threads` for one token, `threads_ba
 more, so that a prompt never pays for a trial of the other count unless there is a reason.
 Trying the other count costs a slow step (on a quiet machine 4 batched tokens: 45 ms on 1
 thread against 28 ms on 2; a prompt of 4 x 23 tokens: ~500 ms against ~270 ms), so it is
-tried once early for generation steps (one token, and a few at a time), then rarely while
+tried once early for generation steps (one token, and a few at a time), as soon as the
+configured count has a full window of steps (the first steps after a start pay for
+building graphs and touching memory: a server's first step of four streams took 80 ms on
+2 threads, and measured against that step alone, 1 thread won and kept the first
+concurrent requests on it for 24 steps), then rarely while
 more threads keep their pace (every `EXPLORE_QUIET` steps), at once when a step on more
 threads takes much longer than usual (the machine may have got busier), and often while
 fewer threads are in favour (after `EXPLORE_BUSY` steps), so that it returns soon after
@@ -84,15 +88,18 @@ class ThreadGovernor:
             return self._trying[kind]
         more, fewer = self._times.get((kind, self.more)), self._times.get((kind, self.fewer))
         if not more and not fewer:
-            return self.threads if kind == ONE else self.threads_batch  # the configured count
+            return self._configured(kind)
         best = self.more if more and (not fewer or self._faster(median(more), fewer)) else self.fewer
         self._steps[kind] += 1
         if best == self.more:
             self._busy_every[kind] = EXPLORE_BUSY
         every = EXPLORE_QUIET if best == self.more else self._busy_every[kind]
-        # Generation steps are many and cheap to try: the other count gets its first try at
-        # once. Prompt steps are few and dear: theirs waits for a reason.
-        explore = (not (more and fewer) and kind != MANY) or self._steps[kind] >= every
+        # Generation steps are many and cheap to try: the other count gets its first try once
+        # the configured count has a full window. Prompt steps are few and dear: theirs
+        # waits for a reason.
+        configured = self._times.get((kind, self._configured(kind)), ())
+        first_try = not (more and fewer) and kind != MANY and len(configured) >= WINDOW
+        explore = first_try or self._steps[kind] >= every
         if self._suspect[kind]:  # a slow step on more threads: try fewer unless already on them
             self._suspect[kind] = False
             explore = explore or best == self.more
@@ -123,6 +130,9 @@ class ThreadGovernor:
         fewer = self._times.get((kind, self.fewer))
         if threads == self.more and fewer and not self._faster(per_token, fewer):  # lost again
             self._busy_every[kind] = min(2 * self._busy_every[kind], LONGEST_WAIT[kind])
+
+    def _configured(self, kind: str) -> int:
+        return self.threads if kind == ONE else self.threads_batch
 
     @staticmethod
     def _faster(more: float, fewer: deque[float]) -> bool:
