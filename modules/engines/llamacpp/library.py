@@ -12,10 +12,14 @@ from ...errors import NotInstalled
 @functools.cache
 def llama_library() -> ModuleType:
     """The low-level `llama_cpp` bindings, with the backend initialised once per process."""
-    # OpenMP threads spin this many times before sleeping; libgomp's default of 300,000
-    # burns a core a waiting thread needs whenever anything else runs. Read once, when
-    # the library loads.
-    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+    # OpenMP threads spin this many times (about 3 ms) before sleeping, at each of the ~600
+    # barriers of a decode and between decodes. The app asks for OMP_WAIT_POLICY=PASSIVE
+    # (media/runtime.py), which alone would mean no spinning: llama.cpp's second thread
+    # would then sleep and be woken at every barrier, and 2 threads ran at half the speed
+    # of 1. This is libgomp's own default without a policy, as llama-server runs; shorter
+    # spins measured slower (docs/performance.md, "Threads"). Read once, when the library
+    # loads.
+    os.environ.setdefault("GOMP_SPINCOUNT", "300000")
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - depends on the installation
