@@ -219,6 +219,13 @@ def start_servers(
     return processes, targets
 
 
+def stop_servers(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=20)
+
+
 def neighbour(seconds: float) -> subprocess.Popen:
     """A CPU-bound process on the machine for the whole run (bounded in time)."""
     code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
@@ -296,10 +303,7 @@ def main() -> None:
                 drafts.append(draft_pair(targets[0], count_tokens))
             print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=20)
+        stop_servers(processes)
         if busy is not None:
             busy.kill()
     report(results, bare, drafts, args)

@@ -180,10 +180,7 @@ def main() -> None:
                 runs[target.name].append((bench_peers.aggregate(streams), start, time.monotonic()))
             print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=20)
+        bench_peers.stop_servers(processes)
     report(runs, logs, args)
 
 
