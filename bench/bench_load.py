@@ -67,6 +67,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def token_counter(model_path: Path):
+    """How many of the model's tokens a streamed text is (its vocabulary alone is loaded)."""
+    from llama_cpp import Llama
+
+    vocab = Llama(model_path=str(model_path), vocab_only=True, verbose=False)
+
+    def count_tokens(text: str) -> int:
+        return len(vocab.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
+
+    return count_tokens
+
+
 def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -309,15 +321,10 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     args = parser.parse_args()
 
-    from llama_cpp import Llama
-
     from modules.engines.manager import builtin_model_path
 
     model_path = builtin_model_path()
-    vocab = Llama(model_path=str(model_path), vocab_only=True, verbose=False)
-
-    def count_tokens(text: str) -> int:
-        return len(vocab.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
+    count_tokens = token_counter(model_path)
 
     (ROOT / "bench" / "results" / "user_data").mkdir(parents=True, exist_ok=True)
     processes = []

@@ -39,7 +39,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
-from bench_load import free_port, prompt_for, wait_healthy  # noqa: E402
+from bench_load import free_port, prompt_for, token_counter, wait_healthy  # noqa: E402
 from llama_server import llama_server  # noqa: E402
 
 TOKENS = 96
@@ -270,15 +270,10 @@ def main() -> None:
     if args.bare_loop:
         return bare_loop(args.bare_loop, TOKENS, 5)
 
-    from llama_cpp import Llama
-
     from modules.engines.manager import builtin_model_path
 
     model_path = builtin_model_path()
-    vocab = Llama(model_path=str(model_path), vocab_only=True, verbose=False)
-
-    def count_tokens(text: str) -> int:
-        return len(vocab.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
+    count_tokens = token_counter(model_path)
 
     busy = neighbour(3600) if args.neighbour else None
     processes, targets = start_servers(args, model_path)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 import bench_peers  # noqa: E402
-from bench_load import prompt_for  # noqa: E402
+from bench_load import prompt_for, token_counter  # noqa: E402
 from llama_server import cache_dir  # noqa: E402
 
 LOG_ENV = "HEARTH_STEP_LOG"  # where the wrapper appends its lines: tokens, decode ms, gap ms, end s
@@ -147,15 +147,10 @@ def main() -> None:
     if args.serve_hearth is not None:
         sys.exit(serve_hearth_timed(args.serve_hearth))
 
-    from llama_cpp import Llama
-
     from modules.engines.manager import builtin_model_path
 
     model_path = builtin_model_path()
-    vocab = Llama(model_path=str(model_path), vocab_only=True, verbose=False)
-
-    def count_tokens(text: str) -> int:
-        return len(vocab.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
+    count_tokens = token_counter(model_path)
 
     logs = {name: ROOT / "bench" / "results" / f"steps-{name}.log" for name in ("Hearth", "llama-server")}
     for path in logs.values():
