@@ -7,7 +7,7 @@ engine/raw ratio of the medians, with the median, worst and best of the per-roun
 
 A second raw instance of the same model runs in every round too, as a control: its ratio
 to the first (raw/raw) is what the machine's noise alone does to one round's ratio, so an
-engine/raw round is read against it (identical code, worst round 0.855 in one run here).
+engine/raw round is read against it (identical code: worst rounds 0.833 and 0.855 in two runs here).
 
     python bench/bench_engine.py [--rounds 7] [--tokens 128] [--threads 1] [--threads-batch 2]
 """
